@@ -1,0 +1,330 @@
+"""load: the packaged knowledge TOML files -> a checked, typed `Knowledge` (cached).
+
+Every fact carries a `source`; a table without one is refused when the data is loaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+HERE = Path(__file__).parent
+FILES = ("gpus.toml", "torch.toml", "cuda.toml", "packages.toml", "extensions.toml")
+CONFIDENCE = ("verified", "secondary", "unverified")
+
+
+class KnowledgeError(Exception):
+    """The packaged data breaks an invariant: a bug in pinner's data, not in the user's input."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gpu:
+    key: str
+    name: str
+    nvidia_smi: tuple[str, ...]
+    aliases: tuple[str, ...]
+    architecture: str
+    compute_capability: str
+    segment: str
+    source: str
+    confidence: str
+
+    @property
+    def sm(self) -> str:
+        return "sm_" + self.compute_capability.replace(".", "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchRelease:
+    version: str
+    date: str
+    python: tuple[str, ...]
+    pypi_cuda: str  # CUDA of PyPI's Linux x86_64 wheel
+    cxx11_abi: bool
+    numpy2: bool
+    triton: str
+    torchvision: str
+    torchaudio: str  # "" when no torchaudio release matches
+    variants: tuple[str, ...]  # variants on the PyTorch index (Linux x86_64)
+    variants_confidence: str
+    variants_source: str
+    source: str
+    variants_aarch64: tuple[str, ...] = ()  # variants with Linux aarch64 wheels, where sourced
+    pypi_cuda_aarch64: str = ""  # CUDA of PyPI's aarch64 wheel; "" = a CPU-only wheel
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+    @property
+    def pypi_variant(self) -> str:
+        return cuda_to_variant(self.pypi_cuda)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Build:
+    """The architectures compiled into one (torch minor, variant) build."""
+
+    torch: tuple[str, ...]  # minors
+    variant: str
+    arches: tuple[str, ...]
+    ptx: str
+    confidence: str
+    source: str
+    platform: str = "linux-x86_64"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudaMajor:
+    major: int
+    min_driver: str
+    dropped_arches: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaseImage:
+    cuda: str
+    runtime: str
+    devel: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Knowledge:
+    as_of: str
+    digest: str  # sha256 of the data files: part of every lock fingerprint
+    index_url: str
+    gpus: tuple[Gpu, ...]
+    releases: tuple[TorchRelease, ...]  # newest first
+    builds: tuple[Build, ...]
+    majors: tuple[CudaMajor, ...]
+    images: tuple[BaseImage, ...]
+    docs: Mapping[str, Mapping[str, Any]]  # raw documents, for the smaller rule tables
+
+    def release(self, version: str) -> TorchRelease | None:
+        return next((r for r in self.releases if r.version == version), None)
+
+    def build(self, minor: str, variant: str, platform: str = "linux-x86_64") -> Build | None:
+        return next(
+            (
+                b
+                for b in self.builds
+                if minor in b.torch and b.variant == variant and b.platform == platform
+            ),
+            None,
+        )
+
+    def major(self, major: int) -> CudaMajor | None:
+        return next((m for m in self.majors if m.major == major), None)
+
+    def image(self, cuda: str) -> BaseImage | None:
+        return next((i for i in self.images if i.cuda == cuda), None)
+
+    def find_gpu(self, name: str) -> Gpu | None:
+        exact, loose = _gpu_index(self.gpus)
+        hit = exact.get(normalize_gpu(name))
+        if hit is None:
+            hits = loose.get(loosen_gpu(name), ())
+            hit = hits[0] if len(hits) == 1 else None
+        return hit
+
+    def suggest_gpus(self, name: str) -> list[str]:
+        exact, _ = _gpu_index(self.gpus)
+        close = difflib.get_close_matches(normalize_gpu(name), list(exact), n=3, cutoff=0.6)
+        seen: list[str] = []
+        for key in close:
+            gpu_key = exact[key].key
+            if gpu_key not in seen:
+                seen.append(gpu_key)
+        return seen
+
+
+def cuda_to_variant(cuda: str) -> str:
+    """'12.8' -> 'cu128'; '' -> 'cpu'."""
+    return "cu" + cuda.replace(".", "") if cuda else "cpu"
+
+
+def variant_to_cuda(variant: str) -> str:
+    """'cu128' -> '12.8', 'cu118' -> '11.8', 'cpu' -> ''."""
+    if not variant.startswith("cu"):
+        return ""
+    digits = variant[2:]
+    return f"{digits[:-1]}.{digits[-1]}"
+
+
+def normalize_gpu(name: str) -> str:
+    text = re.sub(r"^\s*nvidia\s+", "", name.casefold())
+    return re.sub(r"[^a-z0-9]", "", text)
+
+
+_FORM_FACTOR = re.compile(r"^(\d+gb|pcie|sxm\d*|hbm\d*e?|nvl|nvidia|tesla|geforce)$")
+
+
+def loosen_gpu(name: str) -> str:
+    """Drop memory size, form factor and brand words: 'NVIDIA A100-SXM4-80GB' -> 'a100'."""
+    tokens = re.split(r"[^a-z0-9]+", name.casefold())
+    return "".join(t for t in tokens if t and not _FORM_FACTOR.match(t))
+
+
+@functools.lru_cache(maxsize=4)
+def _gpu_index(gpus: tuple[Gpu, ...]) -> tuple[dict[str, Gpu], dict[str, tuple[Gpu, ...]]]:
+    exact: dict[str, Gpu] = {}
+    loose: dict[str, list[Gpu]] = {}
+    for gpu in gpus:
+        for text in (gpu.key, gpu.name, *gpu.aliases, *gpu.nvidia_smi):
+            exact[normalize_gpu(text)] = gpu
+            bucket = loose.setdefault(loosen_gpu(text), [])
+            if gpu not in bucket:
+                bucket.append(gpu)
+    return exact, {k: tuple(v) for k, v in loose.items()}
+
+
+def iter_facts(doc: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Yield every fact table (each element of an array of tables, and each top-level table)."""
+    for key, value in doc.items():
+        here = f"{path}.{key}" if path else key
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                yield f"{here}[{i}]", item
+        elif isinstance(value, dict):
+            yield here, value
+
+
+def check_sources(name: str, doc: Mapping[str, Any]) -> list[str]:
+    """Problems in one data document: every fact needs a non-empty `source`, a known confidence."""
+    problems = []
+    if not doc.get("as_of"):
+        problems.append(f"{name}: missing as_of")
+    for where, fact in iter_facts(doc):
+        if not str(fact.get("source", "")).strip():
+            problems.append(f"{name}: {where}: fact without a source")
+        if "confidence" in fact and fact["confidence"] not in CONFIDENCE:
+            problems.append(
+                f"{name}: {where}: confidence {fact['confidence']!r} not in {CONFIDENCE}"
+            )
+    return problems
+
+
+def _read(name: str) -> tuple[dict[str, Any], bytes]:
+    raw = (HERE / name).read_bytes()
+    try:
+        return tomllib.loads(raw.decode()), raw
+    except tomllib.TOMLDecodeError as e:
+        msg = f"pinner/knowledge/{name}: {e}"
+        raise KnowledgeError(msg) from e
+
+
+def digest() -> str:
+    """Fingerprint of the data files, cheap enough for `pinner check` (no TOML parsing)."""
+    h = hashlib.sha256()
+    for name in FILES:
+        h.update((HERE / name).read_bytes())
+    return "sha256:" + h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def load_knowledge() -> Knowledge:
+    """Read, check and type the packaged knowledge."""
+    docs: dict[str, dict[str, Any]] = {}
+    h = hashlib.sha256()
+    problems: list[str] = []
+    for name in FILES:
+        doc, raw = _read(name)
+        h.update(raw)
+        problems += check_sources(name, doc)
+        docs[name.removesuffix(".toml")] = doc
+    if problems:
+        raise KnowledgeError("\n".join(problems))
+    return _build(docs, "sha256:" + h.hexdigest())
+
+
+def _build(docs: dict[str, dict[str, Any]], sha: str) -> Knowledge:
+    torch = docs["torch"]
+    gpus = tuple(
+        Gpu(
+            key=g["key"],
+            name=g["name"],
+            nvidia_smi=tuple(g.get("nvidia_smi", ())),
+            aliases=tuple(g.get("aliases", ())),
+            architecture=g["architecture"],
+            compute_capability=g["compute_capability"],
+            segment=g["segment"],
+            source=g["source"],
+            confidence=g.get("confidence", "verified"),
+        )
+        for g in docs["gpus"]["gpu"]
+    )
+    releases = tuple(
+        TorchRelease(
+            version=r["version"],
+            date=r["date"],
+            python=tuple(r["python"]),
+            pypi_cuda=r["pypi_cuda"],
+            cxx11_abi=r["cxx11_abi"],
+            numpy2=r["numpy2"],
+            triton=r["triton"],
+            torchvision=r["torchvision"],
+            torchaudio=r["torchaudio"],
+            variants=tuple(r["variants"]),
+            variants_confidence=r["variants_confidence"],
+            variants_source=r["variants_source"],
+            source=r["source"],
+            variants_aarch64=tuple(r.get("variants_aarch64", ())),
+            pypi_cuda_aarch64=r.get("pypi_cuda_aarch64", ""),
+        )
+        for r in torch["release"]
+    )
+    releases = tuple(sorted(releases, key=lambda r: _vkey(r.version), reverse=True))
+    builds = tuple(
+        Build(
+            torch=tuple(b["torch"]),
+            variant=b["variant"],
+            arches=tuple(b["arches"]),
+            ptx=b["ptx"],
+            confidence=b["confidence"],
+            source=b["source"],
+            platform=b.get("platform", "linux-x86_64"),
+        )
+        for b in torch["build"]
+    )
+    majors = tuple(
+        CudaMajor(
+            major=m["major"],
+            min_driver=m["min_driver"],
+            dropped_arches=tuple(m["dropped_arches"]),
+            source=m["source"],
+        )
+        for m in docs["cuda"]["major"]
+    )
+    images = tuple(
+        BaseImage(cuda=i["cuda"], runtime=i["runtime"], devel=i["devel"], source=i["source"])
+        for i in docs["cuda"].get("image", ())
+    )
+    return Knowledge(
+        as_of=min(str(d["as_of"]) for d in docs.values()),
+        digest=sha,
+        index_url=torch["index_url"],
+        gpus=gpus,
+        releases=releases,
+        builds=builds,
+        majors=majors,
+        images=images,
+        docs=docs,
+    )
+
+
+def _vkey(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version))

@@ -1,0 +1,303 @@
+"""load: matrix TOML -> `Matrix` of `Target`s. Unknown keys are refused with a suggestion.
+
+Found in this order: `--matrix PATH`, `./pinner.toml`, `[tool.pinner]` in `./pyproject.toml`,
+then the built-in presets (`matrices/default.toml`, shipped inside the wheel).
+Kept free of heavy imports: `pinner check` loads the matrix on every commit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pinner.errors import ConfigError
+from pinner.model import Matrix, Target
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl/{variant}"
+TORCH_INDEX_ENV = "PINNER_TORCH_INDEX_URL"
+DEFAULT_PYTHON = "3.11"
+DEFAULT_PLATFORM = "linux-x86_64"
+
+TOP_KEYS = ("defaults", "targets", "lock", "out", "templates")
+TARGET_KEYS = (
+    "gpu",
+    "cuda",
+    "torch",
+    "python",
+    "platform",
+    "driver",
+    "base-image",
+    "requirements",
+    "build",
+    "torch-index-url",
+)
+BUILD_VALUES = ("auto", "wheel", "source")
+PLATFORMS = {
+    "linux-x86_64": "linux-x86_64",
+    "linux_x86_64": "linux-x86_64",
+    "x86_64": "linux-x86_64",
+    "amd64": "linux-x86_64",
+    "linux-aarch64": "linux-aarch64",
+    "linux_aarch64": "linux-aarch64",
+    "aarch64": "linux-aarch64",
+    "arm64": "linux-aarch64",
+}
+_SPEC = re.compile(r"^\s*(~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def preset_path() -> Path:
+    """The built-in presets: inside the wheel, or matrices/ of a source checkout."""
+    packaged = Path(__file__).parent / "presets" / "default.toml"
+    if packaged.exists():
+        return packaged
+    return Path(__file__).parent.parent / "matrices" / "default.toml"
+
+
+def find_matrix(explicit: Path | None, cwd: Path) -> tuple[Path | None, str]:
+    """Which file holds the matrix, and which table of it ("" or "tool.pinner")."""
+    if explicit is not None:
+        if not explicit.is_file():
+            msg = f"{explicit}: no such matrix file (given with --matrix)"
+            raise ConfigError(msg)
+        if explicit.name == "pyproject.toml":
+            return explicit, "tool.pinner"
+        return explicit, ""
+    if (cwd / "pinner.toml").is_file():
+        return cwd / "pinner.toml", ""
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file() and "pinner" in _read_toml(pyproject).get("tool", {}):
+        return pyproject, "tool.pinner"
+    return None, ""
+
+
+def load_matrix(explicit: Path | None = None, cwd: Path | None = None) -> Matrix:
+    """Find and read the matrix; every problem in it is reported at once."""
+    cwd = (cwd or Path.cwd()).resolve()
+    path, table = find_matrix(explicit, cwd)
+    if path is None:
+        return _load(preset_path(), "", root=cwd, preset=True)
+    return _load(path.resolve(), table, root=path.resolve().parent, preset=False)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        msg = f"{path}: invalid TOML: {e}; fix the syntax at that line"
+        raise ConfigError(msg) from e
+    except OSError as e:
+        msg = f"{path}: cannot read: {e.strerror}"
+        raise ConfigError(msg) from e
+
+
+def _load(path: Path, table: str, *, root: Path, preset: bool) -> Matrix:
+    doc: Mapping[str, Any] = _read_toml(path)
+    if table:
+        doc = doc.get("tool", {}).get("pinner", {})
+    shown = "built-in presets" if preset else _shown(path, root)
+    prefix = f"{table}." if table else ""
+    problems: list[str] = []
+    _unknown_keys(doc, TOP_KEYS, f"{shown}: {prefix}", problems)
+    defaults = doc.get("defaults", {})
+    if not isinstance(defaults, dict):
+        problems.append(f"{shown}: {prefix}defaults: must be a table")
+        defaults = {}
+    _unknown_keys(defaults, TARGET_KEYS, f"{shown}: {prefix}defaults.", problems)
+    targets_doc = doc.get("targets", {})
+    if not isinstance(targets_doc, dict) or not targets_doc:
+        problems.append(f"{shown}: {prefix}targets: define at least one [targets.<name>] table")
+        targets_doc = {}
+    if preset and "requirements" not in defaults:
+        found = [n for n in ("requirements.in",) if (root / n).is_file()]
+        defaults = {**defaults, "requirements": found}
+    targets = []
+    for name, raw in targets_doc.items():
+        where = f"{shown}: {prefix}targets.{name}"
+        if not isinstance(raw, dict):
+            problems.append(f"{where}: must be a table")
+            continue
+        target = _target(name, {**defaults, **raw}, raw, defaults, where, root, problems)
+        if target is not None:
+            targets.append(target)
+    settings = {k: doc.get(k) for k in ("lock", "out", "templates")}
+    for key, value in settings.items():
+        if value is not None and not isinstance(value, str):
+            problems.append(f"{shown}: {prefix}{key}: must be a path string")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    templates = settings["templates"]
+    return Matrix(
+        path=None if preset else path,
+        root=root,
+        targets=tuple(targets),
+        lock=root / (settings["lock"] or "pinner.lock"),
+        out=root / (settings["out"] or "pinned"),
+        templates=(root / templates) if templates else None,
+    )
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _unknown_keys(
+    table: Mapping[str, Any], known: tuple[str, ...], where: str, out: list[str]
+) -> None:
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = (
+                f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
+            )
+            out.append(f"{where}{key}: unknown key{hint}")
+
+
+def _target(
+    name: str,
+    merged: Mapping[str, Any],
+    raw: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    where: str,
+    root: Path,
+    problems: list[str],
+) -> Target | None:
+    before = len(problems)
+    if not _NAME.match(name):
+        problems.append(f"{where}: target names use lowercase letters, digits, '_' and '-'")
+    _unknown_keys(raw, TARGET_KEYS, f"{where}.", problems)
+
+    def text(key: str, default: str) -> str:
+        value = merged.get(key, default)
+        if not isinstance(value, str):
+            problems.append(f"{where}.{key}: must be a string, got {type(value).__name__}")
+            return default
+        return value.strip()
+
+    gpu = text("gpu", "")
+    if not gpu:
+        problems.append(f'{where}.gpu: missing; name a GPU (e.g. gpu = "A100") or gpu = "cpu"')
+    cuda = _cuda(text("cuda", "auto"), f"{where}.cuda", problems)
+    torch = text("torch", "")
+    for part in filter(None, torch.split(",")):
+        if not _SPEC.match(part):
+            problems.append(f'{where}.torch: {torch!r} is not a version range (e.g. ">=2.7,<2.9")')
+            break
+    python = text("python", DEFAULT_PYTHON)
+    if not re.fullmatch(r"3\.(9|1[0-9])", python):
+        problems.append(f'{where}.python: {python!r} is not a CPython version such as "3.11"')
+    platform = PLATFORMS.get(text("platform", DEFAULT_PLATFORM).lower(), "")
+    if not platform:
+        problems.append(
+            f"{where}.platform: {merged.get('platform')!r} is not supported; "
+            'use "linux-x86_64" or "linux-aarch64"'
+        )
+    driver = text("driver", "")
+    if driver and not re.fullmatch(r"\d+(\.\d+){0,2}", driver):
+        problems.append(f'{where}.driver: {driver!r} is not a driver version such as "570.86"')
+    if gpu.casefold() == "cpu" and cuda not in ("auto", "cpu"):
+        problems.append(f'{where}.cuda: gpu = "cpu" needs no CUDA build; drop cuda or set "cpu"')
+    requirements = _requirements(
+        merged.get("requirements", []), f"{where}.requirements", root, problems
+    )
+    builds = _builds(defaults.get("build", {}), raw.get("build", {}), f"{where}.build", problems)
+    index = os.environ.get(TORCH_INDEX_ENV) or text("torch-index-url", DEFAULT_TORCH_INDEX)
+    if "{variant}" not in index:
+        problems.append(
+            f"{where}.torch-index-url: {index!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
+        )
+    if len(problems) > before:
+        return None
+    return Target(
+        name=name,
+        gpu=gpu,
+        cuda="cpu" if gpu.casefold() == "cpu" else cuda,
+        torch=torch,
+        python=python,
+        platform=platform,
+        driver=driver,
+        base_image=text("base-image", ""),
+        requirements=requirements,
+        builds=builds,
+        torch_index_url=index.rstrip("/"),
+        origin=where,
+    )
+
+
+def _cuda(value: str, where: str, problems: list[str]) -> str:
+    v = value.lower()
+    if v in ("auto", "cpu"):
+        return v
+    m = re.fullmatch(r"(?:cu(\d{2})(\d)|(\d{2})\.(\d)(?:\.\d+)?)", v)
+    if not m:
+        problems.append(f'{where}: {value!r} is not a CUDA version; use "12.8", "cu128" or "auto"')
+        return "auto"
+    major, minor = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    return f"cu{int(major)}{minor}"
+
+
+def _requirements(value: object, where: str, root: Path, problems: list[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(f'{where}: must be a list of file paths, e.g. ["requirements.in"]')
+        return ()
+    for rel in value:
+        if not (root / rel).is_file():
+            problems.append(f"{where}: {rel} does not exist (paths are relative to {root})")
+    return tuple(value)
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _builds(
+    defaults: object, own: object, where: str, problems: list[str]
+) -> tuple[tuple[str, str], ...]:
+    merged: dict[str, str] = {}
+    for table in (defaults, own):
+        if not isinstance(table, dict):
+            problems.append(f'{where}: must be a table such as {{ flash-attn = "wheel" }}')
+            continue
+        for pkg, how in table.items():
+            if how not in BUILD_VALUES:
+                problems.append(f"{where}.{pkg}: {how!r} must be one of {', '.join(BUILD_VALUES)}")
+                continue
+            merged[canonical(pkg)] = how
+    return tuple(sorted(merged.items()))
+
+
+def select_targets(matrix: Matrix, names: list[str] | tuple[str, ...]) -> tuple[Target, ...]:
+    """The targets named on the command line (all when none are), in matrix order."""
+    if not names:
+        return matrix.targets
+    known = {t.name: t for t in matrix.targets}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        source = str(matrix.path) if matrix.path else "the built-in presets"
+        parts = []
+        for n in unknown:
+            close = difflib.get_close_matches(n, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"{n!r}{hint}")
+        msg = (
+            f"--target: unknown target {', '.join(parts)} in {source}; "
+            f"known targets: {', '.join(known)}"
+        )
+        raise ConfigError(msg)
+    return tuple(known[n] for n in dict.fromkeys(names))

@@ -1,0 +1,187 @@
+"""Every value that crosses a stage boundary: frozen dataclasses, no dicts of dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+Severity = Literal["error", "warning", "note"]
+Layer = Literal["torch", "build", "main", "extension"]
+Strategy = Literal["wheel", "source"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """One `[targets.<name>]` table after defaults are merged and keys are checked."""
+
+    name: str
+    gpu: str  # as written; plan resolves aliases. "cpu" for none
+    cuda: str  # "auto", "cpu" or a variant such as "cu128"
+    torch: str  # PEP 440 specifier set, "" for any
+    python: str  # "3.11"
+    platform: str  # "linux-x86_64" | "linux-aarch64"
+    driver: str  # host driver, "" when not given
+    base_image: str  # override, "" to let the plan choose
+    requirements: tuple[str, ...]  # paths relative to the project root
+    builds: tuple[tuple[str, str], ...]  # (package, "auto" | "wheel" | "source")
+    torch_index_url: str  # template, "{variant}" stands for cu128, cpu, ...
+    origin: str  # "matrices/default.toml: targets.rtx5090", for messages
+
+
+@dataclass(frozen=True, kw_only=True)
+class Matrix:
+    path: Path | None  # None: the built-in presets
+    root: Path  # project root: the matrix's folder, or the working folder for presets
+    targets: tuple[Target, ...]
+    lock: Path
+    out: Path
+    templates: Path | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Requirement:
+    name: str  # canonical (PEP 503) name
+    text: str  # the requirement as written, normalized ("flash-attn>=2.7")
+    specifier: str  # version specifier only (">=2.7"), "" when none
+    origin: str  # "requirements.in:3"
+    constraint: bool  # came from a -c file
+
+
+@dataclass(frozen=True, kw_only=True)
+class Requirements:
+    items: tuple[Requirement, ...]
+    files: tuple[Path, ...]  # every file read, nested -r/-c included
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One fact-backed verdict; errors stop the target, warnings and notes travel on."""
+
+    target: str
+    severity: Severity
+    code: str  # "no-kernels", "unknown-gpu", ...
+    message: str
+    fix: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchBuild:
+    version: str  # "2.7.1"
+    variant: str  # "cu128" or "cpu"
+    cuda: str  # "12.8", "" for a CPU build
+    on_pypi: bool  # PyPI's own build: no local tag, installed from the default index
+    arches: tuple[str, ...]  # "sm_75", ...; empty for CPU builds
+    ptx: str  # highest arch also shipped as PTX, "" when none or unknown
+    cxx11_abi: bool
+
+    @property
+    def pin(self) -> str:
+        return self.version if self.on_pypi else f"{self.version}+{self.variant}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """One link of the reasoning chain that `explain` prints."""
+
+    topic: str  # "gpu", "arch", "variant", "torch", "companions", "base image", ...
+    choice: str
+    why: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rejection:
+    variant: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Constraint:
+    requirement: str  # "numpy<2"
+    why: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Extension:
+    """How one compiled extension is installed so that it imports on the target."""
+
+    name: str  # canonical name, "flash-attn"
+    version: str
+    strategy: Strategy
+    wheel: str  # file name of the prebuilt wheel, "" for a source build
+    url: str  # download URL of that wheel, "" for a source build
+    sha256: str  # "" when the hash is not known
+    deps: tuple[str, ...]  # runtime requirements, resolved into the main layer
+    build_deps: tuple[str, ...]  # installed before a source build
+    env: tuple[tuple[str, str], ...]  # build environment (MAX_JOBS, FORCE_BUILD flags)
+    why: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """Every decision render needs, so that render works from the lock alone."""
+
+    target: Target
+    gpu_name: str  # "GeForce RTX 5090", or "cpu"
+    compute_capability: str  # "12.0", "" for cpu
+    torch: TorchBuild
+    index_url: str  # PyTorch index of the variant; "" when PyPI's own build is used
+    companions: tuple[str, ...]  # exact pins that exist for this build: "torchvision==0.22.1+cu128"
+    base_image: str
+    min_driver: str  # "" for cpu
+    apt: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    constraints: tuple[Constraint, ...]
+    extensions: tuple[Extension, ...]
+    steps: tuple[Step, ...]
+    rejected: tuple[Rejection, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanResult:
+    plan: Plan | None  # None when any finding is an error
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pin:
+    name: str
+    version: str  # with local tag where the index has one: "2.7.1+cu128"
+    hashes: tuple[str, ...]  # "sha256:..."
+    index: str  # "default", the PyTorch index URL, or "url" for a direct wheel
+    layer: Layer
+    via: tuple[str, ...]  # what required it: "requirements.in", "torch", ...
+    url: str = ""  # direct download URL (extension wheels)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetLock:
+    plan: Plan
+    pins: tuple[Pin, ...]
+    inputs: str  # "sha256:..." fingerprint of the target's inputs
+    findings: tuple[Finding, ...]  # warnings found while locking
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockFile:
+    pinner: str  # pinner version that wrote it
+    knowledge: str  # knowledge as_of date
+    targets: tuple[TargetLock, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Artifact:
+    path: PurePosixPath  # relative to the output root: "rtx5090/constraints.txt"
+    text: str
+    executable: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stale:
+    path: PurePosixPath
+    problem: str  # "missing", "out of date", "edited by hand", "not generated by pinner"
+    diff: str

@@ -1,0 +1,183 @@
+"""The only place stages are chained: load -> plan -> resolve -> lock -> render -> write/check."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pinner.errors import PlanError
+from pinner.matrix import load_matrix, select_targets
+from pinner.model import Finding, LockFile, Matrix, PlanResult, Requirements, Target, TargetLock
+
+if TYPE_CHECKING:
+    from pinner.progress import Progress
+    from pinner.resolve import Job, Resolver
+
+
+def load(matrix_path: Path | None, cwd: Path | None = None) -> Matrix:
+    return load_matrix(matrix_path, cwd)
+
+
+def requirements_of(matrix: Matrix, target: Target) -> Requirements:
+    from pinner.requirements import read_requirements
+
+    return read_requirements(tuple(matrix.root / r for r in target.requirements), matrix.root)
+
+
+def plan_all(matrix: Matrix, names: Sequence[str]) -> list[tuple[Target, PlanResult]]:
+    """Plan every selected target; never raises for an impossible target (see `require_plans`)."""
+    from pinner.knowledge import load_knowledge
+    from pinner.plan import plan_target
+
+    kb = load_knowledge()
+    return [
+        (target, plan_target(target, kb, requirements_of(matrix, target)))
+        for target in select_targets(matrix, tuple(names))
+    ]
+
+
+def require_plans(results: list[tuple[Target, PlanResult]]) -> None:
+    """One PlanError listing every refused target with its fix, so all are fixed in one pass."""
+    errors = [f for _, r in results for f in r.findings if f.severity == "error"]
+    if errors:
+        raise PlanError("\n".join(format_finding(f) for f in errors))
+
+
+def format_finding(finding: Finding) -> str:
+    text = finding.message
+    if finding.fix:
+        text += f"\n  fix: {finding.fix}"
+    return text
+
+
+# --- lock ----------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    import os
+
+    env = os.environ.get("PINNER_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pinner"
+
+
+def lock_targets(
+    matrix: Matrix,
+    names: Sequence[str],
+    *,
+    engine: str = "uv",
+    upgrade: bool = False,
+    offline: bool = False,
+    only_stale: bool = False,
+    progress: Progress | None = None,
+) -> tuple[LockFile, list[str]]:
+    """Plan, resolve (in parallel) and write the lock; return it and the targets re-resolved.
+
+    Targets not selected keep their entries; targets no longer in the matrix are dropped. With
+    `only_stale`, a target whose lock entry matches its inputs is kept without resolving.
+    """
+    from pinner import knowledge, lock
+    from pinner.fingerprint import target_inputs
+    from pinner.resolve import build_job, get_resolver
+
+    selected = select_targets(matrix, tuple(names))
+    old = _read_old_lock(matrix.lock)
+    old_by_name = {t.plan.target.name: t for t in old.targets} if old else {}
+    digest = knowledge.digest()
+    inputs = {t.name: target_inputs(t, matrix.root, digest) for t in matrix.targets}
+    todo = [
+        t
+        for t in selected
+        if not (
+            (only_stale or offline)
+            and t.name in old_by_name
+            and old_by_name[t.name].inputs == inputs[t.name]
+        )
+    ]
+    results = plan_all(matrix, [t.name for t in todo]) if todo else []
+    require_plans(results)
+    resolver = get_resolver(engine, cache_dir())
+    jobs = []
+    for target, result in results:
+        assert result.plan is not None
+        job = build_job(
+            result.plan,
+            requirements_of(matrix, target),
+            matrix.root,
+            previous=old_by_name.get(target.name),
+            upgrade=upgrade,
+            offline=offline,
+        )
+        jobs.append((target, result, job))
+    resolved = _resolve_parallel(resolver, jobs, inputs, progress)
+    kept = {n: t for n, t in old_by_name.items() if n in inputs and n not in resolved}
+    merged = [resolved.get(t.name) or kept.get(t.name) for t in matrix.targets]
+    lockfile = lock.new_lock([t for t in merged if t is not None], knowledge.load_knowledge().as_of)
+    present = {t.plan.target.name for t in lockfile.targets}
+    from pinner.output import write_text_atomic
+
+    write_text_atomic(matrix.lock, lock.dump_lock(lockfile, {n: inputs[n] for n in present}))
+    return lockfile, list(resolved)
+
+
+def _read_old_lock(path: Path) -> LockFile | None:
+    from pinner.errors import ConfigError
+    from pinner.lock import read_lock
+
+    if not path.is_file():
+        return None
+    try:
+        return read_lock(path)
+    except ConfigError:
+        return None  # an unreadable lock is replaced, as pip-compile replaces a bad output file
+
+
+def _resolve_parallel(
+    resolver: Resolver,
+    jobs: list[tuple[Target, PlanResult, Job]],
+    inputs: dict[str, str],
+    progress: Progress | None,
+) -> dict[str, TargetLock]:
+    """Resolve jobs on a thread pool; identical jobs (same build, Python, platform and
+    requirements) are resolved once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pinner.resolve import resolve_target
+    from pinner.resolve.uv import job_key
+
+    groups: dict[str, list[tuple[Target, PlanResult, Job]]] = {}
+    for item in jobs:
+        key = job_key(item[2]) + resolver.name
+        groups.setdefault(key, []).append(item)
+    out: dict[str, TargetLock] = {}
+
+    def work(group: list[tuple[Target, PlanResult, Job]]) -> None:
+        first_target, first_result, first_job = group[0]
+        names = [t.name for t, _, _ in group]
+        if progress:
+            progress.start(names)
+        assert first_result.plan is not None
+        locked = resolve_target(resolver, first_result.plan, first_job, inputs[first_target.name])
+        for target, result, _ in group:
+            assert result.plan is not None
+            out[target.name] = _rebind(locked, result, inputs[target.name])
+        if progress:
+            progress.done(names, len(locked.pins))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(groups)))) as pool:
+        for future in [pool.submit(work, g) for g in groups.values()]:
+            future.result()
+    return out
+
+
+def _rebind(locked: TargetLock, result: PlanResult, inputs: str) -> TargetLock:
+    from dataclasses import replace
+
+    from pinner.lint import lint_lock
+
+    assert result.plan is not None
+    tl = replace(locked, plan=result.plan, inputs=inputs)
+    return replace(tl, findings=lint_lock(tl))

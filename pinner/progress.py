@@ -1,0 +1,58 @@
+"""Progress of parallel resolutions: a live display on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+
+class Progress:
+    """Thread-safe; `start` and `done` are called from resolver threads."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.total = total
+        self.started: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.live: Any = None
+        self.tasks: dict[str, Any] = {}
+        if self.stream.isatty():
+            from rich.progress import Progress as RichProgress
+            from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.live = RichProgress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                transient=False,
+            )
+
+    def __enter__(self) -> Progress:
+        if self.live is not None:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def start(self, names: list[str]) -> None:
+        label = ", ".join(names)
+        with self.lock:
+            self.started[label] = time.monotonic()
+            if self.live is not None:
+                self.tasks[label] = self.live.add_task(f"resolving {label}", total=1)
+            else:
+                print(f"resolving {label} ...", file=self.stream, flush=True)
+
+    def done(self, names: list[str], packages: int) -> None:
+        label = ", ".join(names)
+        with self.lock:
+            took = time.monotonic() - self.started.get(label, time.monotonic())
+            text = f"locked {label}: {packages} packages ({took:.1f}s)"
+            if self.live is not None:
+                self.live.update(self.tasks[label], description=text, completed=1)
+            else:
+                print(text, file=self.stream, flush=True)

@@ -1,0 +1,198 @@
+"""render: TargetLock + templates -> Artifacts. Pure: text out, no files written.
+
+The install steps are computed once here (`install_steps`), and every recipe (Dockerfile,
+install.sh, Modal image) renders the same list, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pinner import fingerprint, verify
+from pinner.model import Artifact, Pin, TargetLock
+
+INSTALLERS = ("pip", "uv")
+PREAMBLES = {
+    "Dockerfile": "# syntax=docker/dockerfile:1\n",
+    "install.sh": "#!/usr/bin/env bash\n",
+    "verify_env.py": "#!/usr/bin/env python3\n",
+}
+EXECUTABLE = ("install.sh", "verify_env.py")
+VIA_DEFAULT = "pinner plan"
+
+
+def packaged_templates() -> Path:
+    """Templates inside the wheel, or templates/ of a source checkout."""
+    inside = Path(__file__).parent / "templates"
+    return inside if inside.is_dir() else Path(__file__).parent.parent / "templates"
+
+
+def template_folders(override: Path | None) -> list[Path]:
+    return ([override] if override is not None else []) + [packaged_templates()]
+
+
+@dataclass(frozen=True)
+class InstallStep:
+    layer: str  # torch | main | extensions | verify
+    title: str
+    why: str
+    files: tuple[str, ...]  # files the step reads
+    command: str  # the shell command, identical in every recipe
+    cache: str  # cache folder for a BuildKit cache mount, "" for none
+
+
+def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
+    plan = tl.plan
+    pip = "python -m pip install" if installer == "pip" else "uv pip install"
+    cache = "/root/.cache/pip" if installer == "pip" else "/root/.cache/uv"
+    index = f" --index-url {plan.index_url}" if plan.index_url else ""
+    where = plan.index_url or "the installer's configured index (PyPI ships this build)"
+    steps = [
+        InstallStep(
+            layer="torch",
+            title=f"torch layer: torch {plan.torch.pin} and its CUDA libraries",
+            why=f"installed first, from {where} only, so that nothing later can pick another "
+            "build; --no-deps because every package of the layer is listed and hashed",
+            files=("torch-requirements.txt",),
+            command=f"{pip} --no-deps --require-hashes{index} -r torch-requirements.txt",
+            cache=cache,
+        ),
+        InstallStep(
+            layer="main",
+            title="main layer: the application's requirements",
+            why="from the configured index; constraints.txt pins every package, torch included, "
+            "so no requirement can replace the torch layer",
+            files=("constraints.txt", "requirements.txt"),
+            command=f"{pip} --require-hashes -c constraints.txt -r requirements.txt",
+            cache=cache,
+        ),
+    ]
+    if plan.extensions:
+        env = {}
+        for ext in plan.extensions:
+            env.update(dict(ext.env))
+        source = [e for e in plan.extensions if e.strategy == "source"]
+        if source:
+            env.update({"CC": "gcc", "CXX": "g++"})
+            env["MAX_JOBS"] = "${MAX_JOBS:-4}"
+            if plan.compute_capability:
+                env["TORCH_CUDA_ARCH_LIST"] = plan.compute_capability
+        prefix = " ".join(f"{k}={_shell_value(v)}" for k, v in sorted(env.items()))
+        hashes = (
+            " --require-hashes"
+            if all(_extension_pin(tl, e.name).hashes for e in plan.extensions)
+            else ""
+        )
+        names = ", ".join(f"{e.name} ({e.strategy})" for e in plan.extensions)
+        steps.append(
+            InstallStep(
+                layer="extensions",
+                title=f"extension layer: {names}",
+                why="after torch, each extension exactly once (the main layer leaves them out); "
+                "--no-build-isolation so a source build compiles against the installed torch",
+                files=("extensions.txt",),
+                command=(f"{prefix} " if prefix else "")
+                + f"{pip} --no-deps --no-build-isolation{hashes} -c constraints.txt -r extensions.txt",
+                cache=cache,
+            )
+        )
+    steps.append(
+        InstallStep(
+            layer="verify",
+            title="verify: the environment is exactly what pinner.lock says",
+            why="fails the build, not the first request, when a version, a CUDA build or an "
+            "extension import is wrong",
+            files=("verify_env.py",),
+            command="python verify_env.py",
+            cache="",
+        )
+    )
+    return steps
+
+
+def _shell_value(value: str) -> str:
+    return value if value.startswith("${") else shlex.quote(value)
+
+
+def _extension_pin(tl: TargetLock, name: str) -> Pin:
+    return next(
+        (p for p in tl.pins if p.name == name),
+        Pin(name=name, version="", hashes=(), index="url", layer="extension", via=()),
+    )
+
+
+def context(tl: TargetLock, installer: str) -> dict[str, Any]:
+    """Everything the templates see."""
+    from pinner.knowledge import load_knowledge
+
+    plan = tl.plan
+    kb = load_knowledge()
+    layers: dict[str, list[Pin]] = {"torch": [], "main": [], "build": [], "extension": []}
+    for pin in sorted(tl.pins, key=lambda p: p.name):
+        layers[pin.layer].append(pin)
+    source_apt = list(plan.apt)
+    return {
+        "plan": plan,
+        "target": plan.target,
+        "installer": installer,
+        "pins": sorted(tl.pins, key=lambda p: p.name),
+        "torch_layer": layers["torch"],
+        "main_layer": layers["main"] + layers["build"],
+        "extension_pins": {p.name: p for p in layers["extension"]},
+        "steps": install_steps(tl, installer),
+        "apt": source_apt,
+        "env": list(plan.env),
+        "uv_image": kb.docs["packages"]["uv"]["image"],
+        "expected_json": json.dumps(verify.expected_from_lock(tl), indent=1, sort_keys=True),
+        "checks_source": verify.source_text(),
+        "has_source_builds": any(e.strategy == "source" for e in plan.extensions),
+    }
+
+
+def render_target(
+    tl: TargetLock,
+    *,
+    section: str,
+    installer: str = "pip",
+    templates: Path | None = None,
+    source: str = "pinner.toml",
+) -> tuple[Artifact, ...]:
+    """Every artifact of one target; `section` is the target's raw text in pinner.lock."""
+    import jinja2
+
+    from pinner.output import ARTIFACTS
+
+    folders = template_folders(templates)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(f) for f in folders]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["via"] = lambda via: ", ".join(via) if via else VIA_DEFAULT
+    env.filters["shq"] = shlex.quote
+    env.filters["pyrepr"] = repr
+    ctx = context(tl, installer)
+    inputs = fingerprint.artifact_inputs(section, fingerprint.templates_digest(folders), installer)
+    name = tl.plan.target.name
+    out = []
+    for file in ARTIFACTS:
+        body = env.get_template(f"{file}.j2").render(ctx)
+        text = fingerprint.seal(
+            body,
+            target=name,
+            installer=installer,
+            inputs=inputs,
+            preamble=PREAMBLES.get(file, ""),
+            source=source,
+        )
+        out.append(
+            Artifact(path=PurePosixPath(name) / file, text=text, executable=file in EXECUTABLE)
+        )
+    return tuple(out)

@@ -1,0 +1,266 @@
+"""resolve: (Plan, Requirements, old lock) -> TargetLock, through an engine (uv or pip-tools).
+
+Index rules: the torch family (torch, torchvision, torchaudio, triton and the CUDA libraries they
+pull) comes only from the plan's PyTorch index; everything else only from the installer's
+configured index. An index build's CUDA libraries are not known before resolving, so a first run
+routes torch and its companions, and names the CUDA libraries they pulled; a second run routes
+those too. The names are remembered in the lock, so a re-lock needs one run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from pinner.errors import ConfigError
+from pinner.model import Pin, Plan, Requirements, TargetLock
+
+FAMILY_ROOTS = ("torch", "torchvision", "torchaudio")
+# Names that belong to the torch layer when torch (or a companion) pulls them.
+FAMILY_PATTERNS = (
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "triton",
+    "pytorch-triton*",
+    "nvidia-*",
+    "cuda-toolkit",
+    "cuda-bindings",
+    "cuda-pathfinder",
+)
+PLATFORMS = {"linux-x86_64": "x86_64-manylinux_2_28", "linux-aarch64": "aarch64-manylinux_2_28"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """Everything an engine needs for one resolution (built from a plan; pure data)."""
+
+    target: str
+    python: str
+    platform: str  # pinner's name: linux-x86_64
+    root: Path  # project root: the engine runs there, so the project's installer config applies
+    requirement_files: tuple[Path, ...]
+    direct: tuple[str, ...]  # extra top-level requirements: torch family pins, build deps
+    constraints: tuple[str, ...]
+    torch_index: str  # "" when the torch build comes from the default index
+    routed: tuple[str, ...]  # names that must come from torch_index (each is in `direct`)
+    metadata: tuple[
+        tuple[str, str, tuple[str, ...]], ...
+    ]  # (name, version, requires) of sdist-only extensions
+    preferences: tuple[tuple[str, str], ...]  # versions to keep (from the old lock)
+    upgrade: bool
+    offline: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolvedPin:
+    name: str
+    version: str
+    hashes: tuple[str, ...]
+    index: str  # URL the engine reports, "" when unknown
+    via: tuple[str, ...]
+
+
+class Resolver(Protocol):
+    name: str
+
+    def resolve(self, job: Job) -> tuple[ResolvedPin, ...]: ...
+
+
+def get_resolver(name: str, cache: Path) -> Resolver:
+    if name == "uv":
+        from pinner.resolve.uv import UvResolver
+
+        return UvResolver(cache)
+    if name == "pip-tools":
+        from pinner.resolve.piptools import PipToolsResolver
+
+        return PipToolsResolver(cache)
+    msg = f"--resolver: unknown engine {name!r}; use uv or pip-tools"
+    raise ConfigError(msg)
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def is_family_name(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, p) for p in FAMILY_PATTERNS)
+
+
+def build_job(
+    plan: Plan,
+    reqs: Requirements,
+    root: Path,
+    *,
+    previous: TargetLock | None,
+    upgrade: bool,
+    offline: bool,
+) -> Job:
+    """The first job for a plan: routes torch and the companions the project asks for, plus the
+    torch-layer names an earlier lock of the same torch build found."""
+    torch = plan.torch
+    names = {r.name for r in reqs.items}
+    direct = [f"torch=={torch.pin}"]
+    constraints = [f"torch=={torch.pin}"]
+    for pin in plan.companions:
+        name = pin.split("==")[0]
+        constraints.append(pin if torch.on_pypi else pin)
+        if name in names:
+            direct.append(pin)
+    routed = [d.split("==")[0] for d in direct]
+    if previous is not None and previous.plan.torch == torch and not torch.on_pypi:
+        for pin in previous.pins:
+            if pin.layer == "torch" and pin.name not in routed:
+                direct.append(f"{pin.name}=={pin.version}")
+                routed.append(pin.name)
+    constraints += [c.requirement for c in plan.constraints]
+    metadata = []
+    for ext in plan.extensions:
+        constraints.append(f"{ext.name}=={ext.version}")
+        if ext.version:
+            metadata.append((ext.name, ext.version, ext.deps))
+        direct += [
+            d for d in ext.build_deps if canonical(re.split(r"[<>=!~ ;\[]", d)[0]) not in names
+        ]
+    preferences = (
+        () if upgrade or previous is None else tuple((p.name, p.version) for p in previous.pins)
+    )
+    files = tuple(root / r for r in plan.target.requirements)
+    if not torch.on_pypi and not plan.index_url:
+        msg = f"{plan.target.origin}: the plan names no PyTorch index for {torch.pin}"
+        raise ConfigError(msg)
+    return Job(
+        target=plan.target.name,
+        python=plan.target.python,
+        platform=plan.target.platform,
+        root=root,
+        requirement_files=files,
+        direct=tuple(dict.fromkeys(direct)),
+        constraints=tuple(dict.fromkeys(constraints)),
+        torch_index="" if torch.on_pypi else plan.index_url,
+        routed=tuple(dict.fromkeys(routed)) if not torch.on_pypi else (),
+        metadata=tuple(metadata),
+        preferences=preferences,
+        upgrade=upgrade,
+        offline=offline,
+    )
+
+
+def family_closure(pins: Iterable[ResolvedPin]) -> set[str]:
+    """Names pulled (transitively) by torch, torchvision or torchaudio."""
+    children: dict[str, set[str]] = {}
+    present = set()
+    for pin in pins:
+        present.add(pin.name)
+        for parent in pin.via:
+            children.setdefault(canonical(parent.split()[0]), set()).add(pin.name)
+    seen = {r for r in FAMILY_ROOTS if r in present}
+    todo = list(seen)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def torch_layer(pins: Sequence[ResolvedPin]) -> set[str]:
+    return {n for n in family_closure(pins) if is_family_name(n)}
+
+
+def resolve_target(
+    resolver: Resolver,
+    plan: Plan,
+    job: Job,
+    inputs: str,
+) -> TargetLock:
+    """Run the engine (twice when an index build pulled CUDA libraries not yet routed)."""
+    pins = resolver.resolve(job)
+    if job.torch_index:
+        layer = torch_layer(pins)
+        missing = sorted(layer - set(job.routed))
+        if missing:
+            versions = {p.name: p.version for p in pins}
+            job = replace(
+                job,
+                direct=job.direct + tuple(f"{n}=={versions[n]}" for n in missing),
+                routed=job.routed + tuple(missing),
+            )
+            pins = resolver.resolve(job)
+    return assemble(plan, job, pins, inputs)
+
+
+def assemble(plan: Plan, job: Job, pins: Sequence[ResolvedPin], inputs: str) -> TargetLock:
+    """Give every resolved package its layer and source index."""
+    layer_torch = torch_layer(pins) | set(job.routed)
+    extensions = {e.name: e for e in plan.extensions}
+    build = {
+        canonical(re.split(r"[<>=!~ ;\[]", d)[0]) for e in plan.extensions for d in e.build_deps
+    }
+    out = []
+    for p in pins:
+        if p.name in extensions:
+            ext = extensions[p.name]
+            if ext.strategy == "wheel":
+                out.append(
+                    Pin(
+                        name=p.name,
+                        version=p.version,
+                        layer="extension",
+                        index="url",
+                        hashes=(f"sha256:{ext.sha256}",) if ext.sha256 else (),
+                        via=_via(p.via, job),
+                        url=ext.url,
+                    )
+                )
+            else:
+                out.append(
+                    Pin(
+                        name=p.name,
+                        version=p.version,
+                        layer="extension",
+                        index="default",
+                        hashes=p.hashes,
+                        via=_via(p.via, job),
+                    )
+                )
+            continue
+        if p.name in layer_torch:
+            layer, index = "torch", job.torch_index or "default"
+        elif p.name in build:
+            layer, index = "build", "default"
+        else:
+            layer, index = "main", "default"
+        out.append(
+            Pin(
+                name=p.name,
+                version=p.version,
+                hashes=p.hashes,
+                index=index,
+                layer=layer,
+                via=_via(p.via, job),
+            )
+        )  # type: ignore[arg-type]
+    return TargetLock(plan=plan, pins=tuple(out), inputs=inputs, findings=())
+
+
+def _via(via: Sequence[str], job: Job) -> tuple[str, ...]:
+    """Engine annotations -> stable, host-independent text."""
+    out = []
+    for item in via:
+        text = item.strip()
+        if text.startswith("-r ") or text.startswith("-c "):
+            path = Path(text[3:].strip())
+            try:
+                text = text[:3] + path.resolve().relative_to(job.root.resolve()).as_posix()
+            except ValueError:
+                text = text[:3] + path.name
+        elif text.startswith("pinner-resolve") or "pinner-job" in text:
+            text = "pinner plan"
+        out.append(text)
+    return tuple(sorted(dict.fromkeys(out)))

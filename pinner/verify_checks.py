@@ -1,0 +1,301 @@
+"""verify: the running environment vs what pinner.lock says -> a list of results.
+
+Standard library only, and no pinner imports: this file's source is embedded in every rendered
+verify_env.py, so a built image needs no pinner to check itself; `pinner verify` runs the same code.
+Checks that need a GPU say "not checked: no GPU" when none is visible; they never fail for it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any
+
+OK, FAIL, SKIP, WARN = "ok", "FAIL", "skip", "warn"
+MACHINES = {
+    "x86_64": "linux-x86_64",
+    "amd64": "linux-x86_64",
+    "aarch64": "linux-aarch64",
+    "arm64": "linux-aarch64",
+}
+PROBE = """
+import json, torch
+info = {"version": torch.__version__, "cuda": torch.version.cuda,
+        "available": bool(torch.cuda.is_available())}
+if info["available"]:
+    info["arch_list"] = list(torch.cuda.get_arch_list())
+    info["capability"] = "%d.%d" % torch.cuda.get_device_capability(0)
+    info["name"] = torch.cuda.get_device_name(0)
+print("PINNER-PROBE" + json.dumps(info))
+"""
+
+
+def _result(status: str, check: str, message: str) -> dict[str, str]:
+    return {"status": status, "check": check, "message": message}
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _installed() -> dict[str, str]:
+    out = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            out[_canonical(name)] = dist.version
+    return out
+
+
+def _arch(text: str) -> tuple[int, int]:
+    digits = re.sub(r"\D", "", text)
+    return int(digits[:-1]), int(digits[-1])
+
+
+def arch_runs(capability: str, arch_list: list[str]) -> str:
+    """The entry of torch.cuda.get_arch_list() that runs on a GPU of this compute capability:
+    a cubin sm_X.y runs on major X with minor >= y, never across majors; PTX compiles forward."""
+    major, minor = (int(p) for p in capability.split("."))
+    for entry in sorted(arch_list, key=_arch, reverse=True):
+        a_major, a_minor = _arch(entry)
+        if entry.startswith("sm_") and a_major == major and a_minor <= minor:
+            return entry
+        if entry.startswith("compute_") and (a_major, a_minor) <= (major, minor):
+            return entry
+    return ""
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+
+def _driver() -> str:
+    try:
+        proc = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (
+        proc.stdout.strip().splitlines()[0].strip()
+        if proc.returncode == 0 and proc.stdout.strip()
+        else ""
+    )
+
+
+def _child(code: str, python: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def check_python(expected: dict[str, Any]) -> list[dict[str, str]]:
+    here = "%d.%d" % sys.version_info[:2]
+    machine = MACHINES.get(platform.machine().lower(), platform.machine())
+    out = [
+        _result(
+            OK if here == expected["python"] else FAIL,
+            "python",
+            f"Python {here}"
+            + (
+                ""
+                if here == expected["python"]
+                else f", but the lock is for Python {expected['python']}"
+            ),
+        )
+    ]
+    out.append(
+        _result(
+            OK if machine == expected["platform"] else FAIL,
+            "platform",
+            f"{machine}"
+            + (
+                ""
+                if machine == expected["platform"]
+                else f", but the lock is for {expected['platform']}"
+            ),
+        )
+    )
+    return out
+
+
+def check_packages(expected: dict[str, Any]) -> list[dict[str, str]]:
+    installed = _installed()
+    out = []
+    loose = {e["name"] for e in expected.get("extensions", [])}
+    bad = []
+    for name, version in sorted(expected["packages"].items()):
+        have = installed.get(name)
+        want = version.split("+")[0] if name in loose else version
+        got = (have or "").split("+")[0] if name in loose else have
+        if have is None:
+            bad.append(f"{name} is not installed (locked: {version})")
+        elif got != want:
+            bad.append(f"{name} {have} is installed, the lock says {version}")
+    if bad:
+        out += [_result(FAIL, "packages", line) for line in bad]
+    else:
+        out.append(
+            _result(
+                OK,
+                "packages",
+                f"{len(expected['packages'])} locked packages at their locked versions",
+            )
+        )
+    return out
+
+
+def check_torch(expected: dict[str, Any], python: str) -> list[dict[str, str]]:
+    torch = expected["torch"]
+    proc = _child(PROBE, python)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("PINNER-PROBE")), "")
+    if not line:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return [_result(FAIL, "torch", f"import torch failed: {tail}")]
+    info = json.loads(line[len("PINNER-PROBE") :])
+    out = []
+    ok = info["version"] == torch["version"]
+    out.append(
+        _result(
+            OK if ok else FAIL,
+            "torch",
+            f"torch {info['version']}" + ("" if ok else f", but the lock says {torch['version']}"),
+        )
+    )
+    cuda_ok = (info["cuda"] or "") == (torch["cuda"] or "")
+    out.append(
+        _result(
+            OK if cuda_ok else FAIL,
+            "torch.version.cuda",
+            f"{info['cuda']}"
+            + (
+                ""
+                if cuda_ok
+                else f", but the plan's build has CUDA {torch['cuda'] or 'none (CPU build)'}"
+            ),
+        )
+    )
+    out += _check_gpu(expected, info)
+    return out
+
+
+def _check_gpu(expected: dict[str, Any], info: dict[str, Any]) -> list[dict[str, str]]:
+    if not expected["torch"]["cuda"]:
+        return [_result(SKIP, "gpu", "CPU build: no GPU checks")]
+    if not info["available"]:
+        return [
+            _result(SKIP, "gpu arch", "not checked: no GPU"),
+            _result(SKIP, "driver", "not checked: no GPU"),
+        ]
+    out = []
+    serving = arch_runs(info["capability"], info["arch_list"])
+    message = f"{info['name']} (compute capability {info['capability']})"
+    if serving:
+        out.append(_result(OK, "gpu arch", f"{message} runs {serving} code"))
+    else:
+        out.append(
+            _result(
+                FAIL,
+                "gpu arch",
+                f"{message}: no kernel in this torch build runs on it "
+                f"(it has {' '.join(info['arch_list'])}); expect 'no kernel image is available'",
+            )
+        )
+    gpu = expected.get("gpu") or {}
+    if gpu and gpu.get("compute_capability") != info["capability"]:
+        out.append(
+            _result(
+                WARN,
+                "gpu",
+                f"the lock targets {gpu['name']} ({gpu['compute_capability']}); "
+                f"this host has {info['name']} ({info['capability']})",
+            )
+        )
+    driver, needed = _driver(), expected.get("min_driver", "")
+    if not driver:
+        out.append(_result(SKIP, "driver", "not checked: nvidia-smi gave no driver version"))
+    elif needed and _version_tuple(driver) < _version_tuple(needed):
+        out.append(
+            _result(
+                FAIL,
+                "driver",
+                f"driver {driver} is older than {needed}, which this CUDA build needs",
+            )
+        )
+    else:
+        out.append(
+            _result(OK, "driver", f"driver {driver}" + (f" (needs >= {needed})" if needed else ""))
+        )
+    return out
+
+
+def check_numpy(expected: dict[str, Any]) -> list[dict[str, str]]:
+    have = _installed().get("numpy")
+    if have is None:
+        return [_result(SKIP, "numpy", "numpy is not installed")]
+    major = _version_tuple(have)[0]
+    if major >= 2 and not expected["torch"]["numpy2"]:
+        return [
+            _result(
+                FAIL,
+                "numpy",
+                f"numpy {have} with torch {expected['torch']['version']}, which was "
+                "built against NumPy 1.x (needs numpy<2)",
+            )
+        ]
+    return [_result(OK, "numpy", f"numpy {have} suits torch {expected['torch']['version']}")]
+
+
+def check_extensions(expected: dict[str, Any], python: str) -> list[dict[str, str]]:
+    out = []
+    torch_version = _installed().get("torch", "?")
+    for ext in expected.get("extensions", []):
+        proc = _child(f"import {ext['module']}", python)
+        if proc.returncode == 0:
+            out.append(_result(OK, ext["name"], f"imports ({ext['build']})"))
+            continue
+        err = proc.stderr.strip()
+        symbol = re.search(r"undefined symbol: (\S+)", err)
+        if symbol:
+            message = (
+                f"{ext['name']} {ext['version']} ({ext['build']}) does not match the installed "
+                f"torch {torch_version}: undefined symbol {symbol.group(1)}"
+            )
+        else:
+            message = f"{ext['name']} fails to import: {(err.splitlines() or ['no output'])[-1]}"
+        out.append(_result(FAIL, ext["name"], message))
+    return out
+
+
+def run_checks(expected: dict[str, Any], python: str = sys.executable) -> list[dict[str, str]]:
+    results = check_python(expected) + check_packages(expected)
+    if "torch" in expected.get("packages", {}):
+        results += check_torch(expected, python) + check_numpy(expected)
+    return results + check_extensions(expected, python)
+
+
+def report(results: list[dict[str, str]], target: str) -> str:
+    lines = [f"{r['status']:<5} {r['check']}: {r['message']}" for r in results]
+    counts = {s: sum(r["status"] == s for r in results) for s in (OK, FAIL, SKIP, WARN)}
+    lines.append(
+        f"verify {target}: {counts[OK]} ok, {counts[FAIL]} failed, {counts[SKIP]} not checked"
+        + (f", {counts[WARN]} warnings" if counts[WARN] else "")
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str], expected: dict[str, Any]) -> int:
+    results = run_checks(expected)
+    if "--json" in argv:
+        print(json.dumps({"target": expected["target"], "results": results}, indent=2))
+    else:
+        print(report(results, expected["target"]), end="")
+    return 1 if any(r["status"] == FAIL for r in results) else 0
