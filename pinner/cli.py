@@ -1,96 +1,72 @@
-"""The command line: parse arguments, call pipeline stages, print. `main(argv) -> int` is the only exit.
+"""Entry point: `main(argv) -> int` is the only exit (0 ok, 1 a failed check, 2 a usage or
+config error). Errors a user can fix print one message, never a traceback.
 
-Heavy modules (packaging, jinja2, tomlkit, the engines) are imported inside the commands that need
-them, so that `pinner check` stays fast enough for a pre-commit hook.
+`pinner check` runs as a pre-commit hook on every commit, so it has a fast path that parses its
+few options here and never imports typer (which costs more than the whole check).
 """
+
+from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Optional
 
-import typer
-
-from pinner import __version__
-from pinner.errors import PinnerError
-
-app = typer.Typer(
-    name="pinner",
-    help="Turn a GPU hardware matrix into install recipes that cannot drift.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-MatrixOpt = Annotated[
-    Optional[Path],  # noqa: UP045 - typer needs a runtime type
-    typer.Option(
-        "--matrix", "-m", help="Matrix file (default: ./pinner.toml, [tool.pinner], presets)."
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-TargetsOpt = Annotated[
-    Optional[list[str]],  # noqa: UP045
-    typer.Option("--target", "-t", help="Target name (repeatable; default: every target)."),
-]
+from pinner.errors import ConfigError, PinnerError, StaleError
 
 
-def _version(value: bool) -> None:
-    if value:
-        print(f"pinner {__version__}")
-        raise typer.Exit
+def run_check(matrix: Path | None, out: Path | None, *, diff: bool) -> None:
+    from pinner.check import stale
+    from pinner.matrix import read_matrix
+
+    raw = read_matrix(matrix)
+    problems = stale(raw, out)
+    if not problems:
+        print(f"pinner check: {len(raw['targets'])} targets fresh")
+        return
+    lines = [f"{path}: {what}\n  refresh: {cmd}" for path, what, cmd in problems]
+    if diff:
+        from pinner import pipeline
+
+        lines += pipeline.stale_diffs(pipeline.load(matrix), out, problems)
+    raise StaleError("\n".join(["stale:", *lines]))
 
 
-@app.callback()
-def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
-    ] = False,
-) -> None:
-    """pinner: GPU-aware, hash-locked install recipes."""
-
-
-@app.command()
-def gpus(json_out: JsonOpt = False) -> None:
-    """List the GPUs pinner knows, with their compute capability."""
-    from pinner import report
-    from pinner.knowledge import load_knowledge
-
-    print(report.gpus(load_knowledge(), as_json=json_out), end="")
-
-
-@app.command()
-def targets(matrix: MatrixOpt = None, json_out: JsonOpt = False) -> None:
-    """List the matrix's targets, each resolved to the torch build it gets."""
-    from pinner import pipeline, report
-
-    m = pipeline.load(matrix)
-    results = pipeline.plan_all(m, ())
-    print(report.targets(m, results, as_json=json_out), end="")
-    pipeline.require_plans(results)
-
-
-@app.command()
-def explain(
-    target: Annotated[str, typer.Option("--target", "-t", help="The target to explain.")],
-    matrix: MatrixOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Show a target's plan and the reason for each choice: GPU, arch, CUDA variant, torch, ..."""
-    from pinner import pipeline, report
-
-    m = pipeline.load(matrix)
-    results = pipeline.plan_all(m, (target,))
-    if json_out or results[0][1].plan is not None:
-        print(report.explain(m, results[0], as_json=json_out), end="")
-    pipeline.require_plans(results)
+def _fast_check(args: list[str]) -> bool:
+    """Run `check` without typer when its arguments are simple; False to fall back to typer."""
+    matrix = out = None
+    diff = False
+    it = iter(args)
+    for arg in it:
+        if arg in ("--matrix", "-m", "--out"):
+            value = next(it, None)
+            if value is None:
+                return False
+            if arg == "--out":
+                out = Path(value)
+            else:
+                matrix = Path(value)
+        elif arg.startswith(("--matrix=", "--out=")):
+            key, value = arg.split("=", 1)
+            if key == "--out":
+                out = Path(value)
+            else:
+                matrix = Path(value)
+        elif arg == "--diff":
+            diff = True
+        else:
+            return False  # --help, typos: let typer answer
+    run_check(matrix, out, diff=diff)
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 1 a failed check, 2 a usage or config error)."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="pinner")
+        if args[:1] == ["check"] and _fast_check(args[1:]):
+            return 0
+        from pinner.commands import app
+
+        app(args=args, prog_name="pinner")
     except PinnerError as e:
         print(f"pinner: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -100,3 +76,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("pinner: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+__all__ = ["ConfigError", "main", "run_check"]

@@ -503,12 +503,20 @@ def _bnb_override(plan: ExtensionPlan, torch: TorchBuild) -> tuple[str, str] | N
     ):
         return None
     digits = torch.cuda.replace(".", "")
-    allowed = [
-        (v, libs) for v, libs in _bnb_table(plan.kb) if user.contains(str(v), prereleases=True)
-    ]
+    table = _bnb_table(plan.kb)
+    # The table lists only the versions where the bundled libraries changed; a pin between two
+    # entries (==0.49.2) has the libraries of the entry before it (0.48.0).
+    candidates = {v for v, _ in table} | _named_versions(user)
+    allowed = sorted(
+        v for v in candidates if v >= table[0][0] and user.contains(str(v), prereleases=True)
+    )
     if not allowed:
         return None
-    version, libs = allowed[-1]
+    version = allowed[-1]
+    libs = next(libs for v, libs in reversed(table) if v <= version)
+    fallback = Version(plan.kb.docs["packages"]["bitsandbytes_rules"]["same_major_fallback_from"])
+    if _bnb_ok(version, libs, torch.cuda, fallback):
+        return None
     same = sorted((lib for lib in libs if lib[:-1] == digits[:-1] and lib <= digits), reverse=True)
     if not same:
         return None
@@ -516,6 +524,17 @@ def _bnb_override(plan: ExtensionPlan, torch: TorchBuild) -> tuple[str, str] | N
         f"bitsandbytes {version} bundles no libbitsandbytes_cuda{digits}.so; "
         f"BNB_CUDA_VERSION={same[0]} loads its CUDA {same[0][:-1]}.{same[0][-1]} library instead"
     )
+
+
+def _named_versions(spec: SpecifierSet) -> set[Version]:
+    """The versions a specifier names: {0.49.2} for "==0.49.2", {0.49} for "==0.49.*"."""
+    out = set()
+    for item in spec:
+        try:
+            out.add(Version(item.version.removesuffix(".*")))
+        except InvalidVersion:
+            continue
+    return out
 
 
 def _bnb_env(plan: ExtensionPlan, torch: TorchBuild) -> dict[str, str]:

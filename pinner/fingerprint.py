@@ -3,14 +3,17 @@ computes them on every commit, so this module must stay cheap to import and run.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pinner import __version__
-from pinner.model import Target
+
+KNOWLEDGE = Path(__file__).parent / "knowledge"
+KNOWLEDGE_FILES = ("gpus.toml", "torch.toml", "cuda.toml", "packages.toml", "extensions.toml")
 
 _SECTION = re.compile(r"^\[targets\.(?P<name>[^.\]\s]+)\]\s*$", re.MULTILINE)
 
@@ -20,17 +23,24 @@ def sha256(data: bytes | str) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def target_inputs(target: Target, root: Path, knowledge_digest: str) -> str:
+def knowledge_digest() -> str:
+    """Fingerprint of pinner's knowledge data files (read as bytes; nothing parsed)."""
+    h = hashlib.sha256()
+    for name in KNOWLEDGE_FILES:
+        h.update((KNOWLEDGE / name).read_bytes())
+    return "sha256:" + h.hexdigest()
+
+
+def target_inputs(target: Mapping[str, Any], root: Path, knowledge_digest: str) -> str:
     """Fingerprint of everything a target's lock is computed from: its matrix table (defaults
     merged), the contents of its requirements files (and those they include), the knowledge and
     the pinner version."""
     from pinner.requirements import files_of
 
-    fields = dataclasses.asdict(target)
-    del fields["origin"]  # where the table sits in the file does not change the result
+    fields = {k: v for k, v in target.items() if k != "origin"}  # where a table sits is no input
     h = hashlib.sha256()
     h.update(json.dumps(fields, sort_keys=True).encode())
-    for path in files_of([(root / r).resolve() for r in target.requirements]):
+    for path in files_of([(root / r).resolve() for r in target["requirements"]]):
         try:
             shown = path.relative_to(root.resolve()).as_posix()
         except ValueError:

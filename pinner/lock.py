@@ -89,19 +89,6 @@ def read_lock(path: Path) -> LockFile:
     )
 
 
-def read_inputs(path: Path) -> dict[str, str] | None:
-    """Only the `[inputs]` table: the part of the lock `pinner check` needs (cheap)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    head = text.split("\n[targets.", 1)[0]
-    try:
-        return dict(tomllib.loads(head).get("inputs", {}))
-    except tomllib.TOMLDecodeError:
-        return {}
-
-
 def new_lock(targets: list[TargetLock], knowledge: str) -> LockFile:
     return LockFile(pinner=__version__, knowledge=knowledge, targets=tuple(targets))
 
@@ -145,7 +132,7 @@ def _emit_table(path: str, table: dict[str, Any], *, flat: bool = False) -> list
     for key, value in table.items():
         if isinstance(value, dict):
             subtables.append((key, value))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
             arrays.append((key, value))
         else:
             lines.append(f"{_key(key)} = {_value(value)}")

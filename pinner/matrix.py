@@ -15,8 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from pinner.errors import ConfigError
-from pinner.model import Matrix, Target
+
+if TYPE_CHECKING:
+    from pinner.model import Matrix, Target
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -83,6 +87,21 @@ def find_matrix(explicit: Path | None, cwd: Path) -> tuple[Path | None, str]:
 
 def load_matrix(explicit: Path | None = None, cwd: Path | None = None) -> Matrix:
     """Find and read the matrix; every problem in it is reported at once."""
+    from pinner.model import Matrix, Target
+
+    raw = read_matrix(explicit, cwd)
+    return Matrix(
+        path=raw["path"],
+        root=raw["root"],
+        targets=tuple(Target(**fields) for fields in raw["targets"]),
+        lock=raw["lock"],
+        out=raw["out"],
+        templates=raw["templates"],
+    )
+
+
+def read_matrix(explicit: Path | None = None, cwd: Path | None = None) -> dict[str, Any]:
+    """The matrix as plain, checked data (no dataclasses: `pinner check` reads it this way)."""
     cwd = (cwd or Path.cwd()).resolve()
     path, table = find_matrix(explicit, cwd)
     if path is None:
@@ -102,7 +121,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(msg) from e
 
 
-def _load(path: Path, table: str, *, root: Path, preset: bool) -> Matrix:
+def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]:
     doc: Mapping[str, Any] = _read_toml(path)
     if table:
         doc = doc.get("tool", {}).get("pinner", {})
@@ -138,14 +157,14 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> Matrix:
     if problems:
         raise ConfigError("\n".join(problems))
     templates = settings["templates"]
-    return Matrix(
-        path=None if preset else path,
-        root=root,
-        targets=tuple(targets),
-        lock=root / (settings["lock"] or "pinner.lock"),
-        out=root / (settings["out"] or "pinned"),
-        templates=(root / templates) if templates else None,
-    )
+    return {
+        "path": None if preset else path,
+        "root": root,
+        "targets": targets,
+        "lock": root / (settings["lock"] or "pinner.lock"),
+        "out": root / (settings["out"] or "pinned"),
+        "templates": (root / templates) if templates else None,
+    }
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -175,7 +194,7 @@ def _target(
     where: str,
     root: Path,
     problems: list[str],
-) -> Target | None:
+) -> dict[str, Any] | None:
     before = len(problems)
     if not _NAME.match(name):
         problems.append(f"{where}: target names use lowercase letters, digits, '_' and '-'")
@@ -222,20 +241,20 @@ def _target(
         )
     if len(problems) > before:
         return None
-    return Target(
-        name=name,
-        gpu=gpu,
-        cuda="cpu" if gpu.casefold() == "cpu" else cuda,
-        torch=torch,
-        python=python,
-        platform=platform,
-        driver=driver,
-        base_image=text("base-image", ""),
-        requirements=requirements,
-        builds=builds,
-        torch_index_url=index.rstrip("/"),
-        origin=where,
-    )
+    return {
+        "name": name,
+        "gpu": gpu,
+        "cuda": "cpu" if gpu.casefold() == "cpu" else cuda,
+        "torch": torch,
+        "python": python,
+        "platform": platform,
+        "driver": driver,
+        "base_image": text("base-image", ""),
+        "requirements": requirements,
+        "builds": builds,
+        "torch_index_url": index.rstrip("/"),
+        "origin": where,
+    }
 
 
 def _cuda(value: str, where: str, problems: list[str]) -> str:

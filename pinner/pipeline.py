@@ -79,6 +79,8 @@ def lock_targets(
     Targets not selected keep their entries; targets no longer in the matrix are dropped. With
     `only_stale`, a target whose lock entry matches its inputs is kept without resolving.
     """
+    import dataclasses
+
     from pinner import knowledge, lock
     from pinner.fingerprint import target_inputs
     from pinner.resolve import build_job, get_resolver
@@ -87,7 +89,7 @@ def lock_targets(
     old = _read_old_lock(matrix.lock)
     old_by_name = {t.plan.target.name: t for t in old.targets} if old else {}
     digest = knowledge.digest()
-    inputs = {t.name: target_inputs(t, matrix.root, digest) for t in matrix.targets}
+    inputs = {t.name: target_inputs(dataclasses.asdict(t), matrix.root, digest) for t in matrix.targets}
     todo = [
         t
         for t in selected
@@ -181,3 +183,106 @@ def _rebind(locked: TargetLock, result: PlanResult, inputs: str) -> TargetLock:
     assert result.plan is not None
     tl = replace(locked, plan=result.plan, inputs=inputs)
     return replace(tl, findings=lint_lock(tl))
+
+
+# --- check ---------------------------------------------------------------------------------------
+
+def check(matrix: Matrix, out: Path | None = None) -> list[tuple[str, str, str]]:
+    """Every stale thing as (path, problem, refresh command); see `pinner.check`."""
+    import dataclasses
+
+    from pinner.check import stale
+
+    raw = {"path": matrix.path, "root": matrix.root, "lock": matrix.lock, "out": matrix.out,
+           "templates": matrix.templates, "targets": [dataclasses.asdict(t) for t in matrix.targets]}
+    return stale(raw, out)
+
+
+def source_name(matrix: Matrix) -> str:
+    """How rendered headers name the matrix: relative to the project root, never absolute."""
+    if matrix.path is None:
+        return "built-in presets"
+    try:
+        return matrix.path.relative_to(matrix.root).as_posix()
+    except ValueError:
+        return matrix.path.name
+
+
+def _shown(path: Path, root: Path) -> str:
+    from pinner.check import shown
+
+    return shown(path, root)
+
+
+# --- generate ------------------------------------------------------------------------------------
+
+def generate(
+    matrix: Matrix,
+    names: Sequence[str],
+    *,
+    out: Path | None = None,
+    installer: str = "pip",
+    frozen: bool = False,
+    engine: str = "uv",
+    offline: bool = False,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """Lock when needed (unless frozen), then render every selected target from the lock."""
+    from pinner.errors import ConfigError, StaleError
+    from pinner.fingerprint import lock_sections
+    from pinner.lock import read_lock
+    from pinner.output import write_artifacts
+    from pinner.render import INSTALLERS, render_target
+
+    if installer not in INSTALLERS:
+        msg = f"--installer: {installer!r} is not one of {', '.join(INSTALLERS)}"
+        raise ConfigError(msg)
+    selected = select_targets(matrix, tuple(names))
+    if frozen:
+        lock_name = _shown(matrix.lock, matrix.root)
+        wanted = {f"pinner lock --target {t.name}" for t in selected} | {"pinner lock"}
+        stale = [p for p in check(matrix, out) if p[0] == lock_name and p[2] in wanted]
+        if stale:
+            detail = "\n".join(f"{p}: {what}\n  refresh: {cmd}" for p, what, cmd in stale)
+            msg = f"--frozen: the lock does not match its inputs:\n{detail}"
+            raise StaleError(msg)
+    else:
+        lock_targets(matrix, [t.name for t in selected], engine=engine, offline=offline,
+                     only_stale=True, progress=progress)
+    lockfile = read_lock(matrix.lock)
+    sections = lock_sections(matrix.lock.read_text(encoding="utf-8"))
+    by_name = {t.plan.target.name: t for t in lockfile.targets}
+    source = source_name(matrix)
+    artifacts = []
+    for target in selected:
+        artifacts += render_target(by_name[target.name], section=sections[target.name],
+                                   installer=installer, templates=matrix.templates, source=source)
+    return write_artifacts(artifacts, out or matrix.out)
+
+
+def stale_diffs(matrix: Matrix, out: Path | None, problems: list[tuple[str, str, str]]) -> list[str]:
+    """Unified diffs of stale generated files, rendered from the current lock (`check --diff`)."""
+    from pinner.fingerprint import lock_sections
+    from pinner.lock import read_lock
+    from pinner.output import diff_artifacts
+    from pinner.render import render_target
+
+    out = out or matrix.out
+    lockfile = read_lock(matrix.lock)
+    sections = lock_sections(matrix.lock.read_text(encoding="utf-8"))
+    wanted = {cmd.split("--target ")[-1] for _, _, cmd in problems if cmd.startswith("pinner generate")}
+    diffs = []
+    for tl in lockfile.targets:
+        name = tl.plan.target.name
+        if name not in wanted:
+            continue
+        from pinner.fingerprint import unseal
+
+        installer = "pip"
+        sample = out / name / "constraints.txt"
+        if sample.is_file():
+            installer = (unseal(sample.read_text(encoding="utf-8")) or ({}, ""))[0].get("installer", "pip")
+        arts = render_target(tl, section=sections[name], installer=installer,
+                             templates=matrix.templates, source=source_name(matrix))
+        diffs += [s.diff for s in diff_artifacts(arts, out) if s.diff]
+    return diffs

@@ -502,6 +502,8 @@ def _impossible(ctx: Context, options: list[Option]) -> Finding:
         )
     codes = [(_failures(o, ctx) or [Failure("", "")])[0] for o in considered]
     hardware = [_failures(o, ctx) for o in considered]
+    # builds that fail only for want of a prebuilt extension wheel (build = "wheel")
+    wheel_only = [fs[0] for fs in hardware if fs and all(f.code == "extension" for f in fs)]
     if gpu is not None and all(any(f.code == "no-kernels" for f in fs) for fs in hardware):
         what = target.cuda if target.cuda not in ("auto", "cpu") else "torch"
         builds = _summarize_builds(ctx, considered)
@@ -509,6 +511,8 @@ def _impossible(ctx: Context, options: list[Option]) -> Finding:
             f"{target.origin}: the {gpu.name} is {gpu.sm} (compute capability "
             f"{gpu.compute_capability}); no {what} build carries kernels for it ({builds})"
         )
+    elif wheel_only:
+        message = f"{target.origin}: no torch build fits: {wheel_only[0].reason}"
     else:
         message = f"{target.origin}: no torch build fits: {codes[0].reason}"
     return _error(target, "impossible-target", message, _fixes(ctx, options))
@@ -555,7 +559,10 @@ def _fixes(ctx: Context, options: list[Option]) -> str:
         fits = [
             o
             for o in options
-            if (fails := _failures(o, ctx)) and all(f.code == code for f in fails)
+            if (fails := _failures(o, ctx))
+            and all(f.code == code for f in fails)
+            # `_failures` checks extensions only when nothing else fails: check them here
+            and (ctx.extension_check is None or ctx.extension_check(o) is None)
         ]
         if not fits:
             continue

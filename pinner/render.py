@@ -14,6 +14,7 @@ from typing import Any
 
 from pinner import fingerprint, verify
 from pinner.model import Artifact, Pin, TargetLock
+from pinner.output import template_folders
 
 INSTALLERS = ("pip", "uv")
 PREAMBLES = {
@@ -23,16 +24,6 @@ PREAMBLES = {
 }
 EXECUTABLE = ("install.sh", "verify_env.py")
 VIA_DEFAULT = "pinner plan"
-
-
-def packaged_templates() -> Path:
-    """Templates inside the wheel, or templates/ of a source checkout."""
-    inside = Path(__file__).parent / "templates"
-    return inside if inside.is_dir() else Path(__file__).parent.parent / "templates"
-
-
-def template_folders(override: Path | None) -> list[Path]:
-    return ([override] if override is not None else []) + [packaged_templates()]
 
 
 @dataclass(frozen=True)

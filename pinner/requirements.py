@@ -9,8 +9,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from pinner.errors import ConfigError
-from pinner.model import Requirement, Requirements
+
+if TYPE_CHECKING:
+    from pinner.model import Requirements
 
 _INCLUDE = re.compile(r"^\s*(-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
 _INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index")
@@ -59,6 +63,8 @@ def read_requirements(paths: list[Path] | tuple[Path, ...], root: Path) -> Requi
     from packaging.requirements import InvalidRequirement
     from packaging.requirements import Requirement as Parsed
     from packaging.utils import canonicalize_name
+
+    from pinner.model import Requirement, Requirements
 
     items: list[Requirement] = []
     files: list[Path] = []

@@ -5,7 +5,6 @@ Every fact carries a `source`; a table without one is refused when the data is l
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import re
@@ -143,6 +142,8 @@ class Knowledge:
 
     def suggest_gpus(self, name: str) -> list[str]:
         exact, _ = _gpu_index(self.gpus)
+        import difflib
+
         close = difflib.get_close_matches(normalize_gpu(name), list(exact), n=3, cutoff=0.6)
         seen: list[str] = []
         for key in close:
@@ -229,10 +230,9 @@ def _read(name: str) -> tuple[dict[str, Any], bytes]:
 
 def digest() -> str:
     """Fingerprint of the data files, cheap enough for `pinner check` (no TOML parsing)."""
-    h = hashlib.sha256()
-    for name in FILES:
-        h.update((HERE / name).read_bytes())
-    return "sha256:" + h.hexdigest()
+    from pinner.fingerprint import knowledge_digest
+
+    return knowledge_digest()
 
 
 @functools.lru_cache(maxsize=1)

@@ -254,8 +254,10 @@ def _via(via: Sequence[str], job: Job) -> tuple[str, ...]:
     out = []
     for item in via:
         text = item.strip()
-        if text.startswith("-r ") or text.startswith("-c "):
+        if text.startswith(("-r ", "-c ")):
             path = Path(text[3:].strip())
+            if path.name in ("constraints.txt", "requirements.in") and "jobs" in path.parts:
+                continue  # pinner's own generated input, not a reason
             try:
                 text = text[:3] + path.resolve().relative_to(job.root.resolve()).as_posix()
             except ValueError:

@@ -1,0 +1,130 @@
+"""The pip-tools engine: pip-compile, for teams that standardise on it.
+
+pip-compile resolves for the interpreter that runs it, so a target whose Python or platform differs
+from the host is refused (never a wrong lock). pip-compile has no per-package index routing: the
+torch build's own files are added with `--find-links <index>/<package>/` (each a page of one
+project, carrying local-tagged versions only that index has); an index build that pulls CUDA
+libraries cannot be routed that way, and is refused with a pointer to `--resolver uv`.
+Extensions PyPI ships only as sdists are replaced by their runtime requirements, since
+pip-compile would have to build them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from pinner.errors import ResolveError
+from pinner.resolve import Job, ResolvedPin, canonical, family_closure, is_family_name
+from pinner.resolve.output import parse_compiled, probe_index
+from pinner.resolve.uv import job_key
+
+MACHINES = {"x86_64": "linux-x86_64", "amd64": "linux-x86_64", "aarch64": "linux-aarch64",
+            "arm64": "linux-aarch64"}
+
+
+def host() -> tuple[str, str]:
+    python = "%d.%d" % sys.version_info[:2]  # noqa: UP031
+    machine = MACHINES.get(platform.machine().lower(), platform.machine()) if sys.platform == "linux" else sys.platform
+    return python, machine
+
+
+def refuse_foreign(job: Job) -> None:
+    python, machine = host()
+    if (job.python, job.platform) != (python, machine):
+        msg = (
+            f"target {job.target}: pip-compile resolves for the interpreter running pinner "
+            f"(Python {python}, {machine}), but the target is Python {job.python}, {job.platform}; "
+            "it would write a wrong lock.\n  fix: use --resolver uv (resolves for any Python and "
+            "platform), or run pinner with a matching interpreter"
+        )
+        raise ResolveError(msg)
+
+
+def requirements_in(job: Job, extensions: set[str]) -> str:
+    """The user's files, plus pinner's direct pins; sdist-only extensions replaced by their
+    runtime requirements."""
+    lines = []
+    for path in job.requirement_files:
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            text = re.sub(r"(^|\s)#.*$", "", raw).strip()
+            if not text:
+                continue
+            if text.startswith(("-r", "-c", "--requirement", "--constraint")):
+                option, _, rel = text.partition(" ")
+                lines.append(f"{option} {(path.parent / rel.strip()).resolve()}")
+                continue
+            name = canonical(re.split(r"[<>=!~ ;\[@]", text)[0])
+            if name not in extensions:
+                lines.append(text)
+    lines += list(job.direct)
+    for _name, _version, requires in job.metadata:
+        lines += list(requires)
+    return "".join(line + "\n" for line in lines)
+
+
+class PipToolsResolver:
+    name = "pip-tools"
+
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+
+    def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
+        refuse_foreign(job)
+        try:
+            import piptools  # noqa: F401
+        except ImportError:
+            msg = "pip-tools is not installed: pip install 'pinner[pip-tools]', or use --resolver uv"
+            raise ResolveError(msg) from None
+        if job.torch_index and not job.offline:
+            probe_index(job.torch_index, job.target)
+        extensions = {name for name, _, _ in job.metadata}
+        work = self.cache / "jobs" / ("pt-" + job_key(job)[:20])
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "requirements.in").write_text(requirements_in(job, extensions), encoding="utf-8")
+        (work / "constraints.txt").write_text(
+            "".join(c + "\n" for c in job.constraints if canonical(c.split("=")[0].rstrip("<>!~")) not in extensions),
+            encoding="utf-8",
+        )
+        (work / "requirements.in").write_text(
+            (work / "requirements.in").read_text(encoding="utf-8") + f"-c {work / 'constraints.txt'}\n",
+            encoding="utf-8",
+        )
+        out = work / "resolved.txt"
+        out.write_text("".join(f"{n}=={v}\n" for n, v in job.preferences if n not in extensions), encoding="utf-8")
+        cmd = [sys.executable, "-m", "piptools", "compile", "--quiet", "--no-header", "--generate-hashes",
+               "--allow-unsafe", "--strip-extras", "--no-emit-index-url", "--no-emit-find-links",
+               "-o", str(out), str(work / "requirements.in")]
+        for name in job.routed:
+            cmd += ["--find-links", f"{job.torch_index}/{name}/"]
+        if job.upgrade:
+            cmd.append("--upgrade")
+        if job.offline:
+            cmd.append("--no-index")
+        proc = subprocess.run(cmd, cwd=job.root, capture_output=True, text=True, check=False,
+                              env=dict(os.environ))
+        if proc.returncode != 0:
+            tail = "\n    ".join(proc.stderr.strip().splitlines()[-12:])
+            msg = f"target {job.target}: no solution (pip-compile):\n    {tail}"
+            raise ResolveError(msg)
+        pins = parse_compiled(out.read_text(encoding="utf-8"))
+        routed = set(job.routed)
+        pins = tuple(
+            ResolvedPin(name=p.name, version=p.version, hashes=p.hashes,
+                        index=job.torch_index if p.name in routed else "", via=p.via)
+            for p in pins
+        )
+        if job.torch_index:
+            unrouted = sorted(n for n in family_closure(pins) if is_family_name(n) and n not in routed)
+            if unrouted:
+                msg = (
+                    f"target {job.target}: torch {job.direct[0].split('==')[1]} from {job.torch_index} "
+                    f"pulls {', '.join(unrouted)}, which must come from that index too; pip-compile "
+                    "cannot route them there without --extra-index-url.\n  fix: use --resolver uv"
+                )
+                raise ResolveError(msg)
+        return pins
