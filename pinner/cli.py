@@ -8,10 +8,13 @@ few options here and never imports typer (which costs more than the whole check)
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pinner.errors import ConfigError, PinnerError, StaleError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def run_check(matrix: Path | None, out: Path | None, *, diff: bool) -> None:

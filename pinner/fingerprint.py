@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pinner import __version__
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 KNOWLEDGE = Path(__file__).parent / "knowledge"
 KNOWLEDGE_FILES = ("gpus.toml", "torch.toml", "cuda.toml", "packages.toml", "extensions.toml")
-
-_SECTION = re.compile(r"^\[targets\.(?P<name>[^.\]\s]+)\]\s*$", re.MULTILINE)
 
 
 def sha256(data: bytes | str) -> str:
@@ -52,12 +51,18 @@ def target_inputs(target: Mapping[str, Any], root: Path, knowledge_digest: str) 
 
 def lock_sections(text: str) -> dict[str, str]:
     """The raw text of each `[targets.<name>]` section of a lock (sub-tables included)."""
-    starts = list(_SECTION.finditer(text))
-    out = {}
-    for i, m in enumerate(starts):
-        end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
-        out[m.group("name")] = text[m.start() : end]
-    return out
+    starts: list[tuple[str, int]] = []
+    at = text.find("\n[targets.")
+    while at >= 0:
+        end = text.find("]", at)
+        name = text[at + 10 : end]
+        if "." not in name and text[end + 1 : end + 2] in ("\n", ""):
+            starts.append((name, at + 1))
+        at = text.find("\n[targets.", at + 1)
+    return {
+        name: text[start : starts[i + 1][1] if i + 1 < len(starts) else len(text)]
+        for i, (name, start) in enumerate(starts)
+    }
 
 
 def artifact_inputs(section: str, templates_digest: str, installer: str) -> str:

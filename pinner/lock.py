@@ -12,12 +12,14 @@ import json
 import sys
 import types
 import typing
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pinner import __version__
 from pinner.errors import ConfigError
 from pinner.model import Finding, LockFile, Pin, Plan, TargetLock
+
+if typing.TYPE_CHECKING:
+    from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -128,7 +130,7 @@ def _emit_table(path: str, table: dict[str, Any], *, flat: bool = False) -> list
     """Scalars first, then sub-tables, then arrays of tables (TOML requires that order)."""
     lines: list[str] = []
     subtables: list[tuple[str, dict[str, Any]]] = []
-    arrays: list[tuple[str, list[dict[str, Any]]]] = []
+    arrays: list[tuple[str, list[dict[str, Any]] | tuple[dict[str, Any], ...]]] = []
     for key, value in table.items():
         if isinstance(value, dict):
             subtables.append((key, value))
@@ -138,10 +140,10 @@ def _emit_table(path: str, table: dict[str, Any], *, flat: bool = False) -> list
             lines.append(f"{_key(key)} = {_value(value)}")
     assert not (flat and (subtables or arrays))
     for key, sub in subtables:
-        lines += ["", f"[{path}.{_key(key)}]"] + _emit_table(f"{path}.{_key(key)}", sub)
+        lines += ["", f"[{path}.{_key(key)}]", *_emit_table(f"{path}.{_key(key)}", sub)]
     for key, items in arrays:
         for item in items:
-            lines += ["", f"[[{path}.{_key(key)}]]"] + _emit_table(f"{path}.{_key(key)}", item)
+            lines += ["", f"[[{path}.{_key(key)}]]", *_emit_table(f"{path}.{_key(key)}", item)]
     return lines
 
 
@@ -159,6 +161,7 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
 
 def _convert(hint: Any, value: Any) -> Any:
     origin = typing.get_origin(hint)
+    args: Any
     if dataclasses.is_dataclass(hint) and isinstance(value, dict):
         return from_dict(hint, value)  # type: ignore[arg-type]
     if origin is tuple:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from pathlib import Path, PurePosixPath
 
 Severity = Literal["error", "warning", "note"]
 Layer = Literal["torch", "build", "main", "extension"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
-from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
-
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from pinner.model import Artifact, Stale
 
 ARTIFACTS = (
@@ -43,8 +43,8 @@ def write_text_atomic(path: Path, text: str, *, executable: bool = False) -> Non
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
-        os.chmod(tmp, 0o755 if executable else 0o644)
-        os.replace(tmp, path)
+        Path(tmp).chmod(0o755 if executable else 0o644)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Any, TextIO
 
+from typing_extensions import Self
+
 
 class Progress:
     """Thread-safe; `start` and `done` are called from resolver threads."""
@@ -29,7 +31,7 @@ class Progress:
                 transient=False,
             )
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         if self.live is not None:
             self.live.start()
         return self

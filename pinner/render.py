@@ -42,6 +42,7 @@ def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
     cache = "/root/.cache/pip" if installer == "pip" else "/root/.cache/uv"
     index = f" --index-url {plan.index_url}" if plan.index_url else ""
     where = plan.index_url or "the installer's configured index (PyPI ships this build)"
+    build = sorted(p.name for p in tl.pins if p.layer == "build")
     steps = [
         InstallStep(
             layer="torch",
@@ -54,7 +55,8 @@ def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
         ),
         InstallStep(
             layer="main",
-            title="main layer: the application's requirements",
+            title="main layer: the application's requirements"
+            + (f" and the source builds' tools ({', '.join(build)})" if build else ""),
             why="from the configured index; constraints.txt pins every package, torch included, "
             "so no requirement can replace the torch layer",
             files=("constraints.txt", "requirements.txt"),

@@ -6,18 +6,40 @@ are followed; `files_of` does the same walk without parsing requirements (for `p
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from pinner.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pinner.model import Requirements
 
-_INCLUDE = re.compile(r"^\s*(-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
+_INCLUDES = ("-r", "--requirement", "-c", "--constraint")
+
+
+def _include(line: str) -> tuple[str, str] | None:
+    """('-r' or '-c' style option, path) of an include line, else None (no regex: hot path)."""
+    for option in _INCLUDES:
+        if line.startswith(option):
+            rest = line[len(option) :]
+            if rest[:1] in (" ", "\t", "="):
+                path = rest[1:].strip().split()[0] if rest[1:].strip() else ""
+                return (option, path) if path else None
+    return None
+
+
 _INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index")
+
+
+def _strip_comment(line: str) -> str:
+    """Drop a `#` comment that starts the line or follows whitespace (pip's rule)."""
+    if line.lstrip().startswith("#"):
+        return ""
+    for i, ch in enumerate(line):
+        if ch == "#" and i > 0 and line[i - 1] in " \t":
+            return line[:i]
+    return line
 
 
 def _logical_lines(path: Path) -> list[tuple[int, str]]:
@@ -25,7 +47,7 @@ def _logical_lines(path: Path) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     pending, start = "", 0
     for no, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = re.sub(r"(^|\s)#.*$", "", raw).rstrip()
+        line = _strip_comment(raw).rstrip()
         if not pending:
             start = no
         if line.endswith("\\"):
@@ -51,9 +73,9 @@ def files_of(paths: list[Path] | tuple[Path, ...]) -> list[Path]:
         seen.append(path)
         nested = []
         for _, line in _logical_lines(path):
-            m = _INCLUDE.match(line)
-            if m:
-                nested.append((path.parent / m.group(2)).resolve())
+            found = _include(line)
+            if found:
+                nested.append((path.parent / found[1]).resolve())
         stack.extend(reversed(nested))
     return seen
 
@@ -84,10 +106,10 @@ def read_requirements(paths: list[Path] | tuple[Path, ...], root: Path) -> Requi
         files.append(path)
         for no, line in _logical_lines(path):
             where = f"{shown(path)}:{no}"
-            m = _INCLUDE.match(line)
-            if m:
-                nested_constraint = constraint or m.group(1) in ("-c", "--constraint")
-                walk((path.parent / m.group(2)).resolve(), nested_constraint, where)
+            found = _include(line)
+            if found:
+                nested_constraint = constraint or found[0] in ("-c", "--constraint")
+                walk((path.parent / found[1]).resolve(), nested_constraint, where)
                 continue
             if line.startswith("-"):
                 option = line.split()[0].split("=")[0]

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pinner.errors import ConfigError
-from pinner.model import Pin, Plan, Requirements, TargetLock
+from pinner.model import Layer, Pin, Plan, Requirements, TargetLock
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 FAMILY_ROOTS = ("torch", "torchvision", "torchaudio")
 # Names that belong to the torch layer when torch (or a companion) pulls them.
@@ -107,17 +109,16 @@ def build_job(
     names = {r.name for r in reqs.items}
     direct = [f"torch=={torch.pin}"]
     constraints = [f"torch=={torch.pin}"]
-    for pin in plan.companions:
-        name = pin.split("==")[0]
-        constraints.append(pin if torch.on_pypi else pin)
-        if name in names:
-            direct.append(pin)
+    for companion in plan.companions:
+        constraints.append(companion)
+        if companion.split("==")[0] in names:
+            direct.append(companion)
     routed = [d.split("==")[0] for d in direct]
     if previous is not None and previous.plan.torch == torch and not torch.on_pypi:
-        for pin in previous.pins:
-            if pin.layer == "torch" and pin.name not in routed:
-                direct.append(f"{pin.name}=={pin.version}")
-                routed.append(pin.name)
+        for old in previous.pins:
+            if old.layer == "torch" and old.name not in routed:
+                direct.append(f"{old.name}=={old.version}")
+                routed.append(old.name)
     constraints += [c.requirement for c in plan.constraints]
     metadata = []
     for ext in plan.extensions:
@@ -230,12 +231,12 @@ def assemble(plan: Plan, job: Job, pins: Sequence[ResolvedPin], inputs: str) -> 
                     )
                 )
             continue
+        layer: Layer = "main"
+        index = "default"
         if p.name in layer_torch:
             layer, index = "torch", job.torch_index or "default"
         elif p.name in build:
-            layer, index = "build", "default"
-        else:
-            layer, index = "main", "default"
+            layer = "build"
         out.append(
             Pin(
                 name=p.name,
@@ -245,7 +246,7 @@ def assemble(plan: Plan, job: Job, pins: Sequence[ResolvedPin], inputs: str) -> 
                 layer=layer,
                 via=_via(p.via, job),
             )
-        )  # type: ignore[arg-type]
+        )
     return TargetLock(plan=plan, pins=tuple(out), inputs=inputs, findings=())
 
 

@@ -16,20 +16,31 @@ import platform
 import re
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pinner.errors import ResolveError
 from pinner.resolve import Job, ResolvedPin, canonical, family_closure, is_family_name
 from pinner.resolve.output import parse_compiled, probe_index
 from pinner.resolve.uv import job_key
 
-MACHINES = {"x86_64": "linux-x86_64", "amd64": "linux-x86_64", "aarch64": "linux-aarch64",
-            "arm64": "linux-aarch64"}
+if TYPE_CHECKING:
+    from pathlib import Path
+
+MACHINES = {
+    "x86_64": "linux-x86_64",
+    "amd64": "linux-x86_64",
+    "aarch64": "linux-aarch64",
+    "arm64": "linux-aarch64",
+}
 
 
 def host() -> tuple[str, str]:
     python = "%d.%d" % sys.version_info[:2]  # noqa: UP031
-    machine = MACHINES.get(platform.machine().lower(), platform.machine()) if sys.platform == "linux" else sys.platform
+    machine = (
+        MACHINES.get(platform.machine().lower(), platform.machine())
+        if sys.platform == "linux"
+        else sys.platform
+    )
     return python, machine
 
 
@@ -78,7 +89,9 @@ class PipToolsResolver:
         try:
             import piptools  # noqa: F401
         except ImportError:
-            msg = "pip-tools is not installed: pip install 'pinner[pip-tools]', or use --resolver uv"
+            msg = (
+                "pip-tools is not installed: pip install 'pinner[pip-tools]', or use --resolver uv"
+            )
             raise ResolveError(msg) from None
         if job.torch_index and not job.offline:
             probe_index(job.torch_index, job.target)
@@ -87,26 +100,48 @@ class PipToolsResolver:
         work.mkdir(parents=True, exist_ok=True)
         (work / "requirements.in").write_text(requirements_in(job, extensions), encoding="utf-8")
         (work / "constraints.txt").write_text(
-            "".join(c + "\n" for c in job.constraints if canonical(c.split("=")[0].rstrip("<>!~")) not in extensions),
+            "".join(
+                c + "\n"
+                for c in job.constraints
+                if canonical(c.split("=")[0].rstrip("<>!~")) not in extensions
+            ),
             encoding="utf-8",
         )
         (work / "requirements.in").write_text(
-            (work / "requirements.in").read_text(encoding="utf-8") + f"-c {work / 'constraints.txt'}\n",
+            (work / "requirements.in").read_text(encoding="utf-8")
+            + f"-c {work / 'constraints.txt'}\n",
             encoding="utf-8",
         )
         out = work / "resolved.txt"
-        out.write_text("".join(f"{n}=={v}\n" for n, v in job.preferences if n not in extensions), encoding="utf-8")
-        cmd = [sys.executable, "-m", "piptools", "compile", "--quiet", "--no-header", "--generate-hashes",
-               "--allow-unsafe", "--strip-extras", "--no-emit-index-url", "--no-emit-find-links",
-               "-o", str(out), str(work / "requirements.in")]
+        out.write_text(
+            "".join(f"{n}=={v}\n" for n, v in job.preferences if n not in extensions),
+            encoding="utf-8",
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "piptools",
+            "compile",
+            "--quiet",
+            "--no-header",
+            "--generate-hashes",
+            "--allow-unsafe",
+            "--strip-extras",
+            "--no-emit-index-url",
+            "--no-emit-find-links",
+            "-o",
+            str(out),
+            str(work / "requirements.in"),
+        ]
         for name in job.routed:
             cmd += ["--find-links", f"{job.torch_index}/{name}/"]
         if job.upgrade:
             cmd.append("--upgrade")
         if job.offline:
             cmd.append("--no-index")
-        proc = subprocess.run(cmd, cwd=job.root, capture_output=True, text=True, check=False,
-                              env=dict(os.environ))
+        proc = subprocess.run(
+            cmd, cwd=job.root, capture_output=True, text=True, check=False, env=dict(os.environ)
+        )
         if proc.returncode != 0:
             tail = "\n    ".join(proc.stderr.strip().splitlines()[-12:])
             msg = f"target {job.target}: no solution (pip-compile):\n    {tail}"
@@ -114,12 +149,19 @@ class PipToolsResolver:
         pins = parse_compiled(out.read_text(encoding="utf-8"))
         routed = set(job.routed)
         pins = tuple(
-            ResolvedPin(name=p.name, version=p.version, hashes=p.hashes,
-                        index=job.torch_index if p.name in routed else "", via=p.via)
+            ResolvedPin(
+                name=p.name,
+                version=p.version,
+                hashes=p.hashes,
+                index=job.torch_index if p.name in routed else "",
+                via=p.via,
+            )
             for p in pins
         )
         if job.torch_index:
-            unrouted = sorted(n for n in family_closure(pins) if is_family_name(n) and n not in routed)
+            unrouted = sorted(
+                n for n in family_closure(pins) if is_family_name(n) and n not in routed
+            )
             if unrouted:
                 msg = (
                     f"target {job.target}: torch {job.direct[0].split('==')[1]} from {job.torch_index} "

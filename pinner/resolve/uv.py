@@ -144,7 +144,7 @@ class UvResolver:
         saved.parent.mkdir(parents=True, exist_ok=True)
         tmp = saved.with_suffix(".tmp")
         tmp.write_text(json.dumps([p.__dict__ for p in pins]), encoding="utf-8")
-        os.replace(tmp, saved)
+        tmp.replace(saved)
         return pins
 
     def _run(self, job: Job, cmd: list[str]) -> None:
