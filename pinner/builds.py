@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pinner.knowledge import Build, Knowledge, TorchRelease, cuda_to_variant, variant_to_cuda
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CUBIN_RULE = (
     "a cubin for sm_X.y runs on GPUs of major X with minor >= y, never across majors; "

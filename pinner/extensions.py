@@ -13,9 +13,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -23,6 +22,9 @@ from packaging.version import InvalidVersion, Version
 from pinner.builds import Failure, Option, parse_arch, parse_cc
 from pinner.knowledge import Gpu, Knowledge, variant_to_cuda
 from pinner.model import Constraint, Extension, Finding, Requirements, Step, Target, TorchBuild
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 FLASH = "flash-attn"
 FUTURE = "99999"  # stands for "a release newer than pinner knows" when testing a specifier
@@ -125,7 +127,12 @@ class ExtensionPlan:
         doc = self.kb.docs["extensions"]["flash_attn"]
         url = doc["wheel_url"].format(tag=wheel.tag, wheel=wheel.file)
         held = ""
-        if option.release.version != self.kb.releases[0].version and self.modes[name] == "auto":
+        in_range = [r for r in self.kb.releases if r.version in SpecifierSet(self.target.torch)]
+        if (
+            in_range
+            and option.release.version != in_range[0].version
+            and self.modes[name] == "auto"
+        ):
             held = (
                 f"; torch stays at {option.release.version}: newer torch releases have no "
                 f"{name} wheel for this target"
@@ -286,21 +293,33 @@ def find_wheel(
     py = "cp" + python.replace(".", "")
     wanted = SpecifierSet(spec)
     best: Wheel | None = None
-    for wheel in _all_wheels(kb):
-        parts = parse_wheel_name(wheel.file)
-        if parts is None or not wanted.contains(parts["version"], prereleases=True):
-            continue
+    for wheel, parts in _parsed_wheels(kb):
         if (
             parts["cuda_major"] == major
             and parts["torch"] == option.release.minor
             and parts["abi"] == abi
             and parts["python"] == py
             and parts["platform"] == "linux_x86_64"
+            and wanted.contains(parts["version"], prereleases=True)
             and _runs(gpu, wheel.arches)
             and (best is None or Version(parts["version"]) > Version(best.version))
         ):
             best = wheel
     return best
+
+
+# Planning asks for wheels once per candidate torch build (hundreds of times per target): expand
+# and parse the ~1900 file names once per knowledge document.
+_PARSED: dict[int, tuple[Mapping[str, Any], list[tuple[Wheel, dict[str, str]]]]] = {}
+
+
+def _parsed_wheels(kb: Knowledge) -> list[tuple[Wheel, dict[str, str]]]:
+    doc = kb.docs["extensions"]
+    hit = _PARSED.get(id(doc))
+    if hit is None or hit[0] is not doc:
+        wheels = [(w, parts) for w in _all_wheels(kb) if (parts := parse_wheel_name(w.file))]
+        hit = _PARSED[id(doc)] = (doc, wheels)
+    return hit[1]
 
 
 _WHEEL = re.compile(
@@ -519,7 +538,11 @@ def _bnb_override(plan: ExtensionPlan, torch: TorchBuild) -> tuple[str, str] | N
         return None
     same = sorted((lib for lib in libs if lib[:-1] == digits[:-1] and lib <= digits), reverse=True)
     if not same:
-        return None
+        return "", (
+            f"bitsandbytes {version} bundles no CUDA {digits[:-1]} library (it has "
+            f"{', '.join(sorted(libs))}): on this CUDA {torch.cuda} build it would load its CPU "
+            f"library, without GPU quantization; use bitsandbytes>={window[0]}"
+        )
     return same[0], (
         f"bitsandbytes {version} bundles no libbitsandbytes_cuda{digits}.so; "
         f"BNB_CUDA_VERSION={same[0]} loads its CUDA {same[0][:-1]}.{same[0][-1]} library instead"
@@ -542,6 +565,19 @@ def _bnb_env(plan: ExtensionPlan, torch: TorchBuild) -> dict[str, str]:
     if override is None:
         return {}
     value, why = override
+    source = plan.kb.docs["packages"]["bitsandbytes_rules"]["source"]
+    if not value:  # no library of this CUDA major at all: it would silently run on the CPU
+        plan.findings.append(
+            Finding(
+                target=plan.target.name,
+                severity="error",
+                code="bnb-no-cuda-library",
+                message=f"{plan.target.origin}: {why}",
+                fix="relax or raise the bitsandbytes requirement",
+                source=source,
+            )
+        )
+        return {}
     plan.findings.append(
         Finding(
             target=plan.target.name,
@@ -549,7 +585,21 @@ def _bnb_env(plan: ExtensionPlan, torch: TorchBuild) -> dict[str, str]:
             code="bnb-cuda-version",
             message=f"BNB_CUDA_VERSION={value}: {why}",
             fix="upgrade bitsandbytes to drop the override",
-            source=plan.kb.docs["packages"]["bitsandbytes_rules"]["source"],
+            source=source,
         )
     )
+    gpu = plan.gpu
+    if gpu is not None and int(value) < 128 and parse_cc(gpu.compute_capability)[0] >= 10:
+        plan.findings.append(
+            Finding(
+                target=plan.target.name,
+                severity="warning",
+                code="bnb-ptx-unverified",
+                message=f"the CUDA {value[:-1]}.{value[-1]} library of bitsandbytes is built for "
+                f"sm_50 to sm_90 (+PTX): on the {gpu.name} ({gpu.sm}) it relies on PTX JIT, "
+                "which is unverified",
+                fix="use a bitsandbytes that bundles a CUDA >= 12.8 library (>= 0.45.3)",
+                source=plan.kb.docs["packages"]["bitsandbytes_rules"]["source"],
+            )
+        )
     return {"BNB_CUDA_VERSION": value}

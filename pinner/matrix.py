@@ -11,15 +11,14 @@ import difflib
 import os
 import re
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pinner.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pinner.model import Matrix, Target
 
 if sys.version_info >= (3, 11):
@@ -167,7 +166,7 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
     }
 
 
-def _shown(path: Path, root: Path) -> str:
+def _shown(path: Path, _root: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
@@ -302,7 +301,7 @@ def _builds(
 
 
 def select_targets(matrix: Matrix, names: list[str] | tuple[str, ...]) -> tuple[Target, ...]:
-    """The targets named on the command line (all when none are), in matrix order."""
+    """The targets named on the command line, in that order (all, in matrix order, when none are)."""
     if not names:
         return matrix.targets
     known = {t.name: t for t in matrix.targets}

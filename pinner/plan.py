@@ -14,8 +14,8 @@ rejected. Rules (shared/reference/facts.md sections 2-4):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
@@ -47,6 +47,9 @@ from pinner.model import (
     Target,
     TorchBuild,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PYPI = "PyPI (the installer's configured index)"
 
@@ -233,6 +236,19 @@ def _finish(
     if any(f.severity == "error" for f in ext_findings):
         return PlanResult(plan=None, findings=tuple(findings))
     base_image = _base_image(ctx, torch, devel, steps)
+    if not base_image:
+        findings.append(
+            Finding(
+                target=target.name,
+                severity="warning",
+                code="no-base-image",
+                message=f"pinner knows no base image for CUDA {torch.cuda or 'cpu'}: the "
+                "Dockerfile takes it as --build-arg BASE_IMAGE, the Modal image from "
+                "$PINNER_BASE_IMAGE",
+                fix=f'set base-image = "<image>" on {target.origin}',
+                source="",
+            )
+        )
     driver = min_driver(kb, chosen.variant)
     _notes(ctx, chosen, driver, findings)
     plan = Plan(
@@ -310,7 +326,7 @@ def _steps(ctx: Context, chosen: Option, build: Build | None, index_url: str) ->
         Step(
             topic="torch",
             choice=release.version if chosen.on_pypi else f"{release.version}+{chosen.variant}",
-            why=f"newest release in torch {ctx.spec_text}".replace("torch any", "any version")
+            why=(f"newest release in torch {ctx.spec_text}" if target.torch else "newest release")
             + (f" ({bounds})" if bounds else "")
             + f" with a Python {target.python} {target.platform} wheel of this build",
             source=release.source,
@@ -433,6 +449,7 @@ def _base_image(ctx: Context, torch: TorchBuild, devel: bool, steps: list[Step])
 def _notes(ctx: Context, chosen: Option, driver: str, findings: list[Finding]) -> None:
     target, kb = ctx.target, ctx.kb
     if driver and not target.driver:
+        major = kb.major(int(variant_to_cuda(chosen.variant).split(".")[0]))
         findings.append(
             Finding(
                 target=target.name,
@@ -440,9 +457,7 @@ def _notes(ctx: Context, chosen: Option, driver: str, findings: list[Finding]) -
                 code="driver-unchecked",
                 message=f"this build needs NVIDIA driver >= {driver}; no driver was given",
                 fix=f'set driver = "<version>" on {target.origin} to have it checked',
-                source=kb.major(int(variant_to_cuda(chosen.variant).split(".")[0])).source
-                if kb.major(int(variant_to_cuda(chosen.variant).split(".")[0]))
-                else "",
+                source=major.source if major else "",
             )
         )
     newest = next((r for r in kb.releases if r.version in ctx.spec), None)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pinner.knowledge import Knowledge
-from pinner.model import Finding, Matrix, Plan, PlanResult, Target
+if TYPE_CHECKING:
+    from pinner.knowledge import Knowledge
+    from pinner.model import Finding, Matrix, Plan, PlanResult, Target
 
 
 def _json(data: Any) -> str:
