@@ -530,6 +530,14 @@ def _impossible(ctx: Context, options: list[Option]) -> Finding:
         message = f"{target.origin}: no torch build fits: {wheel_only[0].reason}"
     else:
         message = f"{target.origin}: no torch build fits: {codes[0].reason}"
+        newest = ctx.kb.releases[0].version
+        if not any(r.version in ctx.spec for r in ctx.kb.releases) and ctx.spec.contains(
+            "99.0", prereleases=True
+        ):
+            message += (
+                f"; pinner's knowledge (as of {ctx.kb.as_of}) ends at torch {newest}: a newer "
+                "release may exist, but pinner does not plan what it cannot check"
+            )
     return _error(target, "impossible-target", message, _fixes(ctx, options))
 
 

@@ -351,3 +351,12 @@ def test_plan_target_driver_note_only_without_driver(plan_for):
     assert "driver-unchecked" in [f.code for f in plan_for("A100").findings]
     with_driver = plan_for("A100", driver="595.58.03")
     assert "driver-unchecked" not in [f.code for f in with_driver.findings]
+
+
+def test_plan_torch_newer_than_knowledge_says_where_knowledge_ends(plan_for, kb):
+    # DESIGN "Knowledge": pinner warns when a target asks for something newer than it knows.
+    result = plan_for("H100", torch=">=2.16")
+    assert result.plan is None
+    (error,) = [f for f in result.findings if f.severity == "error"]
+    assert f"as of {kb.as_of}" in error.message
+    assert f"ends at torch {kb.releases[0].version}" in error.message
