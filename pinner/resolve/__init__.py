@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from pinner.errors import ConfigError
+from pinner.errors import ConfigError, ResolveError
 from pinner.model import Layer, Pin, Plan, Requirements, TargetLock
 
 if TYPE_CHECKING:
@@ -56,6 +56,9 @@ class Job:
     preferences: tuple[tuple[str, str], ...]  # versions to keep (from the old lock)
     upgrade: bool
     offline: bool
+    # routed names pinner adds only to route them (remembered from the old lock, or pulled by a
+    # requirement): dropped from the result when nothing but pinner requires them
+    optional: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,11 +117,13 @@ def build_job(
         if companion.split("==")[0] in names:
             direct.append(companion)
     routed = [d.split("==")[0] for d in direct]
+    optional = []
     if previous is not None and previous.plan.torch == torch and not torch.on_pypi:
         for old in previous.pins:
             if old.layer == "torch" and old.name not in routed:
                 direct.append(f"{old.name}=={old.version}")
                 routed.append(old.name)
+                optional.append(old.name)
     constraints += [c.requirement for c in plan.constraints]
     metadata = []
     for ext in plan.extensions:
@@ -149,6 +154,7 @@ def build_job(
         preferences=preferences,
         upgrade=upgrade,
         offline=offline,
+        optional=tuple(optional) if not torch.on_pypi else (),
     )
 
 
@@ -180,11 +186,29 @@ def resolve_target(
     job: Job,
     inputs: str,
 ) -> TargetLock:
-    """Run the engine (twice when an index build pulled CUDA libraries not yet routed)."""
-    pins = resolver.resolve(job)
+    """Run the engine (twice when an index build pulled CUDA libraries not yet routed, or a
+    requirement pulled a companion such as torchvision that was not routed)."""
+    try:
+        pins = resolver.resolve(job)
+    except ResolveError as e:
+        # Sources route direct requirements only: a companion that a requirement pulls is
+        # looked up on the default index, which lacks the index build (torchvision 0.28.0+cpu).
+        pulled = [c for c in plan.companions if c not in job.direct and c in str(e)]
+        if not job.torch_index or not pulled:
+            raise
+        names = tuple(c.split("==")[0] for c in pulled)
+        job = replace(
+            job,
+            direct=job.direct + tuple(pulled),
+            routed=job.routed + names,
+            optional=job.optional + names,
+        )
+        pins = resolver.resolve(job)
     if job.torch_index:
         layer = torch_layer(pins)
-        missing = sorted(layer - set(job.routed))
+        home = job.torch_index.rstrip("/")
+        fetched = {p.name for p in pins if p.index.rstrip("/") == home}  # the engine says so
+        missing = sorted(layer - set(job.routed) - fetched)
         if missing:
             versions = {p.name: p.version for p in pins}
             job = replace(
@@ -193,7 +217,63 @@ def resolve_target(
                 routed=job.routed + tuple(missing),
             )
             pins = resolver.resolve(job)
+    pins = _drop_unrequired(pins, job)
+    _check_builds(plan, job, pins)
     return assemble(plan, job, pins, inputs)
+
+
+def _drop_unrequired(pins: Sequence[ResolvedPin], job: Job) -> tuple[ResolvedPin, ...]:
+    """Keep what the requirements, the plan and their dependencies need; drop optional routed
+    names (and what only they pulled) that nothing else requires, such as a torchvision the
+    old lock had but the requirements no longer pull."""
+    if not job.optional:
+        return tuple(pins)
+    optional = set(job.optional)
+    roots: set[str] = set()
+    children: dict[str, set[str]] = {}
+    for pin in pins:
+        if not pin.via:
+            roots.add(pin.name)
+        for item in pin.via:
+            text = item.strip()
+            if text.startswith("-c "):
+                continue  # a constraint is no reason to install
+            if text.startswith("-r ") or (
+                text.startswith("pinner-job") and pin.name not in optional
+            ):
+                roots.add(pin.name)
+            elif not text.startswith("pinner-job"):
+                parent = canonical(re.split(r"[\s\[]", text, maxsplit=1)[0])
+                children.setdefault(parent, set()).add(pin.name)
+    needed = set(roots)
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in needed:
+                needed.add(child)
+                todo.append(child)
+    return tuple(p for p in pins if p.name in needed)
+
+
+def _check_builds(plan: Plan, job: Job, pins: Sequence[ResolvedPin]) -> None:
+    """The lock holds exactly the planned torch build. `torch==2.13.0` also matches
+    `2.13.0+cpu` (PEP 440), which a default index that merges another index (some mirrors do)
+    may offer; PyPI itself never serves local versions."""
+    planned = {canonical(c.split("==")[0]): c.split("==")[1] for c in plan.companions}
+    planned["torch"] = plan.torch.pin
+    for pin in pins:
+        want = planned.get(pin.name)
+        if want is not None and pin.version != want:
+            where = (
+                f"the PyTorch index {job.torch_index}" if job.torch_index else "the default index"
+            )
+            msg = (
+                f"target {job.target}: {where} gave {pin.name} {pin.version} for the planned "
+                f"{pin.name}=={want}, another build.\n  fix: point the default index at PyPI or a "
+                "plain mirror of it (one that does not merge the PyTorch index in); the PyTorch "
+                "index belongs in torch-index-url"
+            )
+            raise ResolveError(msg)
 
 
 def assemble(plan: Plan, job: Job, pins: Sequence[ResolvedPin], inputs: str) -> TargetLock:

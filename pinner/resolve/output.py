@@ -85,3 +85,15 @@ def probe_index(url: str, target: str, timeout: float = 10.0) -> None:
         "a URL with {variant}), or run with --offline to use the existing lock and cache"
     )
     raise NetworkError(msg)
+
+
+def page_hashes(url: str, timeout: float = 10.0) -> set[str]:
+    """The `sha256:<hex>` of every file linked from a simple-index project page (PEP 503 puts
+    the digest in each link's `#sha256=` fragment)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            page = r.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        msg = f"cannot read {url} ({getattr(e, 'reason', e)})"
+        raise NetworkError(msg) from e
+    return {f"sha256:{h.lower()}" for h in re.findall(r"#sha256=([0-9a-fA-F]{64})", page)}

@@ -2,9 +2,11 @@
 
 pip-compile resolves for the interpreter that runs it, so a target whose Python or platform differs
 from the host is refused (never a wrong lock). pip-compile has no per-package index routing: the
-torch build's own files are added with `--find-links <index>/<package>/` (each a page of one
-project, carrying local-tagged versions only that index has); an index build that pulls CUDA
-libraries cannot be routed that way, and is refused with a pointer to `--resolver uv`.
+torch build's own files (and its companions', pulled or not) are added with
+`--find-links <index>/<package>/` (each a page of one project, carrying local-tagged versions
+only that index has); an index build that pulls CUDA libraries cannot be routed that way, and is
+refused with a pointer to `--resolver uv`, as is a lock whose routed packages got files from the
+default index too (pip-compile merges the candidates; the hashes tell).
 Extensions PyPI ships only as sdists are replaced by their runtime requirements, since
 pip-compile would have to build them.
 """
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from pinner.errors import ResolveError
 from pinner.resolve import Job, ResolvedPin, canonical, family_closure, is_family_name
-from pinner.resolve.output import parse_compiled, probe_index
+from pinner.resolve.output import page_hashes, parse_compiled, probe_index
 from pinner.resolve.uv import job_key
 
 if TYPE_CHECKING:
@@ -72,7 +74,8 @@ def requirements_in(job: Job, extensions: set[str]) -> str:
             name = canonical(re.split(r"[<>=!~ ;\[@]", text)[0])
             if name not in extensions:
                 lines.append(text)
-    lines += list(job.direct)
+    optional = set(job.optional)  # routed with --find-links only; pulled when required
+    lines += [d for d in job.direct if canonical(d.split("==")[0]) not in optional]
     for _name, _version, requires in job.metadata:
         lines += list(requires)
     return "".join(line + "\n" for line in lines)
@@ -133,7 +136,13 @@ class PipToolsResolver:
             str(out),
             str(work / "requirements.in"),
         ]
-        for name in job.routed:
+        # --find-links only adds candidates, so the pages of the plan's torch-family pins (a
+        # torchvision that a requirement pulls, say) are offered too, required or not.
+        pinned = [canonical(c.split("==")[0]) for c in job.constraints if "==" in c]
+        routed = (
+            set(job.routed) | {n for n in pinned if is_family_name(n)} if job.torch_index else set()
+        )
+        for name in sorted(routed):
             cmd += ["--find-links", f"{job.torch_index}/{name}/"]
         if job.upgrade:
             cmd.append("--upgrade")
@@ -147,7 +156,6 @@ class PipToolsResolver:
             msg = f"target {job.target}: no solution (pip-compile):\n    {tail}"
             raise ResolveError(msg)
         pins = parse_compiled(out.read_text(encoding="utf-8"))
-        routed = set(job.routed)
         pins = tuple(
             ResolvedPin(
                 name=p.name,
@@ -158,6 +166,22 @@ class PipToolsResolver:
             )
             for p in pins
         )
+        if job.torch_index and not job.offline:
+            # pip-compile merges --find-links candidates with the default index's: when the
+            # default index also has files of a routed name and version, they are in the hashes
+            # (and their metadata may have been used). Refuse rather than lock them.
+            for p in pins:
+                if p.name in routed:
+                    page = f"{job.torch_index}/{p.name}/"
+                    foreign = sorted(set(p.hashes) - page_hashes(page))
+                    if foreign:
+                        msg = (
+                            f"target {job.target}: {p.name} {p.version} must come from the PyTorch "
+                            f"index {job.torch_index}, but pip-compile also took files from "
+                            f"another index ({', '.join(h[:19] + '...' for h in foreign)}); it "
+                            "cannot keep the indexes apart.\n  fix: use --resolver uv"
+                        )
+                        raise ResolveError(msg)
         if job.torch_index:
             unrouted = sorted(
                 n for n in family_closure(pins) if is_family_name(n) and n not in routed

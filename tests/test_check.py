@@ -1,0 +1,259 @@
+"""`pinner check` through `main(["check"])`: 0 when the lock and the generated files are fresh, 1
+listing each stale thing with the command that refreshes it; offline, no resolver, and none of
+typer, jinja2, packaging or tomlkit imported (it is a pre-commit hook)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.projects import CPU_MATRIX, Project, make_project, point_at
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.support.index import LocalIndex
+    from tests.support.projects import Run
+
+pytest_plugins = ("tests.conftest_lock",)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def generated_template(tmp_path_factory: pytest.TempPathFactory, loopback: LocalIndex) -> Path:
+    """One project locked and generated once per module (copied for each test)."""
+    from pinner.cli import main
+
+    root = tmp_path_factory.mktemp("check-template") / "proj"
+    root.mkdir()
+    (root / "pinner.toml").write_text(CPU_MATRIX)
+    (root / "requirements.in").write_text("-r base.in\ndemo-app\n")
+    (root / "base.in").write_text("other-app\n")
+    with pytest.MonkeyPatch.context() as mp:
+        point_at(mp, loopback, root.parent / "caches")
+        mp.setenv("PINNER_CACHE_DIR", str(root.parent / "cache"))
+        mp.chdir(root)
+        assert main(["generate"]) == 0
+    return root
+
+
+@pytest.fixture
+def generated(
+    generated_template: Path, tmp_path: Path, loopback: LocalIndex, monkeypatch: pytest.MonkeyPatch
+) -> Project:
+    root = tmp_path / "proj"
+    shutil.copytree(generated_template, root)
+    point_at(monkeypatch, loopback, tmp_path / "caches")
+    monkeypatch.chdir(root)
+    return Project(root=root, index=loopback)
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every socket connection fails (and is recorded)."""
+    attempts: list[object] = []
+
+    def refuse(_self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        msg = f"test: pinner check must not connect ({address})"
+        raise OSError(msg)
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts
+
+
+def problems(run: Run) -> list[tuple[str, str]]:
+    """(stale path and what is wrong, refresh command) pairs of a failed check."""
+    found = re.findall(r"^(.+)\n  refresh: (.+)$", run.err, re.MULTILINE)
+    return [(a.removeprefix("pinner: error: stale:").strip(), b) for a, b in found]
+
+
+@pytest.mark.usefixtures("generated")
+def test_check_fresh_right_after_generate(
+    cli: Callable[..., Run], no_network: list[object]
+) -> None:
+    result = cli("check")
+
+    assert (result.code, result.out, result.err) == (0, "pinner check: 1 targets fresh\n", "")
+    assert no_network == []
+
+
+def test_check_fresh_with_the_indexes_shut_down(
+    tmp_path: Path,
+    fresh_index: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+) -> None:
+    make_project(tmp_path / "proj", fresh_index, monkeypatch)
+    assert cli("generate").code == 0
+    fresh_index.close()
+    attempts: list[object] = []
+
+    def refuse(_self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        msg = f"test: pinner check must not connect ({address})"
+        raise OSError(msg)
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+    result = cli("check")
+
+    assert (result.code, result.err) == (0, "")
+    assert attempts == []
+
+
+def test_check_after_a_matrix_edit(generated: Project, cli: Callable[..., Run]) -> None:
+    generated.write("pinner.toml", CPU_MATRIX + 'python = "3.12"\n')
+
+    result = cli("check")
+
+    assert result.code == 1
+    assert problems(result) == [
+        (
+            (
+                "pinner.lock: target cpu is stale (its matrix table, requirements files, "
+                "pinner's knowledge or pinner version changed)"
+            ),
+            "pinner lock --target cpu",
+        )
+    ]
+
+
+@pytest.mark.parametrize("edited", ["requirements.in", "base.in"])
+def test_check_after_a_requirements_edit(
+    generated: Project, cli: Callable[..., Run], edited: str
+) -> None:
+    path = generated.root / edited
+    path.write_text(path.read_text() + "needs-vision\n")
+
+    result = cli("check")
+
+    assert result.code == 1
+    assert [cmd for _, cmd in problems(result)] == ["pinner lock --target cpu"]
+    assert "pinner.lock: target cpu is stale" in result.err
+
+
+def test_check_after_a_matrix_comment_is_fresh(generated: Project, cli: Callable[..., Run]) -> None:
+    generated.write("pinner.toml", "# our only box\n" + CPU_MATRIX.replace(" = ", "="))
+
+    assert cli("check").code == 0
+
+
+def test_check_finds_a_hand_edited_file(generated: Project, cli: Callable[..., Run]) -> None:
+    path = generated.root / "pinned" / "cpu" / "constraints.txt"
+    path.write_text(path.read_text().replace("demo-app==1.0", "demo-app==1.1"))
+
+    result = cli("check")
+
+    assert result.code == 1
+    assert problems(result) == [
+        ("pinned/cpu/constraints.txt: edited by hand", "pinner generate --target cpu")
+    ]
+
+
+def test_check_finds_a_missing_file(generated: Project, cli: Callable[..., Run]) -> None:
+    (generated.root / "pinned" / "cpu" / "Dockerfile").unlink()
+
+    result = cli("check")
+
+    assert result.code == 1
+    assert problems(result) == [("pinned/cpu/Dockerfile: missing", "pinner generate --target cpu")]
+
+
+def test_check_finds_files_out_of_date_with_the_lock(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    """The lock changed (here by hand, as a merge might) but the files were not regenerated."""
+    generated.lock.write_text(generated.lock.read_text().replace('"-r requirements.in"', '"x"'))
+
+    result = cli("check")
+
+    assert result.code == 1
+    stale = problems(result)
+    assert stale
+    assert all(what.endswith(": out of date with pinner.lock") for what, _ in stale)
+    assert {cmd for _, cmd in stale} == {"pinner generate --target cpu"}
+
+
+def test_check_diff_shows_the_change(generated: Project, cli: Callable[..., Run]) -> None:
+    path = generated.root / "pinned" / "cpu" / "constraints.txt"
+    path.write_text(path.read_text().replace("demo-app==1.0", "demo-app==1.1"))
+
+    result = cli("check", "--diff")
+
+    assert result.code == 1
+    diff = result.err[result.err.index("\n--- ") + 1 :]
+    assert diff.startswith("--- a/cpu/constraints.txt\n+++ b/cpu/constraints.txt\n@@ ")
+    # "-" is the file as it is, "+" what the lock renders
+    assert re.search(r"^-demo-app==1\.1", diff, re.MULTILINE)
+    assert re.search(r"^\+demo-app==1\.0", diff, re.MULTILINE)
+    assert re.search(r"^@@ ", diff, re.MULTILINE)
+
+
+def test_check_without_a_lock(generated: Project, cli: Callable[..., Run]) -> None:
+    generated.lock.unlink()
+
+    result = cli("check")
+
+    assert result.code == 1
+    assert problems(result) == [("pinner.lock: missing", "pinner lock")]
+
+
+def test_check_names_targets_missing_from_the_lock_and_gone_from_the_matrix(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    generated.write("pinner.toml", CPU_MATRIX.replace("[targets.cpu]", "[targets.cpu2]"))
+
+    result = cli("check")
+
+    assert result.code == 1
+    assert problems(result) == [
+        ("pinner.lock: has no entry for target cpu2", "pinner lock --target cpu2"),
+        ("pinner.lock: target cpu is no longer in the matrix", "pinner lock"),
+    ]
+
+
+def test_check_imports_no_typer_jinja2_packaging_or_engine(generated: Project) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(REPO)
+    code = "import sys; from pinner.cli import main; sys.exit(main(['check']))"
+
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        cwd=generated.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == "pinner check: 1 targets fresh\n"
+    imported = {
+        line.split("|")[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "pinner.check" in imported  # the measurement works
+    heavy = {
+        "typer",
+        "click",
+        "jinja2",
+        "packaging",
+        "tomlkit",
+        "rich",
+        "pinner.resolve",
+        "pinner.render",
+    }
+    assert not {m for m in imported if m.split(".")[0] in heavy or m in heavy}
