@@ -34,19 +34,27 @@ class InstallStep:
     files: tuple[str, ...]  # files the step reads
     command: str  # the shell command, identical in every recipe
     cache: str  # cache folder for a BuildKit cache mount, "" for none
+    env: tuple[tuple[str, str], ...] = ()  # build environment, for recipes that set it apart
 
 
 def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
     plan = tl.plan
     pip = "python -m pip install" if installer == "pip" else "uv pip install"
     cache = "/root/.cache/pip" if installer == "pip" else "/root/.cache/uv"
-    index = f" --index-url {plan.index_url}" if plan.index_url else ""
+    # uv: --default-index, not its deprecated --index-url, which UV_DEFAULT_INDEX (a mirror set in
+    # the environment) silently overrides; an explicit --default-index wins over the environment.
+    option = "--index-url" if installer == "pip" else "--default-index"
+    index = f" {option} {plan.index_url}" if plan.index_url else ""
     where = plan.index_url or "the installer's configured index (PyPI ships this build)"
     build = sorted(p.name for p in tl.pins if p.layer == "build")
+    # uv's hash-checking mode wants a hash for every package of the resolution, the installed
+    # torch layer included (pip skips installed ones): uv reads the hashed torch layer again.
+    again = "" if installer == "pip" else " -r torch-requirements.txt"
     steps = [
         InstallStep(
             layer="torch",
-            title=f"torch layer: torch {plan.torch.pin} and its CUDA libraries",
+            title=f"torch layer: torch {plan.torch.pin}"
+            + (" and its CUDA libraries" if plan.torch.cuda else ""),
             why=f"installed first, from {where} only, so that nothing later can pick another "
             "build; --no-deps because every package of the layer is listed and hashed",
             files=("torch-requirements.txt",),
@@ -60,39 +68,12 @@ def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
             why="from the configured index; constraints.txt pins every package, torch included, "
             "so no requirement can replace the torch layer",
             files=("constraints.txt", "requirements.txt"),
-            command=f"{pip} --require-hashes -c constraints.txt -r requirements.txt",
+            command=f"{pip} --require-hashes -c constraints.txt{again} -r requirements.txt",
             cache=cache,
         ),
     ]
     if plan.extensions:
-        env = {}
-        for ext in plan.extensions:
-            env.update(dict(ext.env))
-        source = [e for e in plan.extensions if e.strategy == "source"]
-        if source:
-            env.update({"CC": "gcc", "CXX": "g++"})
-            env["MAX_JOBS"] = "${MAX_JOBS:-4}"
-            if plan.compute_capability:
-                env["TORCH_CUDA_ARCH_LIST"] = plan.compute_capability
-        prefix = " ".join(f"{k}={_shell_value(v)}" for k, v in sorted(env.items()))
-        hashes = (
-            " --require-hashes"
-            if all(_extension_pin(tl, e.name).hashes for e in plan.extensions)
-            else ""
-        )
-        names = ", ".join(f"{e.name} ({e.strategy})" for e in plan.extensions)
-        steps.append(
-            InstallStep(
-                layer="extensions",
-                title=f"extension layer: {names}",
-                why="after torch, each extension exactly once (the main layer leaves them out); "
-                "--no-build-isolation so a source build compiles against the installed torch",
-                files=("extensions.txt",),
-                command=(f"{prefix} " if prefix else "")
-                + f"{pip} --no-deps --no-build-isolation{hashes} -c constraints.txt -r extensions.txt",
-                cache=cache,
-            )
-        )
+        steps.append(_extension_step(tl, pip, cache))
     steps.append(
         InstallStep(
             layer="verify",
@@ -107,8 +88,37 @@ def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
     return steps
 
 
-def _shell_value(value: str) -> str:
-    return value if value.startswith("${") else shlex.quote(value)
+def _extension_step(tl: TargetLock, pip: str, cache: str) -> InstallStep:
+    plan = tl.plan
+    env: dict[str, str] = {}
+    for ext in plan.extensions:
+        env.update(dict(ext.env))
+    if any(e.strategy == "source" for e in plan.extensions):
+        env.update({"CC": "gcc", "CXX": "g++", "MAX_JOBS": "4"})
+        if plan.compute_capability:
+            env["TORCH_CUDA_ARCH_LIST"] = plan.compute_capability
+    # MAX_JOBS stays overridable from the environment (install.sh) or a build argument (Dockerfile)
+    prefix = " ".join(
+        f"{k}=${{{k}:-{v}}}" if k == "MAX_JOBS" else f"{k}={shlex.quote(v)}"
+        for k, v in sorted(env.items())
+    )
+    hashes = (
+        " --require-hashes"
+        if all(_extension_pin(tl, e.name).hashes for e in plan.extensions)
+        else ""
+    )
+    names = ", ".join(f"{e.name} ({e.strategy})" for e in plan.extensions)
+    return InstallStep(
+        layer="extensions",
+        title=f"extension layer: {names}",
+        why="after torch, each extension exactly once (the main layer leaves them out); "
+        "--no-build-isolation so a source build compiles against the installed torch",
+        files=("extensions.txt",),
+        command=(f"{prefix} " if prefix else "")
+        + f"{pip} --no-deps --no-build-isolation{hashes} -c constraints.txt -r extensions.txt",
+        cache=cache,
+        env=tuple(sorted(env.items())),
+    )
 
 
 def _extension_pin(tl: TargetLock, name: str) -> Pin:

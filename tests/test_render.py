@@ -1,0 +1,406 @@
+"""render: a lock -> the files of each target, compared with reviewed golden files.
+
+The locks are committed under tests/data/locks/ (see make_locks.py there): the example project's
+real lock (rtx5090 and a100, PyPI's own CUDA builds), an index build (torch 2.11.0+cu128 from the
+PyTorch index) and two A100 / cu121 targets with compiled extensions (a prebuilt flash-attn
+wheel, a mamba-ssm source build). A change of output is a reviewed diff:
+`pytest tests/test_render.py --update-golden`, then `git diff tests/golden`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pinner import fingerprint
+from pinner.output import ARTIFACTS, template_folders, write_artifacts
+from pinner.render import install_steps
+from tests.support.recipes import LOCKS, REPO, dockerfile_install_commands, target_lock
+
+# (lock folder, target, installer): the default targets, an index build (pip and uv) and
+# the two extension strategies.
+CASES = [
+    ("llm-service", "rtx5090", "pip"),
+    ("llm-service", "a100", "pip"),
+    ("cu128", "cu128", "pip"),
+    ("cu128", "cu128", "uv"),
+    ("extensions", "flash-attn-a100", "pip"),
+    ("extensions", "mamba-a100", "pip"),
+]
+IDS = [f"{lock}-{target}-{installer}" for lock, target, installer in CASES]
+PREAMBLES = {
+    "Dockerfile": "# syntax=docker/dockerfile:1",
+    "install.sh": "#!/usr/bin/env bash",
+    "verify_env.py": "#!/usr/bin/env python3",
+}
+
+
+@functools.cache
+def rendered(lock: str, installer: str) -> dict[str, dict[str, str]]:
+    """{target: {file: text}} of a committed lock (rendered once per session)."""
+    from tests.support.recipes import render_lock
+
+    arts = render_lock(LOCKS / lock / "pinner.lock", installer)
+    return {t: {a.path.name: a.text for a in files} for t, files in arts.items()}
+
+
+def files_of(lock: str, target: str, installer: str = "pip") -> dict[str, str]:
+    return rendered(lock, installer)[target]
+
+
+def golden_name(lock: str, target: str, installer: str, file: str) -> str:
+    return f"{lock}/{target}{'' if installer == 'pip' else '-' + installer}/{file}"
+
+
+# -- golden files ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lock", "target", "installer"), CASES, ids=IDS)
+def test_every_artifact_matches_its_golden_file(lock, target, installer, golden):
+    files = files_of(lock, target, installer)
+
+    assert list(files) == list(ARTIFACTS)
+    for file, text in files.items():
+        golden(golden_name(lock, target, installer, file), text)
+
+
+def test_no_golden_file_is_orphaned():
+    expected = {
+        golden_name(lock, target, installer, file)
+        for lock, target, installer in CASES
+        for file in ARTIFACTS
+    }
+    root = REPO / "tests" / "golden"
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert on_disk == expected
+
+
+def test_rendering_is_deterministic_and_host_independent(tmp_path):
+    """Rendered in another process, from another folder, with another HOME, user and time zone:
+    the same bytes, and nothing of the host in them."""
+    lock = LOCKS / "cu128" / "pinner.lock"
+    home = tmp_path / "somebody-else"
+    home.mkdir()
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from tests.support.recipes import render_lock\n"
+        "arts = render_lock(Path(sys.argv[1]), sys.argv[2])\n"
+        "print(json.dumps({a.path.as_posix(): a.text for t in arts.values() for a in t}))\n"
+    )
+    env = dict(os.environ, HOME=str(home), USER="nobody", TZ="Pacific/Kiritimati", LANG="C")
+    env["PYTHONPATH"] = str(REPO)
+    for installer in ("pip", "uv"):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(lock), installer],
+            cwd=home,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+        elsewhere = json.loads(proc.stdout)
+        here = {f"cu128/{f}": t for f, t in files_of("cu128", "cu128", installer).items()}
+        assert elsewhere == here
+
+    # paths only this host has (not /usr/local: the image's own paths are fine), and the host
+    # interpreter's full version (the target says only 3.11)
+    host = [str(REPO), str(tmp_path), str(home), platform.python_version()]
+    for lock_name, target, installer in CASES:
+        for file, text in files_of(lock_name, target, installer).items():
+            where = f"{lock_name}/{target}/{file} ({installer})"
+            for value in host:
+                assert value not in text, f"{where} contains host value {value!r}"
+            assert not re.search(r"\d{4}-\d{2}-\d{2}", text), f"{where} contains a date"
+            assert "\r" not in text
+
+
+# -- headers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lock", "target", "installer"), CASES, ids=IDS)
+def test_headers_say_what_generated_the_file_and_seal_its_body(lock, target, installer):
+    section = fingerprint.lock_sections((LOCKS / lock / "pinner.lock").read_text())[target]
+    templates = fingerprint.templates_digest(template_folders(None))
+    inputs = fingerprint.artifact_inputs(section, templates, installer)
+
+    for file, text in files_of(lock, target, installer).items():
+        lines = text.splitlines()
+        if file in PREAMBLES:
+            assert lines.pop(0) == PREAMBLES[file]
+        assert lines[:2] == [
+            f"# Generated by pinner from pinner.toml (target {target}). Do not edit.",
+            f"# Regenerate: pinner generate --target {target}",
+        ]
+        assert re.fullmatch(
+            rf"# pinner: target={re.escape(target)} installer={installer} "
+            r"inputs=sha256:[0-9a-f]{64} body=sha256:[0-9a-f]{64}",
+            lines[2],
+        )
+        parsed = fingerprint.unseal(text)
+        assert parsed is not None, file
+        fields, body = parsed
+        assert fields == {
+            "target": target,
+            "installer": installer,
+            "inputs": inputs,
+            "body": fingerprint.sha256(body),
+        }
+        assert text.endswith(body)
+        assert body == "\n".join(lines[3:]) + "\n"
+
+
+def test_a_hand_edit_breaks_the_body_hash():
+    text = files_of("cu128", "cu128")["requirements.txt"]
+    edited = text.replace("numpy==2.3.5", "numpy==2.3.4")
+    parsed = fingerprint.unseal(edited)
+    assert parsed is not None
+    fields, body = parsed
+    assert fields["body"] != fingerprint.sha256(body)
+
+
+def test_write_artifacts_writes_files_atomically_with_modes(tmp_path):
+    from tests.support.recipes import render_lock
+
+    arts = render_lock(LOCKS / "cu128" / "pinner.lock")["cu128"]
+
+    written = write_artifacts(arts, tmp_path)
+
+    assert sorted(p.name for p in written) == sorted(ARTIFACTS)
+    for art in arts:
+        path = tmp_path / art.path
+        assert path.read_text(encoding="utf-8") == art.text
+        assert path.stat().st_mode & 0o777 == (0o755 if art.executable else 0o644)
+    assert {a.path.name for a in arts if a.executable} == {"install.sh", "verify_env.py"}
+    assert [p.name for p in tmp_path.rglob(".*")] == []  # no temporary file left behind
+    assert write_artifacts(arts, tmp_path) == []  # unchanged files are not rewritten
+
+
+# -- layers ------------------------------------------------------------------------------------
+
+
+def test_constraints_pin_every_package_once_with_why():
+    tl = target_lock(LOCKS / "cu128" / "pinner.lock", "cu128")
+    text = files_of("cu128", "cu128")["constraints.txt"]
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+
+    assert lines == [
+        f"{p.name}=={p.version}  # {p.layer} layer; via {', '.join(p.via)}"
+        for p in sorted(tl.pins, key=lambda p: p.name)
+    ]
+    assert (
+        "torch==2.11.0+cu128  # torch layer; via -r requirements.in, pinner plan, torchvision"
+        in lines
+    )
+    assert "numpy==2.3.5  # main layer; via -r requirements.in, torchvision" in lines
+
+
+def pinned_names(requirements: str) -> list[str]:
+    return re.findall(r"^([a-z0-9][a-z0-9._-]*)(?:==| @ )", requirements, re.MULTILINE)
+
+
+def hashed_names(requirements: str) -> list[str]:
+    """Names pinned with == and one or more hashes, then their "# via" line."""
+    block = (
+        r"^([a-z0-9][a-z0-9._-]*)==\S+ \\\n(?:    --hash=sha256:[0-9a-f]{64}(?: \\)?\n)+    # via "
+    )
+    return re.findall(block, requirements, re.MULTILINE)
+
+
+@pytest.mark.parametrize(("lock", "target", "installer"), CASES, ids=IDS)
+def test_each_package_is_installed_by_exactly_one_layer(lock, target, installer):
+    tl = target_lock(LOCKS / lock / "pinner.lock", target)
+    files = files_of(lock, target, installer)
+    torch = pinned_names(files["torch-requirements.txt"])
+    main = pinned_names(files["requirements.txt"])
+    extensions = pinned_names(files["extensions.txt"])
+
+    assert sorted(torch + main + extensions) == sorted(p.name for p in tl.pins)
+    assert sorted(torch) == sorted(p.name for p in tl.pins if p.layer == "torch")
+    assert sorted(extensions) == sorted(e.name for e in tl.plan.extensions)
+    assert "torch" in torch
+    # every requirement of the torch and main layers is pinned with its hashes
+    for file in ("torch-requirements.txt", "requirements.txt"):
+        assert hashed_names(files[file]) == pinned_names(files[file])
+
+
+def test_torch_layer_of_an_index_build_keeps_local_tags_and_its_index():
+    files = files_of("cu128", "cu128")
+    torch = files["torch-requirements.txt"]
+
+    assert "torch==2.11.0+cu128 \\\n" in torch
+    assert "torchvision==0.26.0+cu128 \\\n" in torch
+    assert "all from https://download.pytorch.org/whl/cu128." in torch
+    assert (
+        "# Install first: python -m pip install --no-deps --require-hashes "
+        "--index-url https://download.pytorch.org/whl/cu128 -r torch-requirements.txt\n"
+    ) in torch
+    assert "torch==2.11.0+cu128  # torch layer" in files["constraints.txt"]
+    # PyPI's own build: no local tag, no index
+    pypi = files_of("llm-service", "rtx5090")["torch-requirements.txt"]
+    assert "torch==2.15.0 \\\n" in pypi
+    assert "index-url" not in pypi
+
+
+@pytest.mark.parametrize(("lock", "target", "installer"), CASES, ids=IDS)
+def test_steps_run_in_layer_order_with_one_index_each(lock, target, installer):
+    tl = target_lock(LOCKS / lock / "pinner.lock", target)
+    steps = install_steps(tl, installer)
+    commands = [s.command for s in steps]
+
+    expected = ["torch", "main"] + (["extensions"] if tl.plan.extensions else []) + ["verify"]
+    assert [s.layer for s in steps] == expected
+    assert commands[-1] == "python verify_env.py"
+    for text in files_of(lock, target, installer).values():
+        assert "--extra-index-url" not in text
+    option = "--index-url" if installer == "pip" else "--default-index"
+    torch_index = [c for c in commands if option in c]
+    if tl.plan.index_url:
+        assert torch_index == [commands[0]]
+        assert f"{option} {tl.plan.index_url} " in commands[0]
+    else:
+        assert torch_index == []
+    assert "-c constraints.txt" in commands[1]
+    assert "--require-hashes" in commands[0]
+    assert "--require-hashes" in commands[1]
+
+
+def test_uv_recipes_use_uv_everywhere():
+    files = files_of("cu128", "cu128", "uv")
+    commands = dockerfile_install_commands(files["Dockerfile"])
+
+    assert all(c.startswith("uv pip install ") for c in commands[:-1])
+    assert "python -m pip" not in files["Dockerfile"] + files["install.sh"]
+    assert files["Dockerfile"].count("--mount=type=cache,target=/root/.cache/uv") == 2
+    assert "/root/.cache/pip" not in files["Dockerfile"]
+    # an explicit --default-index wins over UV_DEFAULT_INDEX; uv's --index-url would not
+    assert commands[0] == (
+        "uv pip install --no-deps --require-hashes --default-index "
+        "https://download.pytorch.org/whl/cu128 -r torch-requirements.txt"
+    )
+    # uv's hash-checking mode also wants the hashes of the installed torch layer
+    assert commands[1] == (
+        "uv pip install --require-hashes -c constraints.txt -r torch-requirements.txt "
+        "-r requirements.txt"
+    )
+    assert 'uv venv --seed --python "$PYTHON" "$VENV"' in files["install.sh"]
+
+
+def test_cpu_builds_do_not_promise_cuda_libraries():
+
+    from pinner.render import render_target
+
+    tl = target_lock(LOCKS / "cu128" / "pinner.lock", "cu128")
+    cpu = dataclasses.replace(tl.plan.torch, variant="cpu", cuda="", arches=())
+    tl = dataclasses.replace(tl, plan=dataclasses.replace(tl.plan, torch=cpu))
+    files = {a.path.name: a.text for a in render_target(tl, section="")}
+
+    for file in ("Dockerfile", "install.sh"):
+        assert "# 2. torch layer: torch 2.11.0+cpu\n" in files[file]
+    for file in ("Dockerfile", "install.sh", "torch-requirements.txt"):
+        assert "CUDA librar" not in files[file]
+
+
+# -- compiled extensions (issue 5) -------------------------------------------------------------
+
+
+def test_mamba_source_build_installs_build_tools_first_and_builds_without_isolation():
+    files = files_of("extensions", "mamba-a100")
+    docker = files["Dockerfile"]
+    commands = dockerfile_install_commands(docker)
+
+    assert "\nFROM nvidia/cuda:12.1.1-devel-ubuntu22.04\n" in docker
+    apt = docker.index(
+        "apt-get install -y --no-install-recommends ca-certificates build-essential ninja-build"
+    )
+    main = docker.index(commands[1])
+    build = docker.index(commands[2])
+    assert apt < main < build
+    # the build tools are pinned and hashed in the main layer, which runs before the build
+    main_layer = pinned_names(files["requirements.txt"])
+    assert {"packaging", "ninja", "wheel", "setuptools"} <= set(main_layer)
+    assert "main layer: the application's requirements and the source builds' tools " in docker
+    assert commands[2] == (
+        "CC=gcc CXX=g++ MAMBA_FORCE_BUILD=TRUE MAX_JOBS=${MAX_JOBS:-4} TORCH_CUDA_ARCH_LIST=8.0 "
+        "python -m pip install --no-deps --no-build-isolation --require-hashes "
+        "-c constraints.txt -r extensions.txt"
+    )
+    assert "\nARG MAX_JOBS=4\n" in docker
+    assert re.search(
+        r"^mamba-ssm==2\.3\.1 \\\n    --hash=sha256:", files["extensions.txt"], re.MULTILINE
+    )
+    assert "mamba-ssm" not in main_layer
+    assert files["constraints.txt"].count("\nmamba-ssm==2.3.1  # extension layer") == 1
+    # install.sh refuses to start a build without compilers
+    assert "for tool in gcc g++ nvcc; do" in files["install.sh"]
+
+
+def test_flash_attn_wheel_is_installed_once_after_torch_without_dependencies():
+    files = files_of("extensions", "flash-attn-a100")
+    wheel = "flash_attn-2.8.3.post1+cu12torch2.5cxx11abiFALSE-cp311-cp311-linux_x86_64.whl"
+    url = f"https://github.com/Dao-AILab/flash-attention/releases/download/v2.8.3.post1/{wheel}"
+    commands = dockerfile_install_commands(files["Dockerfile"])
+
+    assert f"\nflash-attn @ {url}\n" in files["extensions.txt"]
+    assert (
+        "why: prebuilt wheel matching torch 2.5, CUDA 12, C++ ABI FALSE, cp311"
+        in files["extensions.txt"]
+    )
+    assert [c.split(" -r ")[-1] for c in commands[:3]] == [
+        "torch-requirements.txt",
+        "requirements.txt",
+        "extensions.txt",
+    ]
+    assert commands[2].startswith("python -m pip install --no-deps --no-build-isolation ")
+    assert "--require-hashes" not in commands[2]  # the wheel's sha256 is not known
+    assert "flash-attn" not in pinned_names(files["requirements.txt"])
+    assert "einops" in pinned_names(files["requirements.txt"])  # its dependency, main layer
+    assert [ln for ln in files["constraints.txt"].splitlines() if ln.startswith("flash-attn")] == [
+        "flash-attn==2.8.3.post1  # extension layer; via -r flash-attn.in"
+    ]
+    # a prebuilt wheel needs no compiler and no -devel image
+    assert "\nFROM nvidia/cuda:12.1.1-runtime-ubuntu22.04\n" in files["Dockerfile"]
+    assert "build-essential" not in files["Dockerfile"]
+    assert "CC=gcc" not in commands[2]
+
+
+def test_verify_env_expects_the_locked_builds():
+
+    text = files_of("extensions", "flash-attn-a100")["verify_env.py"]
+    raw = text.split('EXPECTED = json.loads(r"""', 1)[1].split('""")', 1)[0]
+    expected = json.loads(raw)
+
+    assert expected["torch"] == {"version": "2.5.1+cu121", "cuda": "12.1", "numpy2": True}
+    assert expected["packages"]["torch"] == "2.5.1+cu121"
+    assert expected["gpu"] == {"name": "NVIDIA A100", "compute_capability": "8.0"}
+    assert [e["module"] for e in expected["extensions"]] == ["flash_attn"]
+    assert text.rstrip().endswith("sys.exit(main(sys.argv[1:], EXPECTED))")
+
+
+def test_verify_env_is_standard_library_only(tmp_path):
+    """It runs in an interpreter with nothing installed (-I -S: no site-packages at all)."""
+    script = tmp_path / "verify_env.py"
+    script.write_text(files_of("cu128", "cu128")["verify_env.py"])
+
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", str(script), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert proc.returncode == 1, proc.stderr  # nothing of the lock is installed here
+
+    report = json.loads(proc.stdout)
+    assert report["target"] == "cu128"
+    failed = [r["message"] for r in report["results"] if r["status"] == "FAIL"]
+    assert any("torch" in m and "2.11.0+cu128" in m for m in failed), failed
