@@ -5,14 +5,12 @@ them. `pinner.cli.main` is the entry point and the only exit.
 """
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from pinner import __version__
-from pinner.errors import PinnerError
 
 app = typer.Typer(
     name="pinner",
@@ -24,15 +22,17 @@ app = typer.Typer(
 )
 
 MatrixOpt = Annotated[
-    Optional[Path],  # noqa: UP045 - typer needs a runtime type
+    Path | None,
     typer.Option(
-        "--matrix", "-m", help="Matrix file (default: ./pinner.toml, [tool.pinner], presets)."
+        "--matrix", "-m", help="Matrix file (default: ./pinner.toml, \\[tool.pinner], presets)."
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 TargetsOpt = Annotated[
-    Optional[list[str]],  # noqa: UP045
-    typer.Option("--target", "-t", help="Target name (repeatable; default: every target)."),
+    list[str] | None,
+    typer.Option(
+        "--target", "-t", metavar="NAME", help="Target name (repeatable; default: every target)."
+    ),
 ]
 
 
@@ -97,7 +97,9 @@ OfflineOpt = Annotated[
 def lock(
     target: TargetsOpt = None,
     matrix: MatrixOpt = None,
-    upgrade: Annotated[bool, typer.Option("--upgrade", "-U", help="Newest versions, not the lock's.")] = False,
+    upgrade: Annotated[
+        bool, typer.Option("--upgrade", "-U", help="Newest versions, not the lock's.")
+    ] = False,
     resolver: EngineOpt = "uv",
     offline: OfflineOpt = False,
 ) -> None:
@@ -111,15 +113,21 @@ def lock(
             m, target or (), engine=resolver, upgrade=upgrade, offline=offline, progress=progress
         )
     _print_findings(lockfile)
-    print(f"wrote {pipeline._shown(m.lock, m.root)}: {len(lockfile.targets)} targets "
-          f"({', '.join(resolved) or 'none'} resolved)")
+    print(
+        f"wrote {pipeline._shown(m.lock, m.root)}: {len(lockfile.targets)} targets "
+        f"({', '.join(resolved) or 'none'} resolved)"
+    )
 
 
 @app.command()
 def check(
     matrix: MatrixOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Generated folder (default: the matrix's out).")] = None,  # noqa: UP045
-    diff: Annotated[bool, typer.Option("--diff", help="Show how each stale generated file would change.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Generated folder (default: the matrix's out).")
+    ] = None,
+    diff: Annotated[
+        bool, typer.Option("--diff", help="Show how each stale generated file would change.")
+    ] = False,
 ) -> None:
     """Exit 0 when pinner.lock and the generated files match their inputs; 1, listing each stale
     file and the command that refreshes it, otherwise. Offline; runs no resolver."""
@@ -132,9 +140,15 @@ def check(
 def generate(
     target: TargetsOpt = None,
     matrix: MatrixOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: pinned/).")] = None,  # noqa: UP045
-    installer: Annotated[str, typer.Option("--installer", help="pip or uv, in the rendered recipes.")] = "pip",
-    frozen: Annotated[bool, typer.Option("--frozen", help="Render from the lock; fail if it is stale.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: pinned/).")
+    ] = None,
+    installer: Annotated[
+        str, typer.Option("--installer", help="pip or uv, in the rendered recipes.")
+    ] = "pip",
+    frozen: Annotated[
+        bool, typer.Option("--frozen", help="Render from the lock; fail if it is stale.")
+    ] = False,
     resolver: EngineOpt = "uv",
     offline: OfflineOpt = False,
 ) -> None:
@@ -145,14 +159,147 @@ def generate(
 
     m = pipeline.load(matrix)
     with Progress(total=len(target or m.targets)) as progress:
-        written = pipeline.generate(m, target or (), out=out, installer=installer, frozen=frozen,
-                                    engine=resolver, offline=offline, progress=progress)
+        written = pipeline.generate(
+            m,
+            target or (),
+            out=out,
+            installer=installer,
+            frozen=frozen,
+            engine=resolver,
+            offline=offline,
+            progress=progress,
+        )
     root = out or m.out
-    print(f"generated {pipeline._shown(root, m.root)}/: {len(written)} files written"
-          + ("" if written else " (all up to date)"))
+    print(
+        f"generated {pipeline._shown(root, m.root)}/: {len(written)} files written"
+        + ("" if written else " (all up to date)")
+    )
 
 
 def _print_findings(lockfile: object) -> None:
     for tl in getattr(lockfile, "targets", ()):
         for f in tl.findings:
             print(f"{f.severity}: {tl.plan.target.name}: {f.message}", file=sys.stderr)
+
+
+# --- update, init, verify, doctor (issue 6) ------------------------------------------------------
+
+
+@app.command()
+def update(
+    target: TargetsOpt = None,
+    matrix: MatrixOpt = None,
+    pr_body: Annotated[
+        Path | None,
+        typer.Option("--pr-body", help="Write a pull-request body (Markdown) to this file."),
+    ] = None,
+    json_out: JsonOpt = False,
+    resolver: EngineOpt = "uv",
+) -> None:
+    """Re-resolve to the newest versions the ranges, the knowledge and the extensions allow;
+    rewrite pinner.lock and the generated files; describe what moved (and what was held back)."""
+    import json
+
+    from pinner import diff, pipeline
+    from pinner.output import write_text_atomic
+    from pinner.progress import Progress
+
+    m = pipeline.load(matrix)
+    with Progress(total=len(target or m.targets)) as progress:
+        changes, written = pipeline.update(m, target or (), engine=resolver, progress=progress)
+    if pr_body is not None:
+        write_text_atomic(pr_body, diff.pr_body(changes))
+    if json_out:
+        data = diff.to_json(changes) | {"written": [pipeline._shown(p, m.root) for p in written]}
+        print(json.dumps(data, indent=2))
+        return
+    if changes.empty:
+        n = len(changes.targets)
+        print(
+            f"pinner update: no changes ({n} target{'s' if n != 1 else ''} at the newest "
+            "versions allowed)"
+        )
+    else:
+        for line in diff.summary(changes):
+            print(line)
+        print(
+            f"wrote {pipeline._shown(m.lock, m.root)}"
+            + (f" and {len(written)} generated files" if written else "")
+        )
+    if pr_body is not None:
+        print(f"pull-request body: {pr_body}")
+
+
+@app.command()
+def init(
+    target: TargetsOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Write pinner.toml (from the presets), a .pre-commit-config.yaml entry and a weekly
+    GitHub workflow that opens one pull request with `pinner update`."""
+    from pinner import init as init_mod
+
+    for line in init_mod.init_project(Path.cwd(), target or (), force=force):
+        print(line)
+
+
+@app.command()
+def verify(
+    target: Annotated[str, typer.Option("--target", "-t", help="The target to verify.")],
+    lock_path: Annotated[
+        Path | None,
+        typer.Option("--lock", help="Lock file (default: the matrix's, ./pinner.lock)."),
+    ] = None,
+    matrix: MatrixOpt = None,
+    python: Annotated[
+        str | None,
+        typer.Option("--python", help="Check this interpreter's environment (default: pinner's)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check that the environment is what the lock says: versions, torch.version.cuda, GPU arch
+    and driver, numpy, extension imports. Exit 1 on any failure."""
+    import json
+
+    from pinner import pipeline, verify_checks
+    from pinner import verify as verify_mod
+    from pinner.errors import CheckFailed
+
+    path = lock_path if lock_path is not None else pipeline.load(matrix).lock
+    expected, results = verify_mod.verify_target(path, target, python=python)
+    failed = [r for r in results if r["status"] == verify_checks.FAIL]
+    if json_out:
+        print(
+            json.dumps(
+                {"target": target, "lock": str(path), "ok": not failed, "results": results},
+                indent=2,
+            )
+        )
+    else:
+        print(verify_checks.report(results, expected["target"]), end="")
+    if failed:
+        msg = f"verify {target}: {len(failed)} check{'s' if len(failed) != 1 else ''} failed"
+        raise CheckFailed(msg)
+
+
+@app.command()
+def doctor(matrix: MatrixOpt = None, json_out: JsonOpt = False) -> None:
+    """Read this host's GPUs and driver (nvidia-smi), name the preset and matrix targets that fit,
+    and warn about targets whose GPU or CUDA build this host cannot run."""
+    import json
+
+    from pinner import doctor as doctor_mod
+    from pinner import pipeline
+    from pinner.errors import CheckFailed
+
+    diagnosis = pipeline.doctor(matrix)
+    if json_out:
+        print(json.dumps(doctor_mod.to_json(diagnosis), indent=2))
+    else:
+        print(doctor_mod.report(diagnosis), end="")
+    if diagnosis.errors:
+        raise CheckFailed(
+            diagnosis.errors[0]
+            if len(diagnosis.errors) == 1
+            else f"{len(diagnosis.errors)} targets cannot run on this host"
+        )

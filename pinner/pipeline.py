@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pinner.errors import PlanError
 from pinner.matrix import load_matrix, select_targets
-from pinner.model import Finding, LockFile, Matrix, PlanResult, Requirements, Target, TargetLock
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pinner.diff import Changes
+    from pinner.doctor import Diagnosis
+    from pinner.model import (
+        Artifact,
+        Finding,
+        LockFile,
+        Matrix,
+        Plan,
+        PlanResult,
+        Requirements,
+        Target,
+        TargetLock,
+    )
     from pinner.progress import Progress
     from pinner.resolve import Job, Resolver
 
@@ -89,7 +102,9 @@ def lock_targets(
     old = _read_old_lock(matrix.lock)
     old_by_name = {t.plan.target.name: t for t in old.targets} if old else {}
     digest = knowledge.digest()
-    inputs = {t.name: target_inputs(dataclasses.asdict(t), matrix.root, digest) for t in matrix.targets}
+    inputs = {
+        t.name: target_inputs(dataclasses.asdict(t), matrix.root, digest) for t in matrix.targets
+    }
     todo = [
         t
         for t in selected
@@ -118,11 +133,13 @@ def lock_targets(
     kept = {n: t for n, t in old_by_name.items() if n in inputs and n not in resolved}
     merged = [resolved.get(t.name) or kept.get(t.name) for t in matrix.targets]
     lockfile = lock.new_lock([t for t in merged if t is not None], knowledge.load_knowledge().as_of)
-    present = {t.plan.target.name for t in lockfile.targets}
     from pinner.output import write_text_atomic
 
-    write_text_atomic(matrix.lock, lock.dump_lock(lockfile, {n: inputs[n] for n in present}))
-    return lockfile, list(resolved)
+    # Each entry keeps the fingerprint of the inputs it was resolved from: a kept entry whose
+    # inputs have changed since stays stale for `pinner check`.
+    fingerprints = {t.plan.target.name: t.inputs for t in lockfile.targets}
+    write_text_atomic(matrix.lock, lock.dump_lock(lockfile, fingerprints))
+    return lockfile, [t.name for t in matrix.targets if t.name in resolved]
 
 
 def _read_old_lock(path: Path) -> LockFile | None:
@@ -187,14 +204,21 @@ def _rebind(locked: TargetLock, result: PlanResult, inputs: str) -> TargetLock:
 
 # --- check ---------------------------------------------------------------------------------------
 
+
 def check(matrix: Matrix, out: Path | None = None) -> list[tuple[str, str, str]]:
     """Every stale thing as (path, problem, refresh command); see `pinner.check`."""
     import dataclasses
 
     from pinner.check import stale
 
-    raw = {"path": matrix.path, "root": matrix.root, "lock": matrix.lock, "out": matrix.out,
-           "templates": matrix.templates, "targets": [dataclasses.asdict(t) for t in matrix.targets]}
+    raw = {
+        "path": matrix.path,
+        "root": matrix.root,
+        "lock": matrix.lock,
+        "out": matrix.out,
+        "templates": matrix.templates,
+        "targets": [dataclasses.asdict(t) for t in matrix.targets],
+    }
     return stale(raw, out)
 
 
@@ -215,6 +239,7 @@ def _shown(path: Path, root: Path) -> str:
 
 
 # --- generate ------------------------------------------------------------------------------------
+
 
 def generate(
     matrix: Matrix,
@@ -247,20 +272,33 @@ def generate(
             msg = f"--frozen: the lock does not match its inputs:\n{detail}"
             raise StaleError(msg)
     else:
-        lock_targets(matrix, [t.name for t in selected], engine=engine, offline=offline,
-                     only_stale=True, progress=progress)
+        lock_targets(
+            matrix,
+            [t.name for t in selected],
+            engine=engine,
+            offline=offline,
+            only_stale=True,
+            progress=progress,
+        )
     lockfile = read_lock(matrix.lock)
     sections = lock_sections(matrix.lock.read_text(encoding="utf-8"))
     by_name = {t.plan.target.name: t for t in lockfile.targets}
     source = source_name(matrix)
-    artifacts = []
+    artifacts: list[Artifact] = []
     for target in selected:
-        artifacts += render_target(by_name[target.name], section=sections[target.name],
-                                   installer=installer, templates=matrix.templates, source=source)
+        artifacts += render_target(
+            by_name[target.name],
+            section=sections[target.name],
+            installer=installer,
+            templates=matrix.templates,
+            source=source,
+        )
     return write_artifacts(artifacts, out or matrix.out)
 
 
-def stale_diffs(matrix: Matrix, out: Path | None, problems: list[tuple[str, str, str]]) -> list[str]:
+def stale_diffs(
+    matrix: Matrix, out: Path | None, problems: list[tuple[str, str, str]]
+) -> list[str]:
     """Unified diffs of stale generated files, rendered from the current lock (`check --diff`)."""
     from pinner.fingerprint import lock_sections
     from pinner.lock import read_lock
@@ -270,7 +308,9 @@ def stale_diffs(matrix: Matrix, out: Path | None, problems: list[tuple[str, str,
     out = out or matrix.out
     lockfile = read_lock(matrix.lock)
     sections = lock_sections(matrix.lock.read_text(encoding="utf-8"))
-    wanted = {cmd.split("--target ")[-1] for _, _, cmd in problems if cmd.startswith("pinner generate")}
+    wanted = {
+        cmd.split("--target ")[-1] for _, _, cmd in problems if cmd.startswith("pinner generate")
+    }
     diffs = []
     for tl in lockfile.targets:
         name = tl.plan.target.name
@@ -281,8 +321,100 @@ def stale_diffs(matrix: Matrix, out: Path | None, problems: list[tuple[str, str,
         installer = "pip"
         sample = out / name / "constraints.txt"
         if sample.is_file():
-            installer = (unseal(sample.read_text(encoding="utf-8")) or ({}, ""))[0].get("installer", "pip")
-        arts = render_target(tl, section=sections[name], installer=installer,
-                             templates=matrix.templates, source=source_name(matrix))
+            installer = (unseal(sample.read_text(encoding="utf-8")) or ({}, ""))[0].get(
+                "installer", "pip"
+            )
+        arts = render_target(
+            tl,
+            section=sections[name],
+            installer=installer,
+            templates=matrix.templates,
+            source=source_name(matrix),
+        )
         diffs += [s.diff for s in diff_artifacts(arts, out) if s.diff]
     return diffs
+
+
+# --- update --------------------------------------------------------------------------------------
+
+
+def installer_of(out: Path, name: str) -> str:
+    """The installer a target's generated files were rendered for (their header says), else pip."""
+    from pinner.fingerprint import unseal
+
+    sample = out / name / "constraints.txt"
+    if not sample.is_file():
+        return "pip"
+    parsed = unseal(sample.read_text(encoding="utf-8"))
+    return parsed[0].get("installer", "pip") if parsed else "pip"
+
+
+def update(
+    matrix: Matrix,
+    names: Sequence[str],
+    *,
+    engine: str = "uv",
+    progress: Progress | None = None,
+) -> tuple[Changes, list[Path]]:
+    """Re-resolve the selected targets to the newest versions allowed, rewrite the lock, re-render
+    the targets that have a generated folder (with the installer they were rendered for), and
+    return what moved and the files written."""
+    from pinner.diff import diff_locks
+
+    selected = [t.name for t in select_targets(matrix, tuple(names))]
+    old = _read_old_lock(matrix.lock)
+    generated = {n: installer_of(matrix.out, n) for n in selected if (matrix.out / n).is_dir()}
+    lockfile, _ = lock_targets(matrix, selected, engine=engine, upgrade=True, progress=progress)
+    written: list[Path] = []
+    for installer in sorted(set(generated.values())):
+        group = [n for n, i in generated.items() if i == installer]
+        written += generate(matrix, group, installer=installer, frozen=True)
+    in_matrix = {t.name for t in matrix.targets}
+    dropped = [
+        t.plan.target.name
+        for t in (old.targets if old else ())
+        if t.plan.target.name not in in_matrix
+    ]
+    return diff_locks(old, lockfile, selected + dropped), written
+
+
+# --- doctor --------------------------------------------------------------------------------------
+
+
+def doctor(matrix_path: Path | None, smi: Sequence[str] | None = None) -> Diagnosis:
+    """This host's GPUs (nvidia-smi) judged against the presets and the project's matrix."""
+    import dataclasses
+
+    from pinner.doctor import diagnose, older, read_smi, smi_command
+    from pinner.knowledge import load_knowledge
+    from pinner.matrix import find_matrix, preset_path
+    from pinner.plan import plan_target
+
+    kb = load_knowledge()
+    command = smi_command(smi)
+    rows, absent = read_smi(command)
+    preset_matrix = load_matrix(preset_path())
+    presets = plan_all(preset_matrix, ()) if rows else []
+    found, _ = find_matrix(matrix_path, Path.cwd())
+    matrix = load_matrix(matrix_path) if found is not None else None
+    targets = plan_all(matrix, ()) if matrix is not None and rows else []
+    host_driver = rows[0].get("driver_version", "") if rows else ""
+    again: dict[tuple[str, str], Plan | None] = {}
+    for where, m, results in (("presets", preset_matrix, presets), ("", matrix, targets)):
+        for target, result in results:  # what each target would get with this host's driver
+            plan = result.plan
+            if m is not None and plan and host_driver and older(host_driver, plan.min_driver):
+                redone = plan_target(
+                    dataclasses.replace(target, driver=host_driver), kb, requirements_of(m, target)
+                )
+                again[(where or target.origin, target.name)] = redone.plan
+    return diagnose(
+        rows,
+        absent,
+        kb,
+        command=" ".join(command or []),
+        presets=presets,
+        matrix=source_name(matrix) if matrix is not None else "",
+        targets=targets,
+        host_driver_plans=again,
+    )

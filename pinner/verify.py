@@ -1,13 +1,31 @@
 """verify: lock + the running environment -> Report. The checks themselves live in
-`verify_checks` (standard library only), whose source every rendered verify_env.py embeds."""
+`verify_checks` (standard library only), whose source every rendered verify_env.py embeds, so
+`pinner verify` and the recipes' last step run the very same code."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pinner import verify_checks
-from pinner.model import TargetLock
+from pinner.errors import CheckFailed, ConfigError
+
+if TYPE_CHECKING:
+    from pinner.model import TargetLock
+
+Results = list[dict[str, str]]
+MARK = "PINNER-RESULTS"
+# Runs the embedded checks in another interpreter: the expectation comes in on stdin, the
+# results go out on one marked line (whatever else the environment prints is ignored).
+_RUNNER = f"""
+import json as _json, sys as _sys
+_expected = _json.loads(_sys.stdin.read())
+print({MARK!r} + _json.dumps(run_checks(_expected)))
+"""
 
 
 def module_name(package: str) -> str:
@@ -50,3 +68,54 @@ def expected_from_lock(tl: TargetLock) -> dict[str, Any]:
 def source_text() -> str:
     """The checks, as embedded into verify_env.py (the module docstring is kept)."""
     return Path(verify_checks.__file__).read_text(encoding="utf-8")
+
+
+def target_lock(lock_path: Path, name: str) -> TargetLock:
+    """One target of a lock file; a ConfigError naming the targets it has otherwise."""
+    import difflib
+
+    from pinner.lock import read_lock
+
+    lockfile = read_lock(lock_path)
+    by_name = {t.plan.target.name: t for t in lockfile.targets}
+    if name not in by_name:
+        close = difflib.get_close_matches(name, list(by_name), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"it has: {', '.join(by_name) or 'none'}"
+        msg = (
+            f"{lock_path}: no target {name!r} ({hint}); lock it with `pinner lock --target {name}`"
+        )
+        raise ConfigError(msg)
+    return by_name[name]
+
+
+def run(expected: dict[str, Any], python: str | None = None) -> Results:
+    """The checks, in this interpreter's environment or in `python`'s (a child process)."""
+    if python is None:
+        return verify_checks.run_checks(expected)
+    exe = shutil.which(python) or python
+    if not Path(exe).is_file() or not os.access(exe, os.X_OK):
+        msg = f"--python: {python}: no such interpreter; give the path of the environment's python"
+        raise ConfigError(msg)
+    proc = subprocess.run(
+        [exe, "-c", source_text() + _RUNNER],
+        input=json.dumps(expected),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)), "")
+    if not line:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        msg = f"--python: {python}: the checks could not run there: {tail}"
+        raise CheckFailed(msg)
+    results: Results = json.loads(line[len(MARK) :])
+    return results
+
+
+def verify_target(
+    lock_path: Path, name: str, *, python: str | None = None
+) -> tuple[dict[str, Any], Results]:
+    """The expectation for one locked target, and the checks' results against an environment."""
+    expected = expected_from_lock(target_lock(lock_path, name))
+    return expected, run(expected, python)

@@ -8,6 +8,7 @@ Checks that need a GPU say "not checked: no GPU" when none is visible; they neve
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import subprocess
@@ -16,6 +17,8 @@ from importlib import metadata
 from typing import Any
 
 OK, FAIL, SKIP, WARN = "ok", "FAIL", "skip", "warn"
+SHOWN = 8  # report() lists this many wrong packages, then summarises the rest
+NO_GPU = "not checked: no GPU"
 MACHINES = {
     "x86_64": "linux-x86_64",
     "amd64": "linux-x86_64",
@@ -76,7 +79,11 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 def _driver() -> str:
     try:
         proc = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            [
+                os.environ.get("PINNER_NVIDIA_SMI") or "nvidia-smi",
+                "--query-gpu=driver_version",
+                "--format=csv,noheader",
+            ],
             capture_output=True,
             text=True,
             timeout=20,
@@ -98,7 +105,7 @@ def _child(code: str, python: str) -> subprocess.CompletedProcess[str]:
 
 
 def check_python(expected: dict[str, Any]) -> list[dict[str, str]]:
-    here = "%d.%d" % sys.version_info[:2]
+    here = "{}.{}".format(*sys.version_info[:2])
     machine = MACHINES.get(platform.machine().lower(), platform.machine())
     out = [
         _result(
@@ -127,8 +134,10 @@ def check_python(expected: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def check_packages(expected: dict[str, Any]) -> list[dict[str, str]]:
-    installed = _installed()
+def check_packages(
+    expected: dict[str, Any], installed: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    installed = _installed() if installed is None else installed
     out = []
     loose = {e["name"] for e in expected.get("extensions", [])}
     bad = []
@@ -171,16 +180,13 @@ def check_torch(expected: dict[str, Any], python: str) -> list[dict[str, str]]:
         )
     )
     cuda_ok = (info["cuda"] or "") == (torch["cuda"] or "")
+    have = info["cuda"] or "None (a CPU build)"
+    want = torch["cuda"] or "none (a CPU build)"
     out.append(
         _result(
             OK if cuda_ok else FAIL,
             "torch.version.cuda",
-            f"{info['cuda']}"
-            + (
-                ""
-                if cuda_ok
-                else f", but the plan's build has CUDA {torch['cuda'] or 'none (CPU build)'}"
-            ),
+            have if cuda_ok else f"{have}, but the plan's build has CUDA {want}",
         )
     )
     out += _check_gpu(expected, info)
@@ -191,10 +197,7 @@ def _check_gpu(expected: dict[str, Any], info: dict[str, Any]) -> list[dict[str,
     if not expected["torch"]["cuda"]:
         return [_result(SKIP, "gpu", "CPU build: no GPU checks")]
     if not info["available"]:
-        return [
-            _result(SKIP, "gpu arch", "not checked: no GPU"),
-            _result(SKIP, "driver", "not checked: no GPU"),
-        ]
+        return [_result(SKIP, "gpu arch", NO_GPU), _result(SKIP, "driver", NO_GPU)]
     out = []
     serving = arch_runs(info["capability"], info["arch_list"])
     message = f"{info['name']} (compute capability {info['capability']})"
@@ -237,8 +240,10 @@ def _check_gpu(expected: dict[str, Any], info: dict[str, Any]) -> list[dict[str,
     return out
 
 
-def check_numpy(expected: dict[str, Any]) -> list[dict[str, str]]:
-    have = _installed().get("numpy")
+def check_numpy(
+    expected: dict[str, Any], installed: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    have = (_installed() if installed is None else installed).get("numpy")
     if have is None:
         return [_result(SKIP, "numpy", "numpy is not installed")]
     major = _version_tuple(have)[0]
@@ -254,36 +259,54 @@ def check_numpy(expected: dict[str, Any]) -> list[dict[str, str]]:
     return [_result(OK, "numpy", f"numpy {have} suits torch {expected['torch']['version']}")]
 
 
-def check_extensions(expected: dict[str, Any], python: str) -> list[dict[str, str]]:
+def check_extensions(
+    expected: dict[str, Any], python: str, installed: dict[str, str] | None = None
+) -> list[dict[str, str]]:
     out = []
-    torch_version = _installed().get("torch", "?")
+    torch_version = (_installed() if installed is None else installed).get("torch", "not installed")
     for ext in expected.get("extensions", []):
         proc = _child(f"import {ext['module']}", python)
         if proc.returncode == 0:
             out.append(_result(OK, ext["name"], f"imports ({ext['build']})"))
             continue
         err = proc.stderr.strip()
-        symbol = re.search(r"undefined symbol: (\S+)", err)
-        if symbol:
+        # the exception's own line is the last; the traceback above may quote the source
+        symbols = re.findall(r"undefined symbol: ([\w$.@]+)", err)
+        if symbols:
             message = (
                 f"{ext['name']} {ext['version']} ({ext['build']}) does not match the installed "
-                f"torch {torch_version}: undefined symbol {symbol.group(1)}"
+                f"torch {torch_version}: undefined symbol {symbols[-1]}"
             )
         else:
-            message = f"{ext['name']} fails to import: {(err.splitlines() or ['no output'])[-1]}"
+            last = (err.splitlines() or [f"exit status {proc.returncode}, no output"])[-1]
+            message = f"{ext['name']} {ext['version']} ({ext['build']}) fails to import: {last}"
         out.append(_result(FAIL, ext["name"], message))
     return out
 
 
 def run_checks(expected: dict[str, Any], python: str = sys.executable) -> list[dict[str, str]]:
-    results = check_python(expected) + check_packages(expected)
+    installed = _installed()
+    results = check_python(expected) + check_packages(expected, installed)
     if "torch" in expected.get("packages", {}):
-        results += check_torch(expected, python) + check_numpy(expected)
-    return results + check_extensions(expected, python)
+        results += check_torch(expected, python) + check_numpy(expected, installed)
+    return results + check_extensions(expected, python, installed)
 
 
 def report(results: list[dict[str, str]], target: str) -> str:
-    lines = [f"{r['status']:<5} {r['check']}: {r['message']}" for r in results]
+    """One line per result; past SHOWN wrong packages, one line says how many more (the JSON
+    output lists them all)."""
+    wrong = [i for i, r in enumerate(results) if r["check"] == "packages" and r["status"] == FAIL]
+    hidden = set(wrong[SHOWN:])
+    lines = []
+    for i, r in enumerate(results):
+        if i in hidden:
+            continue
+        lines.append(f"{r['status']:<5} {r['check']}: {r['message']}")
+        if hidden and i == wrong[SHOWN - 1]:
+            lines.append(
+                f"{FAIL:<5} packages: ... and {len(hidden)} more packages differ from the lock "
+                "(--json lists them all; was this environment installed from the target's recipe?)"
+            )
     counts = {s: sum(r["status"] == s for r in results) for s in (OK, FAIL, SKIP, WARN)}
     lines.append(
         f"verify {target}: {counts[OK]} ok, {counts[FAIL]} failed, {counts[SKIP]} not checked"
