@@ -143,12 +143,14 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
     targets = []
     for name, raw in targets_doc.items():
         where = f"{shown}: {prefix}targets.{name}"
+        # what the lock records: relative to the project root, whatever folder pinner ran in
+        origin = ("built-in presets" if preset else path.name) + f": {prefix}targets.{name}"
         if not isinstance(raw, dict):
             problems.append(f"{where}: must be a table")
             continue
         target = _target(name, {**defaults, **raw}, raw, defaults, where, root, problems)
         if target is not None:
-            targets.append(target)
+            targets.append({**target, "origin": origin})
     settings = {k: doc.get(k) for k in ("lock", "out", "templates")}
     for key, value in settings.items():
         if value is not None and not isinstance(value, str):
@@ -166,7 +168,9 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
     }
 
 
-def _shown(path: Path, _root: Path) -> str:
+def _shown(path: Path, root: Path) -> str:
+    """The matrix file as messages name it: relative to the working folder when inside it."""
+    del root
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:

@@ -238,6 +238,14 @@ def _shown(path: Path, root: Path) -> str:
     return shown(path, root)
 
 
+def _relative(path: Path, root: Path) -> str:
+    """A path as rendered files name it: relative to the project root, never host-specific."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 # --- generate ------------------------------------------------------------------------------------
 
 
@@ -254,7 +262,7 @@ def generate(
 ) -> list[Path]:
     """Lock when needed (unless frozen), then render every selected target from the lock."""
     from pinner.errors import ConfigError, StaleError
-    from pinner.fingerprint import lock_sections
+    from pinner.fingerprint import lock_sections, regenerate_command
     from pinner.lock import read_lock
     from pinner.output import write_artifacts
     from pinner.render import INSTALLERS, render_target
@@ -285,6 +293,7 @@ def generate(
     by_name = {t.plan.target.name: t for t in lockfile.targets}
     source = source_name(matrix)
     artifacts: list[Artifact] = []
+    out_name = _relative(out or matrix.out, matrix.root)
     for target in selected:
         artifacts += render_target(
             by_name[target.name],
@@ -292,6 +301,7 @@ def generate(
             installer=installer,
             templates=matrix.templates,
             source=source,
+            command=regenerate_command(target.name, installer, out_name),
         )
     return write_artifacts(artifacts, out or matrix.out)
 
@@ -300,36 +310,36 @@ def stale_diffs(
     matrix: Matrix, out: Path | None, problems: list[tuple[str, str, str]]
 ) -> list[str]:
     """Unified diffs of stale generated files, rendered from the current lock (`check --diff`)."""
-    from pinner.fingerprint import lock_sections
+    import re
+
+    from pinner.fingerprint import lock_sections, regenerate_command
     from pinner.lock import read_lock
     from pinner.output import diff_artifacts
     from pinner.render import render_target
 
     out = out or matrix.out
+    wanted = {
+        m.group(1)
+        for _, _, cmd in problems
+        if cmd.startswith("pinner generate") and (m := re.search(r"--target (\S+)", cmd))
+    }
+    if not wanted or not matrix.lock.is_file():
+        return []
     lockfile = read_lock(matrix.lock)
     sections = lock_sections(matrix.lock.read_text(encoding="utf-8"))
-    wanted = {
-        cmd.split("--target ")[-1] for _, _, cmd in problems if cmd.startswith("pinner generate")
-    }
     diffs = []
     for tl in lockfile.targets:
         name = tl.plan.target.name
         if name not in wanted:
             continue
-        from pinner.fingerprint import unseal
-
-        installer = "pip"
-        sample = out / name / "constraints.txt"
-        if sample.is_file():
-            installer = (unseal(sample.read_text(encoding="utf-8")) or ({}, ""))[0].get(
-                "installer", "pip"
-            )
+        installer = installer_of(out, name)
         arts = render_target(
             tl,
             section=sections[name],
             installer=installer,
             templates=matrix.templates,
             source=source_name(matrix),
+            command=regenerate_command(name, installer, _relative(out, matrix.root)),
         )
         diffs += [s.diff for s in diff_artifacts(arts, out) if s.diff]
     return diffs

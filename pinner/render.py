@@ -7,6 +7,7 @@ install.sh, Modal image) renders the same list, so they cannot drift apart.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -163,8 +164,10 @@ def render_target(
     installer: str = "pip",
     templates: Path | None = None,
     source: str = "pinner.toml",
+    command: str = "",
 ) -> tuple[Artifact, ...]:
-    """Every artifact of one target; `section` is the target's raw text in pinner.lock."""
+    """Every artifact of one target; `section` is the target's raw text in pinner.lock;
+    `command` is how the header says to regenerate (default: `pinner generate --target X`)."""
     import jinja2
 
     from pinner.output import ARTIFACTS
@@ -180,6 +183,7 @@ def render_target(
     )
     env.filters["via"] = lambda via: ", ".join(via) if via else VIA_DEFAULT
     env.filters["shq"] = shlex.quote
+    env.filters["envq"] = lambda v: v if re.fullmatch(r"[A-Za-z0-9_.:/,+-]*", v) else json.dumps(v)
     env.filters["pyrepr"] = repr
     ctx = context(tl, installer)
     inputs = fingerprint.artifact_inputs(section, fingerprint.templates_digest(folders), installer)
@@ -194,6 +198,7 @@ def render_target(
             inputs=inputs,
             preamble=PREAMBLES.get(file, ""),
             source=source,
+            command=command or fingerprint.regenerate_command(name, installer),
         )
         out.append(
             Artifact(path=PurePosixPath(name) / file, text=text, executable=file in EXECUTABLE)

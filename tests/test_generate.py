@@ -102,7 +102,12 @@ def test_out_writes_elsewhere_and_only_there(project, capsys):
     code, out, err = run(capsys, "generate", "--out", "elsewhere")
 
     assert (code, out, err) == (0, "generated elsewhere/: 8 files written\n", "")
-    assert tree(project / "elsewhere") == before
+    elsewhere = tree(project / "elsewhere")
+    assert elsewhere.keys() == before.keys()
+    for name, text in elsewhere.items():
+        # the header says how to regenerate these files: with --out elsewhere
+        assert "# Regenerate: pinner generate --target cpu --out elsewhere\n" in text, name
+        assert text.replace(" --out elsewhere", "") == before[name], name
     assert tree(project / "pinned") == before
     assert run(capsys, "check", "--out", "elsewhere")[0] == 0
 
@@ -124,10 +129,15 @@ def test_installer_uv_renders_uv_commands_everywhere(project, capsys):
     # check reads the installer from the headers: the uv files are fresh too
     assert run(capsys, "check", "--out", "uv")[0] == 0
     # and pip again
+    assert (
+        "# Regenerate: pinner generate --target cpu --installer uv --out uv\n"
+        in files["Dockerfile"]
+    )
     assert run(capsys, "generate", "--installer", "pip", "--out", "uv")[1] == (
         "generated uv/: 8 files written\n"
     )
-    assert tree(project / "uv") == tree(project / "pinned")
+    pip_files = tree(project / "uv")
+    assert {n: t.replace(" --out uv", "") for n, t in pip_files.items()} == tree(project / "pinned")
 
 
 def test_frozen_renders_from_the_lock_without_resolving(project, capsys):

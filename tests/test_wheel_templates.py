@@ -123,9 +123,10 @@ def test_the_installed_wheel_renders_what_the_source_tree_renders(wheel_python, 
     }
     assert rendered == {Path(t) / a for t in ("a100", "rtx5090") for a in ARTIFACTS}
     for rel in rendered:
-        assert (project / "wheel" / rel).read_bytes() == (project / "source" / rel).read_bytes(), (
-            rel
-        )
+        wheel_text = (project / "wheel" / rel).read_text()
+        source_text = (project / "source" / rel).read_text()
+        # only the header's regenerate line names the --out folder; the rest is byte-identical
+        assert wheel_text.replace("--out wheel", "--out source") == source_text, rel
     # the wheel's pinner checks the files it wrote as fresh
     check = pinner("check", "--out", "wheel", cwd=project, python=str(wheel_python))
     assert check.returncode == 0, check.stderr
