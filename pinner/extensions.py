@@ -21,7 +21,16 @@ from packaging.version import InvalidVersion, Version
 
 from pinner.builds import Failure, Option, parse_arch, parse_cc
 from pinner.knowledge import Gpu, Knowledge, variant_to_cuda
-from pinner.model import Constraint, Extension, Finding, Requirements, Step, Target, TorchBuild
+from pinner.model import (
+    Constraint,
+    Extension,
+    Finding,
+    Requirements,
+    Severity,
+    Step,
+    Target,
+    TorchBuild,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -107,10 +116,10 @@ class ExtensionPlan:
                     apt.append(pkg)
             if name in self.fell_back:
                 findings.append(
-                    Finding(
-                        target=self.target.name,
-                        severity="warning",
-                        code="source-build",
+                    _finding(
+                        self,
+                        "warning",
+                        "source-build",
                         message=f"no prebuilt {name} wheel fits any torch build for this target; "
                         f"{name} {extension.version} is built from source (slow: allow an hour)",
                         fix=f'pin torch to a release with a wheel, or set build = {{ {name} = "source" }} '
@@ -160,10 +169,10 @@ class ExtensionPlan:
         version, deps = (release["version"], tuple(release["requires"])) if release else ("", ())
         if release is None and _known_package(self.kb, name):
             self.findings.append(
-                Finding(
-                    target=self.target.name,
-                    severity="error",
-                    code="extension-version",
+                _finding(
+                    self,
+                    "error",
+                    "extension-version",
                     message=f"no {name} release in pinner's knowledge satisfies "
                     f"{name}{self.specs.get(name, '')} with torch {torch.version}",
                     fix=f"relax the {name} requirement",
@@ -195,6 +204,11 @@ class ExtensionPlan:
         )
 
 
+def _finding(plan: ExtensionPlan, severity: Severity, code: str, **text: str) -> Finding:
+    """A finding about this plan's target (message, fix and source as keywords)."""
+    return Finding(target=plan.target.name, severity=severity, code=code, **text)
+
+
 def prepare(target: Target, kb: Knowledge, reqs: Requirements, gpu: Gpu | None) -> ExtensionPlan:
     """Read the requirements for extensions and torch pins, before a torch build is chosen."""
     specs = {r.name: r.specifier for r in reqs.items if not r.constraint}
@@ -224,10 +238,10 @@ def _gpu_rules(plan: ExtensionPlan) -> None:
     if plan.gpu is None or parse_cc(plan.gpu.compute_capability) < parse_cc(minimum):
         what = "no GPU" if plan.gpu is None else f"the {plan.gpu.name} is {plan.gpu.sm}"
         plan.findings.append(
-            Finding(
-                target=plan.target.name,
-                severity="error",
-                code="extension-gpu",
+            _finding(
+                plan,
+                "error",
+                "extension-gpu",
                 message=f"{plan.target.origin}: flash-attn (FlashAttention-2) needs an NVIDIA GPU "
                 f"of compute capability >= {minimum} (Ampere or newer); {what}",
                 fix="drop flash-attn for this target (use torch's scaled_dot_product_attention), "
@@ -268,10 +282,10 @@ def _torch_pins(plan: ExtensionPlan, reqs: Requirements) -> None:
         target_spec = SpecifierSet(plan.target.torch)
         if not any(v in target_spec for v in allowed):
             plan.findings.append(
-                Finding(
-                    target=plan.target.name,
-                    severity="error",
-                    code="torch-pin-conflict",
+                _finding(
+                    plan,
+                    "error",
+                    "torch-pin-conflict",
                     message=f"{why}, but {plan.target.origin}.torch = {plan.target.torch!r} "
                     f"excludes torch {', '.join(allowed) or torch_text}",
                     fix=f"change {req.name} to a release built for torch {plan.target.torch}, "
@@ -568,10 +582,10 @@ def _bnb_env(plan: ExtensionPlan, torch: TorchBuild) -> dict[str, str]:
     source = plan.kb.docs["packages"]["bitsandbytes_rules"]["source"]
     if not value:  # no library of this CUDA major at all: it would silently run on the CPU
         plan.findings.append(
-            Finding(
-                target=plan.target.name,
-                severity="error",
-                code="bnb-no-cuda-library",
+            _finding(
+                plan,
+                "error",
+                "bnb-no-cuda-library",
                 message=f"{plan.target.origin}: {why}",
                 fix="relax or raise the bitsandbytes requirement",
                 source=source,
@@ -579,10 +593,10 @@ def _bnb_env(plan: ExtensionPlan, torch: TorchBuild) -> dict[str, str]:
         )
         return {}
     plan.findings.append(
-        Finding(
-            target=plan.target.name,
-            severity="note",
-            code="bnb-cuda-version",
+        _finding(
+            plan,
+            "note",
+            "bnb-cuda-version",
             message=f"BNB_CUDA_VERSION={value}: {why}",
             fix="upgrade bitsandbytes to drop the override",
             source=source,
@@ -591,10 +605,10 @@ def _bnb_env(plan: ExtensionPlan, torch: TorchBuild) -> dict[str, str]:
     gpu = plan.gpu
     if gpu is not None and int(value) < 128 and parse_cc(gpu.compute_capability)[0] >= 10:
         plan.findings.append(
-            Finding(
-                target=plan.target.name,
-                severity="warning",
-                code="bnb-ptx-unverified",
+            _finding(
+                plan,
+                "warning",
+                "bnb-ptx-unverified",
                 message=f"the CUDA {value[:-1]}.{value[-1]} library of bitsandbytes is built for "
                 f"sm_50 to sm_90 (+PTX): on the {gpu.name} ({gpu.sm}) it relies on PTX JIT, "
                 "which is unverified",

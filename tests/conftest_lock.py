@@ -12,7 +12,6 @@ import pytest
 
 from tests.support.index import LocalIndex
 from tests.support.projects import (
-    REAL_TORCH,
     Project,
     Run,
     Wheelhouse,
@@ -20,6 +19,7 @@ from tests.support.projects import (
     make_project,
     serve,
 )
+from tests.support.torch_data import REAL_TORCH
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -20,9 +20,6 @@ import pytest
 from tests.support.index import LocalIndex, Venv, pip_env, sha256_file, uv_env
 from tests.support.recipes import (
     LOCKS,
-    REAL_TORCH,
-    TORCH_CPU,
-    TORCH_TAGS,
     CpuProject,
     build_wheelhouse,
     cpu_project,
@@ -32,6 +29,7 @@ from tests.support.recipes import (
     render_lock,
     target_lock,
 )
+from tests.support.torch_data import REAL_TORCH, TORCH_CPU, TORCH_TAGS
 from tests.support.wheels import build_wheel
 
 

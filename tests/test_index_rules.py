@@ -19,10 +19,7 @@ from tests.support.index import LocalIndex
 from tests.support.projects import (
     CU128_MATRIX,
     CUBLAS,
-    REAL_TORCH,
-    TORCH_CPU,
     TORCH_CU128,
-    TORCH_DEPENDENCIES,
     TRITON,
     Project,
     Wheelhouse,
@@ -31,6 +28,7 @@ from tests.support.projects import (
     make_project,
     serve,
 )
+from tests.support.torch_data import REAL_TORCH, TORCH_CPU, TORCH_DEPENDENCIES
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -14,10 +14,6 @@ from tests.support.index import LocalIndex
 from tests.support.projects import (
     CPU_MATRIX,
     CPU_TAGS,
-    REAL_TORCH,
-    TORCH_CPU,
-    TORCH_DEPENDENCIES,
-    TORCH_REQUIRES,
     Project,
     Wheelhouse,
     file_hash,
@@ -25,6 +21,7 @@ from tests.support.projects import (
     make_project,
     serve,
 )
+from tests.support.torch_data import REAL_TORCH, TORCH_CPU, TORCH_DEPENDENCIES, TORCH_REQUIRES
 from tests.support.wheels import build_wheel
 
 if TYPE_CHECKING:

@@ -43,11 +43,12 @@ import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 from tests.support.index import LocalIndex, Venv, sha256_file, uv_env
+from tests.support.torch_data import REAL_TORCH, TORCH_DEPENDENCIES, TORCH_REQUIRES, TORCH_TAGS
 from tests.support.wheels import build_wheel, metadata_of, wheel_filename
 
 if TYPE_CHECKING:
@@ -55,39 +56,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-REAL_TORCH = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
 TORCH_VERSION = "2.13.0+cpu"
-
-
-class Tags(TypedDict):
-    python_tag: str
-    abi_tag: str
-    platform_tag: str
-
-
-TORCH_TAGS = Tags(python_tag="cp311", abi_tag="cp311", platform_tag="manylinux_2_28_x86_64")
-TORCH_REQUIRES = (
-    "filelock",
-    "typing-extensions>=4.10.0",
-    "setuptools>=77.0.3",
-    "sympy>=1.13.3",
-    "networkx>=2.5.1",
-    "jinja2",
-    "fsspec>=0.8.5",
-    'optree>=0.13.0; extra == "optree"',
-)
-# torch's dependencies (and theirs) as small fake wheels on the "pypi" index.
-TORCH_DEPENDENCIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "filelock": ("3.16.1", ()),
-    "typing-extensions": ("4.12.2", ()),
-    "setuptools": ("80.9.0", ()),
-    "sympy": ("1.14.0", ("mpmath>=1.1.0,<1.4",)),
-    "networkx": ("3.4.2", ()),
-    "jinja2": ("3.1.6", ("MarkupSafe>=2.0",)),
-    "fsspec": ("2025.9.0", ()),
-    "mpmath": ("1.3.0", ()),
-    "markupsafe": ("3.0.2", ()),
-}
 DEMO_APP = ("demo-app", "1.0")
 
 

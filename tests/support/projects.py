@@ -28,52 +28,30 @@ import os
 import sys
 import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.index import LocalIndex, sha256_file
+from tests.support.torch_data import REAL_TORCH, TORCH_CPU, TORCH_DEPENDENCIES, TORCH_REQUIRES
 from tests.support.wheels import build_wheel
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-REAL_TORCH = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
 needs_real_torch = pytest.mark.skipif(
     not REAL_TORCH.is_file(), reason=f"{REAL_TORCH} is not on this machine"
 )
-TORCH_CPU = "2.13.0+cpu"
 TORCH_CU128 = "2.7.1+cu128"
 CUBLAS = ("nvidia-cublas-cu12", "12.8.3.14")
 TRITON = ("triton", "3.3.1")
 
-# torch 2.13.0's dependencies (and theirs) as small fake wheels on "pypi".
-TORCH_DEPENDENCIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "filelock": ("3.16.1", ()),
-    "typing-extensions": ("4.12.2", ()),
-    "setuptools": ("80.9.0", ()),
-    "sympy": ("1.14.0", ("mpmath>=1.1.0,<1.4",)),
-    "networkx": ("3.4.2", ()),
-    "jinja2": ("3.1.6", ("MarkupSafe>=2.0",)),
-    "fsspec": ("2025.9.0", ()),
-    "mpmath": ("1.3.0", ()),
-    "markupsafe": ("3.0.2", ()),
-}
-TORCH_REQUIRES = (
-    "filelock",
-    "typing-extensions>=4.10.0",
-    "setuptools>=77.0.3",
-    "sympy>=1.13.3",
-    "networkx>=2.5.1",
-    "jinja2",
-    "fsspec>=0.8.5",
-)
 CPU_TAGS = {"python_tag": "cp311", "abi_tag": "cp311", "platform_tag": "manylinux_2_28_x86_64"}
 ARM312_TAGS = {"python_tag": "cp312", "abi_tag": "cp312", "platform_tag": "manylinux_2_28_aarch64"}
 LINUX_X86 = '; platform_system == "Linux" and platform_machine == "x86_64"'

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 import typing_extensions
 
 from tests.support.index import LocalIndex, Venv, pip_env, uv_env
+from tests.support.torch_data import REAL_TORCH, TORCH_CPU, TORCH_REQUIRES, TORCH_TAGS
+from tests.support.torch_data import TORCH_DEPENDENCIES as BASE_DEPENDENCIES
 from tests.support.wheels import build_wheel
 
 if TYPE_CHECKING:
@@ -35,32 +37,8 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 LOCKS = REPO / "tests" / "data" / "locks"
-REAL_TORCH = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
-TORCH_CPU = "2.13.0+cpu"
-TORCH_TAGS = {"python_tag": "cp311", "abi_tag": "cp311", "platform_tag": "manylinux_2_28_x86_64"}
-TORCH_REQUIRES = (
-    "filelock",
-    "typing-extensions>=4.10.0",
-    "setuptools>=77.0.3",
-    "sympy>=1.13.3",
-    "networkx>=2.5.1",
-    "jinja2",
-    "fsspec>=0.8.5",
-    'optree>=0.13.0; extra == "optree"',
-)
-# torch's dependencies (and theirs) as small wheels on the fake PyPI. typing-extensions carries
-# the real module (the real torch imports it at start-up); the others only need to exist.
-TORCH_DEPENDENCIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "filelock": ("3.16.1", ()),
-    "typing-extensions": ("4.15.0", ()),
-    "setuptools": ("80.9.0", ()),
-    "sympy": ("1.14.0", ("mpmath>=1.1.0,<1.4",)),
-    "networkx": ("3.4.2", ()),
-    "jinja2": ("3.1.6", ("MarkupSafe>=2.0",)),
-    "fsspec": ("2025.9.0", ()),
-    "mpmath": ("1.3.0", ()),
-    "markupsafe": ("3.0.2", ()),
-}
+# typing-extensions carries the real module here (the real torch imports it at start-up).
+TORCH_DEPENDENCIES = {**BASE_DEPENDENCIES, "typing-extensions": ("4.15.0", ())}
 # A stand-in for torch 2.13.0+cpu, 1 kB: enough of torch's API for verify_env.py's probe.
 FAKE_TORCH_SOURCE = """\
 import types
