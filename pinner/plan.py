@@ -606,6 +606,12 @@ def _fixes(ctx: Context, options: list[Option]) -> str:
             fixes.append(
                 f"widen torch = {ctx.target.torch!r}: torch {best.release.version} would fit"
             )
+            if ctx.extension_check is not None:  # the nearest releases that have the wheels
+                nearest = list(dict.fromkeys(f"{o.release.version} ({o.variant})" for o in fits))
+                fixes.append(
+                    "torch releases with the prebuilt extension wheels for this target: "
+                    + ", ".join(nearest[:4])
+                )
         elif code == "driver":
             fixes.append(
                 f"a driver >= {min_driver(ctx.kb, best.variant)} would allow torch "

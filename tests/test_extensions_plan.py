@@ -121,6 +121,10 @@ def test_flash_attn_wheel_only_fails_without_wheel(plan_for):
     )
     # the nearest torch that has a wheel (facts.md 5: v2.8.3.post1 builds torch 2.4-2.8)
     assert "torch 2.8.0 would fit" in found.fix
+    # and the nearest releases that have wheels, newest first (issue 5)
+    assert "torch releases with the prebuilt extension wheels for this target: 2.8.0 (cu128)" in (
+        found.fix
+    )
 
 
 def test_flash_attn_source_forced(plan_for):
