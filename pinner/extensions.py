@@ -12,14 +12,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from pinner.builds import Failure, Option, parse_arch, parse_cc
+from pinner import bitsandbytes
+from pinner.builds import Failure, Option, parse_cc
 from pinner.knowledge import Gpu, Knowledge, variant_to_cuda
 from pinner.model import (
     Constraint,
@@ -31,22 +31,13 @@ from pinner.model import (
     Target,
     TorchBuild,
 )
+from pinner.wheels import Wheel, find_wheel
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 
 FLASH = "flash-attn"
 FUTURE = "99999"  # stands for "a release newer than pinner knows" when testing a specifier
-
-
-@dataclass(frozen=True)
-class Wheel:
-    version: str
-    file: str
-    tag: str
-    arches: tuple[str, ...]
-    confidence: str
-    source: str
 
 
 @dataclass
@@ -88,7 +79,7 @@ class ExtensionPlan:
         return replace(self, modes=modes, fell_back=auto, findings=list(self.findings))
 
     def constraints(self, torch: TorchBuild) -> list[Constraint]:
-        return _bitsandbytes(self, torch)
+        return bitsandbytes.constraints(self, torch)
 
     def finish(
         self, option: Option, torch: TorchBuild
@@ -127,7 +118,7 @@ class ExtensionPlan:
                         source=self.kb.docs["extensions"]["flash_attn"]["source"],
                     )
                 )
-        env.update(_bnb_env(self, torch))
+        env.update(bitsandbytes.environment(self, torch))
         devel = any(e.strategy == "source" for e in extensions)
         findings = self.findings[start:] + findings
         return tuple(extensions), findings, tuple(sorted(env.items())), tuple(apt), devel
@@ -295,116 +286,6 @@ def _torch_pins(plan: ExtensionPlan, reqs: Requirements) -> None:
             )
 
 
-def find_wheel(
-    kb: Knowledge, option: Option, python: str, gpu: Gpu | None, spec: str
-) -> Wheel | None:
-    """The newest prebuilt flash-attn wheel for exactly this torch build, Python and GPU."""
-    cuda = variant_to_cuda(option.variant)
-    if not cuda or gpu is None:
-        return None
-    major = cuda.split(".")[0]
-    abi = "TRUE" if option.release.cxx11_abi else "FALSE"
-    py = "cp" + python.replace(".", "")
-    wanted = SpecifierSet(spec)
-    best: Wheel | None = None
-    for wheel, parts in _parsed_wheels(kb):
-        if (
-            parts["cuda_major"] == major
-            and parts["torch"] == option.release.minor
-            and parts["abi"] == abi
-            and parts["python"] == py
-            and parts["platform"] == "linux_x86_64"
-            and wanted.contains(parts["version"], prereleases=True)
-            and _runs(gpu, wheel.arches)
-            and (best is None or Version(parts["version"]) > Version(best.version))
-        ):
-            best = wheel
-    return best
-
-
-# Planning asks for wheels once per candidate torch build (hundreds of times per target): expand
-# and parse the ~1900 file names once per knowledge document.
-_PARSED: dict[int, tuple[Mapping[str, Any], list[tuple[Wheel, dict[str, str]]]]] = {}
-
-
-def _parsed_wheels(kb: Knowledge) -> list[tuple[Wheel, dict[str, str]]]:
-    doc = kb.docs["extensions"]
-    hit = _PARSED.get(id(doc))
-    if hit is None or hit[0] is not doc:
-        wheels = [(w, parts) for w in _all_wheels(kb) if (parts := parse_wheel_name(w.file))]
-        hit = _PARSED[id(doc)] = (doc, wheels)
-    return hit[1]
-
-
-_WHEEL = re.compile(
-    r"^flash_attn-(?P<version>[^+]+)\+cu(?P<cuda>\d+)torch(?P<torch>\d+\.\d+)cxx11abi(?P<abi>TRUE|FALSE)"
-    r"-(?P<python>cp\d+)-cp\d+-(?P<platform>\w+)\.whl$"
-)
-
-
-def parse_wheel_name(file: str) -> dict[str, str] | None:
-    m = _WHEEL.match(file)
-    if not m:
-        return None
-    parts = m.groupdict()
-    cuda = parts.pop("cuda")
-    parts["cuda_major"] = cuda[:2] if len(cuda) >= 3 else cuda  # cu118 -> 11, cu12 -> 12
-    return parts
-
-
-def _runs(gpu: Gpu, arches: Iterable[str]) -> bool:
-    cc = parse_cc(gpu.compute_capability)
-    return any(parse_arch(a)[0] == cc[0] and parse_arch(a)[1] <= cc[1] for a in arches)
-
-
-def _all_wheels(kb: Knowledge) -> list[Wheel]:
-    doc = kb.docs["extensions"]
-    return list(_expand_releases(doc)) + [
-        Wheel(
-            version=(parse_wheel_name(w["file"]) or {}).get("version", ""),
-            file=w["file"],
-            tag=w["tag"],
-            arches=tuple(w.get("arches", ())),
-            confidence=w.get("confidence", "secondary"),
-            source=w["source"],
-        )
-        for w in doc.get("flash_attn_wheel", [])
-    ]
-
-
-def _expand_releases(doc: Mapping[str, Any]) -> Iterable[Wheel]:
-    """Every file name a release's wheel matrix produces (publish.yml matrix minus excludes)."""
-    for rel in doc.get("flash_attn_release", []):
-        for cuda_major, cuda_tag in rel["cuda"].items():
-            for torch in rel["torch"]:
-                for python in rel["python"]:
-                    if _excluded(rel.get("exclude", []), torch, python, cuda_major):
-                        continue
-                    py = "cp" + python.replace(".", "")
-                    for abi in rel["abi"]:
-                        file = (
-                            f"flash_attn-{rel['version']}+{cuda_tag}torch{torch}cxx11abi{abi}"
-                            f"-{py}-{py}-linux_x86_64.whl"
-                        )
-                        yield Wheel(
-                            version=rel["version"],
-                            file=file,
-                            tag=rel["tag"],
-                            arches=tuple(rel["arches"]),
-                            confidence=rel.get("confidence", "verified"),
-                            source=rel["source"],
-                        )
-
-
-def _excluded(excludes: list[Mapping[str, str]], torch: str, python: str, cuda: str) -> bool:
-    here = {"torch": torch, "python": python, "cuda": cuda}
-    return any(all(here.get(k) == v for k, v in ex.items()) for ex in excludes)
-
-
-def expand_flash_attn_wheels(kb: Knowledge) -> list[str]:
-    return [w.file for w in _expand_releases(kb.docs["extensions"])]
-
-
 def _source_rules(kb: Knowledge, name: str) -> Mapping[str, Any]:
     return next(
         (s for s in kb.docs["extensions"].get("source_build", []) if s["package"] == name), {}
@@ -467,153 +348,3 @@ def steps_for(extension: Extension) -> list[Step]:
             source=extension.source,
         )
     ]
-
-
-# --- bitsandbytes -------------------------------------------------------------------------------
-
-
-def _bnb_table(kb: Knowledge) -> list[tuple[Version, set[str]]]:
-    rows = [(Version(b["version"]), set(b["cuda"])) for b in kb.docs["packages"]["bitsandbytes"]]
-    return sorted(rows)
-
-
-def _bnb_ok(version: Version, libs: set[str], cuda: str, fallback_from: Version) -> bool:
-    digits = cuda.replace(".", "")
-    if digits in libs:
-        return True
-    return version >= fallback_from and any(lib[:-1] == digits[:-1] for lib in libs)
-
-
-def _bnb_window(kb: Knowledge, torch: TorchBuild) -> tuple[str, str] | None:
-    """(minimum native version, why) for the build's CUDA; None when every version works."""
-    rules = kb.docs["packages"]["bitsandbytes_rules"]
-    fallback = Version(rules["same_major_fallback_from"])
-    table = _bnb_table(kb)
-    first_ok = None
-    for version, libs in reversed(table):
-        if not _bnb_ok(version, libs, torch.cuda, fallback):
-            break
-        first_ok = version
-    if first_ok is None or first_ok == table[0][0]:
-        return None if first_ok is not None else ("", "")
-    return str(first_ok), f"bitsandbytes < {first_ok} bundles no CUDA {torch.cuda} library"
-
-
-def _bitsandbytes(plan: ExtensionPlan, torch: TorchBuild) -> list[Constraint]:
-    if "bitsandbytes" not in plan.specs or not torch.cuda:
-        return []
-    window = _bnb_window(plan.kb, torch)
-    if window is None:
-        return []
-    minimum, why = window
-    if not minimum:
-        return []
-    user = SpecifierSet(plan.specs["bitsandbytes"])
-    if _bnb_override(plan, torch) is not None:
-        return []
-    source = plan.kb.docs["packages"]["bitsandbytes"][0]["source"]
-    if not any(user.contains(v, prereleases=True) for v in (minimum, FUTURE)):
-        return []
-    return [
-        Constraint(
-            requirement=f"bitsandbytes>={minimum}",
-            why=f"{why} (it would load the CPU library instead)",
-            source=f"{source}; {plan.kb.docs['packages']['bitsandbytes_rules']['source']}",
-        )
-    ]
-
-
-def _bnb_override(plan: ExtensionPlan, torch: TorchBuild) -> tuple[str, str] | None:
-    """(BNB_CUDA_VERSION, why) when the user's bitsandbytes pin has no library for this CUDA."""
-    if "bitsandbytes" not in plan.specs or not torch.cuda:
-        return None
-    window = _bnb_window(plan.kb, torch)
-    if not window or not window[0]:
-        return None
-    user = SpecifierSet(plan.specs["bitsandbytes"])
-    if not plan.specs["bitsandbytes"] or any(
-        user.contains(v, prereleases=True) for v in (window[0], FUTURE)
-    ):
-        return None
-    digits = torch.cuda.replace(".", "")
-    table = _bnb_table(plan.kb)
-    # The table lists only the versions where the bundled libraries changed; a pin between two
-    # entries (==0.49.2) has the libraries of the entry before it (0.48.0).
-    candidates = {v for v, _ in table} | _named_versions(user)
-    allowed = sorted(
-        v for v in candidates if v >= table[0][0] and user.contains(str(v), prereleases=True)
-    )
-    if not allowed:
-        return None
-    version = allowed[-1]
-    libs = next(libs for v, libs in reversed(table) if v <= version)
-    fallback = Version(plan.kb.docs["packages"]["bitsandbytes_rules"]["same_major_fallback_from"])
-    if _bnb_ok(version, libs, torch.cuda, fallback):
-        return None
-    same = sorted((lib for lib in libs if lib[:-1] == digits[:-1] and lib <= digits), reverse=True)
-    if not same:
-        return "", (
-            f"bitsandbytes {version} bundles no CUDA {digits[:-1]} library (it has "
-            f"{', '.join(sorted(libs))}): on this CUDA {torch.cuda} build it would load its CPU "
-            f"library, without GPU quantization; use bitsandbytes>={window[0]}"
-        )
-    return same[0], (
-        f"bitsandbytes {version} bundles no libbitsandbytes_cuda{digits}.so; "
-        f"BNB_CUDA_VERSION={same[0]} loads its CUDA {same[0][:-1]}.{same[0][-1]} library instead"
-    )
-
-
-def _named_versions(spec: SpecifierSet) -> set[Version]:
-    """The versions a specifier names: {0.49.2} for "==0.49.2", {0.49} for "==0.49.*"."""
-    out = set()
-    for item in spec:
-        try:
-            out.add(Version(item.version.removesuffix(".*")))
-        except InvalidVersion:
-            continue
-    return out
-
-
-def _bnb_env(plan: ExtensionPlan, torch: TorchBuild) -> dict[str, str]:
-    override = _bnb_override(plan, torch)
-    if override is None:
-        return {}
-    value, why = override
-    source = plan.kb.docs["packages"]["bitsandbytes_rules"]["source"]
-    if not value:  # no library of this CUDA major at all: it would silently run on the CPU
-        plan.findings.append(
-            _finding(
-                plan,
-                "error",
-                "bnb-no-cuda-library",
-                message=f"{plan.target.origin}: {why}",
-                fix="relax or raise the bitsandbytes requirement",
-                source=source,
-            )
-        )
-        return {}
-    plan.findings.append(
-        _finding(
-            plan,
-            "note",
-            "bnb-cuda-version",
-            message=f"BNB_CUDA_VERSION={value}: {why}",
-            fix="upgrade bitsandbytes to drop the override",
-            source=source,
-        )
-    )
-    gpu = plan.gpu
-    if gpu is not None and int(value) < 128 and parse_cc(gpu.compute_capability)[0] >= 10:
-        plan.findings.append(
-            _finding(
-                plan,
-                "warning",
-                "bnb-ptx-unverified",
-                message=f"the CUDA {value[:-1]}.{value[-1]} library of bitsandbytes is built for "
-                f"sm_50 to sm_90 (+PTX): on the {gpu.name} ({gpu.sm}) it relies on PTX JIT, "
-                "which is unverified",
-                fix="use a bitsandbytes that bundles a CUDA >= 12.8 library (>= 0.45.3)",
-                source=plan.kb.docs["packages"]["bitsandbytes_rules"]["source"],
-            )
-        )
-    return {"BNB_CUDA_VERSION": value}

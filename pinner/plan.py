@@ -14,23 +14,19 @@ rejected. Rules (shared/reference/facts.md sections 2-4):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
+from pinner import diagnose, fit
 from pinner import extensions as ext
 from pinner.builds import (
     CUBIN_RULE,
     CUBIN_SOURCE,
-    Failure,
     Option,
     describe_arches,
     min_driver,
     serving_arch,
-    variant_order,
-    vtuple,
 )
 from pinner.builds import (
     options as build_options,
@@ -41,7 +37,6 @@ from pinner.model import (
     Finding,
     Plan,
     PlanResult,
-    Rejection,
     Requirements,
     Step,
     Target,
@@ -49,20 +44,9 @@ from pinner.model import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from pinner.fit import Context
 
 PYPI = "PyPI (the installer's configured index)"
-
-
-@dataclass
-class Context:
-    target: Target
-    kb: Knowledge
-    gpu: Gpu | None
-    spec: SpecifierSet
-    spec_text: str
-    bounds: list[tuple[str, SpecifierSet]] = field(default_factory=list)  # (why, spec)
-    extension_check: Callable[[Option], Failure | None] | None = None
 
 
 def plan_target(target: Target, kb: Knowledge, reqs: Requirements) -> PlanResult:
@@ -75,7 +59,7 @@ def plan_target(target: Target, kb: Knowledge, reqs: Requirements) -> PlanResult
             close = kb.suggest_gpus(target.gpu)
             hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
             findings.append(
-                _error(
+                fit.error(
                     target,
                     "unknown-gpu",
                     f"{target.origin}.gpu: unknown GPU {target.gpu!r}{hint}",
@@ -83,7 +67,7 @@ def plan_target(target: Target, kb: Knowledge, reqs: Requirements) -> PlanResult
                 )
             )
             return PlanResult(plan=None, findings=tuple(findings))
-    ctx = _context(target, kb, gpu, reqs, findings)
+    ctx = fit.context(target, kb, gpu, reqs, findings)
     if ctx is None:
         return PlanResult(plan=None, findings=tuple(findings))
     ext_plan = ext.prepare(target, kb, reqs, ctx.gpu)
@@ -93,116 +77,15 @@ def plan_target(target: Target, kb: Knowledge, reqs: Requirements) -> PlanResult
     ctx.bounds += ext_plan.torch_bounds
     options = list(build_options(kb, target.platform))
     ctx.extension_check = ext_plan.check if ext_plan.wheel_seekers else None
-    chosen = next((o for o in options if not _failures(o, ctx)), None)
+    chosen = next((o for o in options if not fit.failures(o, ctx)), None)
     if chosen is None and "auto" in ext_plan.modes.values():
         ext_plan = ext_plan.without_wheels()  # no wheel anywhere: build from source instead
         ctx.extension_check = ext_plan.check if ext_plan.wheel_seekers else None
-        chosen = next((o for o in options if not _failures(o, ctx)), None)
+        chosen = next((o for o in options if not fit.failures(o, ctx)), None)
     if chosen is None:
-        findings.append(_impossible(ctx, options))
+        findings.append(diagnose.impossible(ctx, options))
         return PlanResult(plan=None, findings=tuple(findings))
     return _finish(ctx, chosen, options, ext_plan, findings)
-
-
-def _context(
-    target: Target, kb: Knowledge, gpu: Gpu | None, reqs: Requirements, findings: list[Finding]
-) -> Context | None:
-    try:
-        spec = SpecifierSet(target.torch)
-    except InvalidSpecifier:
-        findings.append(
-            _error(
-                target,
-                "bad-range",
-                f"{target.origin}.torch: invalid range {target.torch!r}",
-                'write a PEP 440 range such as ">=2.7,<2.9"',
-            )
-        )
-        return None
-    ctx = Context(target=target, kb=kb, gpu=gpu, spec=spec, spec_text=target.torch or "any")
-    for req in reqs.items:
-        if req.name not in ("torch", "torchvision", "torchaudio") or not req.specifier:
-            continue
-        req_spec = SpecifierSet(req.specifier)
-        if req.name == "torch":
-            ctx.bounds.append((f"{req.origin} asks for {req.text}", req_spec))
-        else:  # a companion pin implies the torch release it was built for
-            allowed = [r.version for r in kb.releases if _companion(r, req.name) in req_spec]
-            pinned = SpecifierSet(
-                ",".join(f"!={r.version}" for r in kb.releases if r.version not in allowed)
-            )
-            ctx.bounds.append((f"{req.origin} asks for {req.text}", pinned))
-    return ctx
-
-
-def _companion(release: TorchRelease, name: str) -> str:
-    version = release.torchvision if name == "torchvision" else release.torchaudio
-    return version or "0"
-
-
-def _failures(option: Option, ctx: Context) -> list[Failure]:
-    """Why `option` does not fit the target, most basic reason first; [] when it fits."""
-    out: list[Failure] = []
-    release, target = option.release, ctx.target
-    if release.version not in ctx.spec:
-        out.append(
-            Failure("torch-range", f"torch {release.version} is outside torch {ctx.spec_text}")
-        )
-    for why, spec in ctx.bounds:
-        if release.version not in spec:
-            out.append(Failure("torch-range", f"torch {release.version} conflicts: {why}"))
-            break
-    if target.python not in release.python:
-        out.append(
-            Failure("python", f"torch {release.version} has no wheel for Python {target.python}")
-        )
-    if target.cuda not in ("auto", "cpu") and option.variant != target.cuda:
-        out.append(Failure("cuda", f"{option.variant} is not the requested {target.cuda}"))
-    out += _hardware_failures(option, ctx)
-    if ctx.extension_check is not None and not out:
-        failure = ctx.extension_check(option)
-        if failure is not None:
-            out.append(failure)
-    return out
-
-
-def _hardware_failures(option: Option, ctx: Context) -> list[Failure]:
-    gpu, kb = ctx.gpu, ctx.kb
-    if gpu is None:
-        if option.variant != "cpu":
-            return [Failure("cpu", f"{option.variant} is a CUDA build; the target has no GPU")]
-        return []
-    if option.variant == "cpu":
-        return [Failure("cpu", f"cpu builds have no CUDA kernels for the {gpu.name}")]
-    out = []
-    build = kb.build(option.release.minor, option.variant, ctx.target.platform)
-    if build is None:
-        out.append(
-            Failure(
-                "arch-unknown",
-                f"the architectures of torch {option.release.minor} {option.variant} builds "
-                "are not in pinner's knowledge",
-            )
-        )
-    elif not serving_arch(gpu.compute_capability, build):
-        out.append(
-            Failure(
-                "no-kernels",
-                f"torch {option.release.minor} {option.variant} builds carry "
-                f"{describe_arches(build)}: no kernels for {gpu.sm}",
-            )
-        )
-    needed = min_driver(kb, option.variant)
-    if ctx.target.driver and needed and vtuple(ctx.target.driver) < vtuple(needed):
-        major = variant_to_cuda(option.variant).split(".")[0]
-        out.append(
-            Failure(
-                "driver",
-                f"CUDA {major} builds need driver >= {needed}; the target's driver is "
-                f"{ctx.target.driver}",
-            )
-        )
-    return out
 
 
 def _finish(
@@ -265,90 +148,102 @@ def _finish(
         constraints=constraints,
         extensions=extensions,
         steps=tuple(steps + [s for e in extensions for s in ext.steps_for(e)]),
-        rejected=_rejections(ctx, chosen, options),
+        rejected=diagnose.rejections(ctx, chosen, options),
     )
     return PlanResult(plan=plan, findings=tuple(findings))
 
 
 def _steps(ctx: Context, chosen: Option, build: Build | None, index_url: str) -> list[Step]:
-    target, gpu, release, kb = ctx.target, ctx.gpu, chosen.release, ctx.kb
-    steps: list[Step] = []
+    """The reasoning chain `explain` prints: GPU -> arch -> variant -> torch -> driver."""
+    return [
+        *_hardware_steps(ctx, build),
+        _variant_step(ctx, chosen, index_url),
+        _torch_step(ctx, chosen),
+        *_driver_step(ctx, chosen),
+    ]
+
+
+def _hardware_steps(ctx: Context, build: Build | None) -> list[Step]:
+    gpu = ctx.gpu
     if gpu is None:
-        steps.append(
+        return [
             Step(
                 topic="gpu",
                 choice="none (cpu)",
                 why='gpu = "cpu": a CPU-only build',
                 source="matrix",
             )
-        )
-    else:
-        steps.append(
-            Step(
-                topic="gpu",
-                choice=f"{gpu.name} ({gpu.key})",
-                why=f"{target.gpu!r} -> compute capability {gpu.compute_capability} ({gpu.architecture})",
-                source=gpu.source,
-            )
-        )
-        assert build is not None
-        serving = serving_arch(gpu.compute_capability, build)
-        why = f"the build carries {describe_arches(build)}"
-        if serving != gpu.sm:
-            why += f"; {serving} runs on {gpu.sm}: {CUBIN_RULE}"
-        steps.append(
-            Step(
-                topic="arch",
-                choice=f"{gpu.sm} served by {serving}",
-                why=why,
-                source=f"{build.source} [{build.confidence}]; {CUBIN_SOURCE}",
-            )
-        )
-    if target.cuda == "auto" or (gpu is None and target.cuda == "cpu"):
+        ]
+    assert build is not None
+    serving = serving_arch(gpu.compute_capability, build)
+    why = f"the build carries {describe_arches(build)}"
+    if serving != gpu.sm:
+        why += f"; {serving} runs on {gpu.sm}: {CUBIN_RULE}"
+    return [
+        Step(
+            topic="gpu",
+            choice=f"{gpu.name} ({gpu.key})",
+            why=f"{ctx.target.gpu!r} -> compute capability {gpu.compute_capability} "
+            f"({gpu.architecture})",
+            source=gpu.source,
+        ),
+        Step(
+            topic="arch",
+            choice=f"{gpu.sm} served by {serving}",
+            why=why,
+            source=f"{build.source} [{build.confidence}]; {CUBIN_SOURCE}",
+        ),
+    ]
+
+
+def _variant_step(ctx: Context, chosen: Option, index_url: str) -> Step:
+    target, release = ctx.target, chosen.release
+    if target.cuda == "auto" or (ctx.gpu is None and target.cuda == "cpu"):
         how = "cuda = auto: the newest release with a build that runs here"
         if chosen.on_pypi:
             how += f"; PyPI's own build of torch {release.version} is {chosen.variant} and fits"
     else:
         how = f"cuda = {target.cuda} was requested"
     where = PYPI if chosen.on_pypi else index_url
-    steps.append(
-        Step(
-            topic="variant",
-            choice=f"{chosen.variant} from {where}",
-            why=how,
-            source=release.source
-            if chosen.on_pypi
-            else f"{release.variants_source} [{release.variants_confidence}]",
-        )
+    source = (
+        release.source
+        if chosen.on_pypi
+        else f"{release.variants_source} [{release.variants_confidence}]"
     )
+    return Step(topic="variant", choice=f"{chosen.variant} from {where}", why=how, source=source)
+
+
+def _torch_step(ctx: Context, chosen: Option) -> Step:
+    target, release = ctx.target, chosen.release
     bounds = "; ".join(why for why, _ in ctx.bounds)
-    steps.append(
-        Step(
-            topic="torch",
-            choice=release.version if chosen.on_pypi else f"{release.version}+{chosen.variant}",
-            why=(f"newest release in torch {ctx.spec_text}" if target.torch else "newest release")
-            + (f" ({bounds})" if bounds else "")
-            + f" with a Python {target.python} {target.platform} wheel of this build",
-            source=release.source,
-        )
+    return Step(
+        topic="torch",
+        choice=release.version if chosen.on_pypi else f"{release.version}+{chosen.variant}",
+        why=(f"newest release in torch {ctx.spec_text}" if target.torch else "newest release")
+        + (f" ({bounds})" if bounds else "")
+        + f" with a Python {target.python} {target.platform} wheel of this build",
+        source=release.source,
     )
-    driver = min_driver(kb, chosen.variant)
-    if driver:
-        major = kb.major(int(variant_to_cuda(chosen.variant).split(".")[0]))
-        given = (
-            f"target driver {target.driver}: ok"
-            if target.driver
-            else "driver not given: not checked"
+
+
+def _driver_step(ctx: Context, chosen: Option) -> list[Step]:
+    driver = min_driver(ctx.kb, chosen.variant)
+    if not driver:
+        return []
+    major = ctx.kb.major(int(variant_to_cuda(chosen.variant).split(".")[0]))
+    given = (
+        f"target driver {ctx.target.driver}: ok"
+        if ctx.target.driver
+        else "driver not given: not checked"
+    )
+    return [
+        Step(
+            topic="driver",
+            choice=f">= {driver}",
+            why=f"CUDA {major.major if major else '?'} builds need it; {given}",
+            source=major.source if major else "",
         )
-        steps.append(
-            Step(
-                topic="driver",
-                choice=f">= {driver}",
-                why=f"CUDA {major.major if major else '?'} builds need it; {given}",
-                source=major.source if major else "",
-            )
-        )
-    return steps
+    ]
 
 
 def _companions(
@@ -473,159 +368,3 @@ def _notes(ctx: Context, chosen: Option, driver: str, findings: list[Finding]) -
                 source=newest.variants_source,
             )
         )
-
-
-def _rejections(ctx: Context, chosen: Option, options: list[Option]) -> tuple[Rejection, ...]:
-    """One row per known variant that was not chosen: its best build, and why it lost."""
-    rows: dict[str, str] = {}
-    for option in options:
-        if option.variant == chosen.variant or option.variant in rows:
-            continue
-        fails = _failures(option, ctx)
-        if fails:
-            if any(o.variant == option.variant and not _failures(o, ctx) for o in options):
-                continue  # a later release of this variant fits; report that one
-            rows[option.variant] = fails[0].reason
-        else:
-            rows[option.variant] = (
-                f"fits with torch {option.release.version}, but torch "
-                f"{chosen.release.version} ({chosen.variant}) is preferred"
-            )
-    for option in options:  # variants whose every build fails: the build closest to fitting
-        if option.variant != chosen.variant and option.variant not in rows:
-            same = [o for o in options if o.variant == option.variant]
-            closest = min(same, key=lambda o: len(_failures(o, ctx)))
-            rows[option.variant] = _failures(closest, ctx)[0].reason
-    return tuple(
-        Rejection(variant=v, reason=r)
-        for v, r in sorted(rows.items(), key=lambda kv: variant_order(kv[0]))
-    )
-
-
-def _impossible(ctx: Context, options: list[Option]) -> Finding:
-    """No build fits: say why (in GPU terms where that is the cause) and what would work."""
-    target, gpu = ctx.target, ctx.gpu
-    considered = [o for o in options if target.cuda in ("auto", "cpu") or o.variant == target.cuda]
-    if not considered:
-        known = sorted({o.variant for o in options}, key=variant_order)
-        return _error(
-            target,
-            "unknown-variant",
-            f"{target.origin}.cuda: no torch release in pinner's knowledge has a "
-            f"{target.cuda} build for {target.platform}",
-            f'use one of {", ".join(known)} or cuda = "auto"',
-        )
-    codes = [(_failures(o, ctx) or [Failure("", "")])[0] for o in considered]
-    hardware = [_failures(o, ctx) for o in considered]
-    # builds that fail only for want of a prebuilt extension wheel (build = "wheel")
-    wheel_only = [fs[0] for fs in hardware if fs and all(f.code == "extension" for f in fs)]
-    if gpu is not None and all(any(f.code == "no-kernels" for f in fs) for fs in hardware):
-        what = target.cuda if target.cuda not in ("auto", "cpu") else "torch"
-        builds = _summarize_builds(ctx, considered)
-        message = (
-            f"{target.origin}: the {gpu.name} is {gpu.sm} (compute capability "
-            f"{gpu.compute_capability}); no {what} build carries kernels for it ({builds})"
-        )
-    elif wheel_only:
-        message = f"{target.origin}: no torch build fits: {wheel_only[0].reason}"
-    else:
-        message = f"{target.origin}: no torch build fits: {codes[0].reason}"
-        newest = ctx.kb.releases[0].version
-        if not any(r.version in ctx.spec for r in ctx.kb.releases) and ctx.spec.contains(
-            "99.0", prereleases=True
-        ):
-            message += (
-                f"; pinner's knowledge (as of {ctx.kb.as_of}) ends at torch {newest}: a newer "
-                "release may exist, but pinner does not plan what it cannot check"
-            )
-    return _error(target, "impossible-target", message, _fixes(ctx, options))
-
-
-def _summarize_builds(ctx: Context, considered: list[Option]) -> str:
-    by_build: dict[tuple[str, str], list[str]] = {}
-    for option in considered:
-        build = ctx.kb.build(option.release.minor, option.variant, ctx.target.platform)
-        if build is None:
-            continue
-        key = (option.variant, describe_arches(build))
-        if option.release.minor not in by_build.setdefault(key, []):
-            by_build[key].append(option.release.minor)
-    parts = []
-    for (variant, arches), minors in by_build.items():
-        span = minors[-1] if len(minors) == 1 else f"{minors[-1]}-{minors[0]}"
-        parts.append(f"torch {span} {variant}: {arches}")
-    return "; ".join(parts[:4])
-
-
-def _fixes(ctx: Context, options: list[Option]) -> str:
-    """What would work: the GPU's own needs, then each of the user's constraints relaxed alone."""
-    fixes: list[str] = []
-    gpu = ctx.gpu
-    if gpu is not None:
-        runs = [
-            o
-            for o in options
-            if not any(
-                f.code in ("no-kernels", "arch-unknown", "cpu") for f in _hardware_failures(o, ctx)
-            )
-        ]
-        if runs:
-            low = min(runs, key=lambda o: (variant_order(o.variant), Version(o.release.version)))
-            low_torch = min((o.release for o in runs), key=lambda r: Version(r.version))
-            fixes.append(
-                f"the {gpu.name} needs a CUDA >= {variant_to_cuda(low.variant)} build with "
-                f"torch >= {low_torch.minor}"
-            )
-        else:
-            fixes.append(f"no torch build in pinner's knowledge runs on the {gpu.name}")
-    for code in ("cuda", "torch-range", "driver", "python"):
-        fits = [
-            o
-            for o in options
-            if (fails := _failures(o, ctx))
-            and all(f.code == code for f in fails)
-            # `_failures` checks extensions only when nothing else fails: check them here
-            and (ctx.extension_check is None or ctx.extension_check(o) is None)
-        ]
-        if not fits:
-            continue
-        best = fits[0]
-        if code == "cuda":
-            low = min(
-                fits,
-                key=lambda o: (variant_order(o.variant), -Version(o.release.version).release[1]),
-            )
-            low = next(
-                o for o in fits if o.variant == low.variant
-            )  # newest release of that variant
-            fixes.append(
-                f'set cuda = "{variant_to_cuda(low.variant)}" (torch {low.release.version}) or '
-                f'cuda = "auto" (torch {best.release.version}, {best.variant})'
-            )
-        elif code == "torch-range":
-            fixes.append(
-                f"widen torch = {ctx.target.torch!r}: torch {best.release.version} would fit"
-            )
-            if ctx.extension_check is not None:  # the nearest releases that have the wheels
-                nearest = list(dict.fromkeys(f"{o.release.version} ({o.variant})" for o in fits))
-                fixes.append(
-                    "torch releases with the prebuilt extension wheels for this target: "
-                    + ", ".join(nearest[:4])
-                )
-        elif code == "driver":
-            fixes.append(
-                f"a driver >= {min_driver(ctx.kb, best.variant)} would allow torch "
-                f"{best.release.version} ({best.variant})"
-            )
-        else:
-            fixes.append(
-                f'python = "{best.release.python[-1]}" (torch {best.release.version} '
-                "has wheels for it)"
-            )
-    return "; ".join(fixes) if fixes else "no torch build in pinner's knowledge fits this target"
-
-
-def _error(target: Target, code: str, message: str, fix: str, source: str = "") -> Finding:
-    return Finding(
-        target=target.name, severity="error", code=code, message=message, fix=fix, source=source
-    )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from typing_extensions import Self
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11; pinner supports 3.10
 
 
 class Progress:

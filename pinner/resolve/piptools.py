@@ -100,62 +100,25 @@ class PipToolsResolver:
             probe_index(job.torch_index, job.target)
         extensions = {name for name, _, _ in job.metadata}
         work = self.cache / "jobs" / ("pt-" + job_key(job)[:20])
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "requirements.in").write_text(requirements_in(job, extensions), encoding="utf-8")
-        (work / "constraints.txt").write_text(
-            "".join(
-                c + "\n"
-                for c in job.constraints
-                if canonical(c.split("=")[0].rstrip("<>!~")) not in extensions
-            ),
-            encoding="utf-8",
-        )
-        (work / "requirements.in").write_text(
-            (work / "requirements.in").read_text(encoding="utf-8")
-            + f"-c {work / 'constraints.txt'}\n",
-            encoding="utf-8",
-        )
-        out = work / "resolved.txt"
-        out.write_text(
-            "".join(f"{n}=={v}\n" for n, v in job.preferences if n not in extensions),
-            encoding="utf-8",
-        )
-        cmd = [
-            sys.executable,
-            "-m",
-            "piptools",
-            "compile",
-            "--quiet",
-            "--no-header",
-            "--generate-hashes",
-            "--allow-unsafe",
-            "--strip-extras",
-            "--no-emit-index-url",
-            "--no-emit-find-links",
-            "-o",
-            str(out),
-            str(work / "requirements.in"),
-        ]
+        out = _write_inputs(job, work, extensions)
         # --find-links only adds candidates, so the pages of the plan's torch-family pins (a
         # torchvision that a requirement pulls, say) are offered too, required or not.
         pinned = [canonical(c.split("==")[0]) for c in job.constraints if "==" in c]
         routed = (
             set(job.routed) | {n for n in pinned if is_family_name(n)} if job.torch_index else set()
         )
-        for name in sorted(routed):
-            cmd += ["--find-links", f"{job.torch_index}/{name}/"]
-        if job.upgrade:
-            cmd.append("--upgrade")
-        if job.offline:
-            cmd.append("--no-index")
         proc = subprocess.run(
-            cmd, cwd=job.root, capture_output=True, text=True, check=False, env=dict(os.environ)
+            _command(job, work, out, routed),
+            cwd=job.root,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=dict(os.environ),
         )
         if proc.returncode != 0:
             tail = "\n    ".join(proc.stderr.strip().splitlines()[-12:])
             msg = f"target {job.target}: no solution (pip-compile):\n    {tail}"
             raise ResolveError(msg)
-        pins = parse_compiled(out.read_text(encoding="utf-8"))
         pins = tuple(
             ResolvedPin(
                 name=p.name,
@@ -164,33 +127,70 @@ class PipToolsResolver:
                 index=job.torch_index if p.name in routed else "",
                 via=p.via,
             )
-            for p in pins
+            for p in parse_compiled(out.read_text(encoding="utf-8"))
         )
-        if job.torch_index and not job.offline:
-            # pip-compile merges --find-links candidates with the default index's: when the
-            # default index also has files of a routed name and version, they are in the hashes
-            # (and their metadata may have been used). Refuse rather than lock them.
-            for p in pins:
-                if p.name in routed:
-                    page = f"{job.torch_index}/{p.name}/"
-                    foreign = sorted(set(p.hashes) - page_hashes(page))
-                    if foreign:
-                        msg = (
-                            f"target {job.target}: {p.name} {p.version} must come from the PyTorch "
-                            f"index {job.torch_index}, but pip-compile also took files from "
-                            f"another index ({', '.join(h[:19] + '...' for h in foreign)}); it "
-                            "cannot keep the indexes apart.\n  fix: use --resolver uv"
-                        )
-                        raise ResolveError(msg)
-        if job.torch_index:
-            unrouted = sorted(
-                n for n in family_closure(pins) if is_family_name(n) and n not in routed
-            )
-            if unrouted:
+        _refuse_mixed_indexes(job, pins, routed)
+        return pins
+
+
+def _write_inputs(job: Job, work: Path, extensions: set[str]) -> Path:
+    """requirements.in (with the constraints), and the old pins as pip-compile's output file."""
+    work.mkdir(parents=True, exist_ok=True)
+    constraints = "".join(
+        c + "\n"
+        for c in job.constraints
+        if canonical(c.split("=")[0].rstrip("<>!~")) not in extensions
+    )
+    (work / "constraints.txt").write_text(constraints, encoding="utf-8")
+    (work / "requirements.in").write_text(
+        requirements_in(job, extensions) + f"-c {work / 'constraints.txt'}\n", encoding="utf-8"
+    )
+    out = work / "resolved.txt"
+    out.write_text(
+        "".join(f"{n}=={v}\n" for n, v in job.preferences if n not in extensions),
+        encoding="utf-8",
+    )
+    return out
+
+
+def _command(job: Job, work: Path, out: Path, routed: set[str]) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "piptools", "compile", "--quiet", "--no-header",
+        "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
+        "--no-emit-find-links", "-o", str(out), str(work / "requirements.in"),
+    ]  # fmt: skip
+    for name in sorted(routed):
+        cmd += ["--find-links", f"{job.torch_index}/{name}/"]
+    if job.upgrade:
+        cmd.append("--upgrade")
+    if job.offline:
+        cmd.append("--no-index")
+    return cmd
+
+
+def _refuse_mixed_indexes(job: Job, pins: tuple[ResolvedPin, ...], routed: set[str]) -> None:
+    """pip-compile merges --find-links candidates with the default index's: refuse a lock that
+    took a routed name's files from the default index, or left a CUDA library unrouted."""
+    if not job.torch_index:
+        return
+    if not job.offline:
+        for p in pins:
+            if p.name not in routed:
+                continue
+            foreign = sorted(set(p.hashes) - page_hashes(f"{job.torch_index}/{p.name}/"))
+            if foreign:
                 msg = (
-                    f"target {job.target}: torch {job.direct[0].split('==')[1]} from {job.torch_index} "
-                    f"pulls {', '.join(unrouted)}, which must come from that index too; pip-compile "
-                    "cannot route them there without --extra-index-url.\n  fix: use --resolver uv"
+                    f"target {job.target}: {p.name} {p.version} must come from the PyTorch "
+                    f"index {job.torch_index}, but pip-compile also took files from another "
+                    f"index ({', '.join(h[:19] + '...' for h in foreign)}); it cannot keep the "
+                    "indexes apart.\n  fix: use --resolver uv"
                 )
                 raise ResolveError(msg)
-        return pins
+    unrouted = sorted(n for n in family_closure(pins) if is_family_name(n) and n not in routed)
+    if unrouted:
+        msg = (
+            f"target {job.target}: torch {job.direct[0].split('==')[1]} from {job.torch_index} "
+            f"pulls {', '.join(unrouted)}, which must come from that index too; pip-compile "
+            "cannot route them there without --extra-index-url.\n  fix: use --resolver uv"
+        )
+        raise ResolveError(msg)
