@@ -17,6 +17,7 @@ from pinner.fingerprint import (
     knowledge_digest,
     lock_sections,
     regenerate_command,
+    relative,
     sha256,
     target_inputs,
     templates_digest,
@@ -80,10 +81,7 @@ def stale(matrix: dict[str, Any], out: Path | None = None) -> list[Problem]:
     if generated:
         sections = lock_sections(lock.read_text(encoding="utf-8"))
         folders = template_folders(matrix["templates"])
-        try:
-            out_name = out.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            out_name = out.as_posix()
+        out_name = relative(out, root)
         for rel, what, installer in stale_files(
             sections, out, templates_digest(folders), generated
         ):

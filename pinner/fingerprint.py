@@ -22,6 +22,15 @@ def sha256(data: bytes | str) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+def relative(path: Path, root: Path) -> str:
+    """A path as the lock and rendered files name it: relative to the project root when inside
+    it, so nothing depends on where pinner ran."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def knowledge_digest() -> str:
     """Fingerprint of pinner's knowledge data files (read as bytes; nothing parsed)."""
     h = hashlib.sha256()

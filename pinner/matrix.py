@@ -7,7 +7,6 @@ Kept free of heavy imports: `pinner check` loads the matrix on every commit.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import sys
@@ -182,6 +181,8 @@ def _unknown_keys(
 ) -> None:
     for key in table:
         if key not in known:
+            import difflib  # only on an error: keeps `pinner check` lean
+
             close = difflib.get_close_matches(key, known, n=1)
             hint = (
                 f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
@@ -314,6 +315,8 @@ def select_targets(matrix: Matrix, names: list[str] | tuple[str, ...]) -> tuple[
         source = str(matrix.path) if matrix.path else "the built-in presets"
         parts = []
         for n in unknown:
+            import difflib
+
             close = difflib.get_close_matches(n, list(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             parts.append(f"{n!r}{hint}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import tempfile
 from pathlib import Path
@@ -64,6 +63,8 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
 
 def diff_artifacts(artifacts: Iterable[Artifact], root: Path) -> tuple[Stale, ...]:
     """Compare rendered artifacts with the files on disk (`check --diff`)."""
+    import difflib
+
     from pinner.model import Stale
 
     out = []

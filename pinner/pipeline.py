@@ -138,7 +138,9 @@ def lock_targets(
     # Each entry keeps the fingerprint of the inputs it was resolved from: a kept entry whose
     # inputs have changed since stays stale for `pinner check`.
     fingerprints = {t.plan.target.name: t.inputs for t in lockfile.targets}
-    write_text_atomic(matrix.lock, lock.dump_lock(lockfile, fingerprints))
+    text = lock.dump_lock(lockfile, fingerprints)
+    if not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text:
+        write_text_atomic(matrix.lock, text)
     return lockfile, [t.name for t in matrix.targets if t.name in resolved]
 
 
@@ -239,11 +241,9 @@ def _shown(path: Path, root: Path) -> str:
 
 
 def _relative(path: Path, root: Path) -> str:
-    """A path as rendered files name it: relative to the project root, never host-specific."""
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+    from pinner.fingerprint import relative
+
+    return relative(path, root)
 
 
 # --- generate ------------------------------------------------------------------------------------
