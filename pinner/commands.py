@@ -88,6 +88,10 @@ def explain(
 
 
 EngineOpt = Annotated[str, typer.Option("--resolver", help="Resolver engine: uv or pip-tools.")]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option("--timeout", min=0, help="Seconds one resolver run may take (0: no limit)."),
+]
 OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Resolve from the lock and the caches only; no network.")
 ]
@@ -102,6 +106,7 @@ def lock(
     ] = False,
     resolver: EngineOpt = "uv",
     offline: OfflineOpt = False,
+    timeout: TimeoutOpt = 900,
 ) -> None:
     """Resolve every target (or the named ones) and write pinner.lock."""
     from pinner import pipeline
@@ -109,14 +114,23 @@ def lock(
 
     m = pipeline.load(matrix)
     with Progress(total=len(target or m.targets)) as progress:
-        lockfile, resolved = pipeline.lock_targets(
-            m, target or (), engine=resolver, upgrade=upgrade, offline=offline, progress=progress
+        result = pipeline.lock_targets(
+            m,
+            target or (),
+            engine=resolver,
+            upgrade=upgrade,
+            offline=offline,
+            progress=progress,
+            timeout=timeout,
         )
-    _print_findings(lockfile)
-    print(
-        f"wrote {pipeline._shown(m.lock, m.root)}: {len(lockfile.targets)} targets "
-        f"({', '.join(resolved) or 'none'} resolved)"
-    )
+    _print_notes(result.notes)
+    _print_findings(result.lockfile)
+    if result.lockfile.targets:
+        print(
+            f"wrote {pipeline._shown(m.lock, m.root)}: {len(result.lockfile.targets)} targets "
+            f"({', '.join(result.resolved) or 'none'} resolved)"
+        )
+    pipeline.raise_failures(result)
 
 
 @app.command()
@@ -151,6 +165,7 @@ def generate(
     ] = False,
     resolver: EngineOpt = "uv",
     offline: OfflineOpt = False,
+    timeout: TimeoutOpt = 900,
 ) -> None:
     """Lock when needed, then render constraints, requirements, Dockerfile, install.sh, Modal
     image and verify step for each target into OUT/<target>/."""
@@ -158,6 +173,7 @@ def generate(
     from pinner.progress import Progress
 
     m = pipeline.load(matrix)
+    notes: list[str] = []
     with Progress(total=len(target or m.targets)) as progress:
         written = pipeline.generate(
             m,
@@ -168,12 +184,20 @@ def generate(
             engine=resolver,
             offline=offline,
             progress=progress,
+            timeout=timeout,
+            notes=notes,
         )
+    _print_notes(notes)
     root = out or m.out
     print(
         f"generated {pipeline._shown(root, m.root)}/: {len(written)} files written"
         + ("" if written else " (all up to date)")
     )
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in dict.fromkeys(notes):
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _print_findings(lockfile: object) -> None:

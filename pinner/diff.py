@@ -116,7 +116,7 @@ def package_change(old: Pin | None, new: Pin | None) -> PackageChange | None:
             downgrade=False,
             torch_family=family,
         )
-    same_files = (old.hashes, old.url, old.index) == (new.hashes, new.url, new.index)
+    same_files = (old.hashes, old.url, old.source) == (new.hashes, new.url, new.source)
     if old.version == new.version and same_files:
         return None
     kind, downgrade = version_kind(old.version, new.version)

@@ -37,3 +37,9 @@ class CheckFailed(PinnerError):
     """`verify` or `doctor` found a failed check."""
 
     exit_code = 1
+
+
+class TargetsFailed(PinnerError):
+    """Some targets could not be resolved; the others were written."""
+
+    exit_code = 1

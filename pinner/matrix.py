@@ -7,7 +7,6 @@ Kept free of heavy imports: `pinner check` loads the matrix on every commit.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -238,7 +237,9 @@ def _target(
         merged.get("requirements", []), f"{where}.requirements", root, problems
     )
     builds = _builds(defaults.get("build", {}), raw.get("build", {}), f"{where}.build", problems)
-    index = os.environ.get(TORCH_INDEX_ENV) or text("torch-index-url", DEFAULT_TORCH_INDEX)
+    # the committed index only: PINNER_TORCH_INDEX_URL is a mirror (transport), applied when
+    # resolving and installing, never part of a target's inputs
+    index = text("torch-index-url", DEFAULT_TORCH_INDEX)
     if "{variant}" not in index:
         problems.append(
             f"{where}.torch-index-url: {index!r} must contain {{variant}} (e.g. .../whl/{{variant}})"

@@ -48,6 +48,13 @@ class Requirement:
     specifier: str  # version specifier only (">=2.7"), "" when none
     origin: str  # "requirements.in:3"
     constraint: bool  # came from a -c file
+    extras: tuple[str, ...] = ()
+    marker: str = ""
+    url: str = ""
+    path: str = ""
+    editable: bool = False
+    local_project: bool = False
+    hashes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,15 +156,33 @@ class PlanResult:
     findings: tuple[Finding, ...]
 
 
+Source = str  # "default" | "pytorch" | "url" | "local" | the name of an [indexes] table
+
+
+@dataclass(frozen=True, kw_only=True)
+class File:
+    """One distribution file of a locked package."""
+
+    name: str  # file name: "torch-2.7.1+cu128-cp311-cp311-manylinux_2_28_x86_64.whl"; "" unknown
+    hashes: tuple[str, ...]  # "sha256:<hex>"
+    url: str = ""  # only for the committed indexes and URLs the user wrote (never a mirror's)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Pin:
     name: str
     version: str  # with local tag where the index has one: "2.7.1+cu128"
-    hashes: tuple[str, ...]  # "sha256:..."
-    index: str  # "default", the PyTorch index URL, or "url" for a direct wheel
+    source: Source  # where its files come from: the role, never a mirror's URL
     layer: Layer
-    via: tuple[str, ...]  # what required it: "requirements.in", "torch", ...
-    url: str = ""  # direct download URL (extension wheels)
+    via: tuple[str, ...]  # what required it: "-r requirements.in", "torch", "pinner plan"
+    files: tuple[File, ...] = ()
+    url: str = ""  # source "url": the URL the user wrote (or an extension wheel's); "local": path
+    digest: str = ""  # integrity digest of this entry (see pinner.lock.pin_digest)
+
+    @property
+    def hashes(self) -> tuple[str, ...]:
+        """Every acceptable hash (any of the files may be the one installed)."""
+        return tuple(sorted({h for f in self.files for h in f.hashes}))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,7 +190,8 @@ class TargetLock:
     plan: Plan
     pins: tuple[Pin, ...]
     inputs: str  # "sha256:..." fingerprint of the target's inputs
-    findings: tuple[Finding, ...]  # warnings found while locking
+    findings: tuple[Finding, ...]  # warnings and notes found while locking (held back, ...)
+    indexes: tuple[tuple[str, str], ...] = ()  # (source role, committed URL) the files came from
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,6 +199,7 @@ class LockFile:
     pinner: str  # pinner version that wrote it
     knowledge: str  # knowledge as_of date
     targets: tuple[TargetLock, ...]
+    legacy: bool = False  # read from a previous format: versions are preferences, nothing more
 
 
 @dataclass(frozen=True, kw_only=True)

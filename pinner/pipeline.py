@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,6 +78,14 @@ def cache_dir() -> Path:
     return Path(base) / "pinner"
 
 
+@dataclass(frozen=True, kw_only=True)
+class LockResult:
+    lockfile: LockFile
+    resolved: list[str]  # targets resolved in this run
+    failed: dict[str, str]  # target -> why it could not be resolved (its old entry is kept)
+    notes: list[str]  # said once per run: ignored resolver variables, ...
+
+
 def lock_targets(
     matrix: Matrix,
     names: Sequence[str],
@@ -86,25 +95,31 @@ def lock_targets(
     offline: bool = False,
     only_stale: bool = False,
     progress: Progress | None = None,
-) -> tuple[LockFile, list[str]]:
-    """Plan, resolve (in parallel) and write the lock; return it and the targets re-resolved.
+    timeout: float = 0.0,
+) -> LockResult:
+    """Plan, resolve (in parallel) and write the lock; return it, the targets re-resolved and the
+    targets that failed.
 
     Targets not selected keep their entries; targets no longer in the matrix are dropped. With
-    `only_stale`, a target whose lock entry matches its inputs is kept without resolving.
+    `only_stale`, a target whose lock entry matches its inputs is kept without resolving. A
+    target that fails to resolve keeps its previous entry; the others are written.
     """
     import dataclasses
 
     from pinner import knowledge, lock
     from pinner.fingerprint import target_inputs
     from pinner.resolve import build_job, get_resolver
+    from pinner.resolve.environment import ignored, mirror
 
     selected = select_targets(matrix, tuple(names))
-    old = _read_old_lock(matrix.lock)
+    old = _read_old_lock(matrix.lock, upgrade=upgrade)
     old_by_name = {t.plan.target.name: t for t in old.targets} if old else {}
     digest = knowledge.digest()
     inputs = {
         t.name: target_inputs(dataclasses.asdict(t), matrix.root, digest) for t in matrix.targets
     }
+    if old is not None and old.legacy:
+        selected = matrix.targets  # a previous format: every entry is re-resolved, versions kept
     todo = [
         t
         for t in selected
@@ -117,6 +132,14 @@ def lock_targets(
     results = plan_all(matrix, [t.name for t in todo]) if todo else []
     require_plans(results)
     resolver = get_resolver(engine, cache_dir())
+    default_mirror = mirror()
+    notes = []
+    skipped = ignored()
+    if todo and skipped:
+        notes.append(
+            f"ignored when resolving: {', '.join(skipped)} (pinner chooses the indexes; "
+            "PINNER_INDEX_URL sets a mirror of the default index)"
+        )
     jobs = []
     for target, result in results:
         assert result.plan is not None
@@ -127,10 +150,17 @@ def lock_targets(
             previous=old_by_name.get(target.name),
             upgrade=upgrade,
             offline=offline,
+            mirror=default_mirror,
+            torch_mirror=torch_mirror(result.plan),
+            timeout=timeout,
         )
         jobs.append((target, result, job))
-    resolved = _resolve_parallel(resolver, jobs, inputs, progress)
-    kept = {n: t for n, t in old_by_name.items() if n in inputs and n not in resolved}
+    resolved, failed = _resolve_parallel(resolver, jobs, inputs, progress)
+    kept = {
+        n: t
+        for n, t in old_by_name.items()
+        if n in inputs and n not in resolved and not (old and old.legacy)
+    }
     merged = [resolved.get(t.name) or kept.get(t.name) for t in matrix.targets]
     lockfile = lock.new_lock([t for t in merged if t is not None], knowledge.load_knowledge().as_of)
     from pinner.output import write_text_atomic
@@ -139,12 +169,61 @@ def lock_targets(
     # inputs have changed since stays stale for `pinner check`.
     fingerprints = {t.plan.target.name: t.inputs for t in lockfile.targets}
     text = lock.dump_lock(lockfile, fingerprints)
-    if not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text:
+    if lockfile.targets and (
+        not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text
+    ):
         write_text_atomic(matrix.lock, text)
-    return lockfile, [t.name for t in matrix.targets if t.name in resolved]
+    return LockResult(
+        lockfile=lockfile,
+        resolved=[t.name for t in matrix.targets if t.name in resolved],
+        failed=failed,
+        notes=notes,
+    )
 
 
-def _read_old_lock(path: Path) -> LockFile | None:
+def torch_mirror(plan: Plan) -> str:
+    """The PyTorch index this run reads for `plan`: PINNER_TORCH_INDEX_URL (a mirror, with
+    {variant}) when set, else the committed index. Transport only: the lock and the rendered
+    files name the committed index."""
+    import os
+
+    from pinner.matrix import TORCH_INDEX_ENV
+    from pinner.resolve.environment import checked_url
+
+    if plan.torch.on_pypi:
+        return ""
+    template = os.environ.get(TORCH_INDEX_ENV, "").strip()
+    if not template:
+        return plan.index_url
+    checked_url(TORCH_INDEX_ENV, template)
+    if "{variant}" not in template:
+        msg = f"{TORCH_INDEX_ENV}={template!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
+        from pinner.errors import ConfigError
+
+        raise ConfigError(msg)
+    return template.replace("{variant}", plan.torch.variant).rstrip("/")
+
+
+def raise_failures(result: LockResult) -> None:
+    """Exit 1 naming every target that could not be resolved, each with its fix."""
+    from pinner.errors import TargetsFailed
+
+    if result.failed:
+        lines = [
+            why if why.startswith("target ") else f"target {name}: {why}"
+            for name, why in sorted(result.failed.items())
+        ]
+        written = result.resolved
+        lines.append(
+            f"{len(result.failed)} of {len(result.failed) + len(written)} targets failed"
+            + (f"; written: {', '.join(written)}" if written else "")
+        )
+        raise TargetsFailed("\n".join(lines))
+
+
+def _read_old_lock(path: Path, *, upgrade: bool = False) -> LockFile | None:
+    """The lock as it is. A lock that cannot be read is an error naming the line (a silent
+    re-resolve would move versions), unless `--upgrade` starts over anyway."""
     from pinner.errors import ConfigError
     from pinner.lock import read_lock
 
@@ -153,7 +232,9 @@ def _read_old_lock(path: Path) -> LockFile | None:
     try:
         return read_lock(path)
     except ConfigError:
-        return None  # an unreadable lock is replaced, as pip-compile replaces a bad output file
+        if upgrade:
+            return None
+        raise
 
 
 def _resolve_parallel(
@@ -161,11 +242,12 @@ def _resolve_parallel(
     jobs: list[tuple[Target, PlanResult, Job]],
     inputs: dict[str, str],
     progress: Progress | None,
-) -> dict[str, TargetLock]:
+) -> tuple[dict[str, TargetLock], dict[str, str]]:
     """Resolve jobs on a thread pool; identical jobs (same build, Python, platform and
-    requirements) are resolved once."""
+    requirements) are resolved once. A failed job fails its targets only."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from pinner.errors import PinnerError
     from pinner.resolve import resolve_target
     from pinner.resolve.uv import job_key
 
@@ -174,6 +256,7 @@ def _resolve_parallel(
         key = job_key(item[2]) + resolver.name
         groups.setdefault(key, []).append(item)
     out: dict[str, TargetLock] = {}
+    failed: dict[str, str] = {}
 
     def work(group: list[tuple[Target, PlanResult, Job]]) -> None:
         first_target, first_result, first_job = group[0]
@@ -181,7 +264,16 @@ def _resolve_parallel(
         if progress:
             progress.start(names)
         assert first_result.plan is not None
-        locked = resolve_target(resolver, first_result.plan, first_job, inputs[first_target.name])
+        try:
+            locked = resolve_target(
+                resolver, first_result.plan, first_job, inputs[first_target.name]
+            )
+        except PinnerError as e:
+            for name in names:
+                failed[name] = str(e) if name == first_target.name else f"target {name}: {e}"
+            if progress:
+                progress.done(names, 0, failed=True)
+            return
         for target, result, _ in group:
             assert result.plan is not None
             out[target.name] = _rebind(locked, result, inputs[target.name])
@@ -191,7 +283,7 @@ def _resolve_parallel(
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(groups)))) as pool:
         for future in [pool.submit(work, g) for g in groups.values()]:
             future.result()
-    return out
+    return out, failed
 
 
 def _rebind(locked: TargetLock, result: PlanResult, inputs: str) -> TargetLock:
@@ -259,8 +351,11 @@ def generate(
     engine: str = "uv",
     offline: bool = False,
     progress: Progress | None = None,
+    timeout: float = 0.0,
+    notes: list[str] | None = None,
 ) -> list[Path]:
-    """Lock when needed (unless frozen), then render every selected target from the lock."""
+    """Lock when needed (unless frozen), then render every selected target from the lock. Targets
+    that fail to resolve are not rendered; the others are, then TargetsFailed names them."""
     from pinner.errors import ConfigError, StaleError
     from pinner.fingerprint import lock_sections, regenerate_command
     from pinner.lock import read_lock
@@ -270,7 +365,7 @@ def generate(
     if installer not in INSTALLERS:
         msg = f"--installer: {installer!r} is not one of {', '.join(INSTALLERS)}"
         raise ConfigError(msg)
-    selected = select_targets(matrix, tuple(names))
+    selected = list(select_targets(matrix, tuple(names)))
     if frozen:
         lock_name = _shown(matrix.lock, matrix.root)
         wanted = {f"pinner lock --target {t.name}" for t in selected} | {"pinner lock"}
@@ -279,18 +374,30 @@ def generate(
             detail = "\n".join(f"{p}: {what}\n  refresh: {cmd}" for p, what, cmd in stale)
             msg = f"--frozen: the lock does not match its inputs:\n{detail}"
             raise StaleError(msg)
-    else:
-        lock_targets(
+    result = None
+    if not frozen:
+        result = lock_targets(
             matrix,
             [t.name for t in selected],
             engine=engine,
             offline=offline,
             only_stale=True,
             progress=progress,
+            timeout=timeout,
         )
-    lockfile = read_lock(matrix.lock)
-    sections = lock_sections(matrix.lock.read_text(encoding="utf-8"))
-    by_name = {t.plan.target.name: t for t in lockfile.targets}
+        if notes is not None:
+            notes += result.notes
+        selected = [t for t in selected if t.name not in result.failed]
+    lockfile = read_lock(matrix.lock) if selected or frozen else None
+    sections = lock_sections(matrix.lock.read_text(encoding="utf-8")) if lockfile else {}
+    by_name = {t.plan.target.name: t for t in lockfile.targets} if lockfile else {}
+    missing = [t.name for t in selected if t.name not in by_name]
+    if missing:
+        msg = (
+            f"{_shown(matrix.lock, matrix.root)}: no entry for target {missing[0]}; "
+            f"run `pinner lock --target {missing[0]}`"
+        )
+        raise ConfigError(msg)
     source = source_name(matrix)
     artifacts: list[Artifact] = []
     out_name = _relative(out or matrix.out, matrix.root)
@@ -303,7 +410,10 @@ def generate(
             source=source,
             command=regenerate_command(target.name, installer, out_name),
         )
-    return write_artifacts(artifacts, out or matrix.out)
+    written = write_artifacts(artifacts, out or matrix.out)
+    if result is not None:
+        raise_failures(result)
+    return written
 
 
 def stale_diffs(
@@ -372,9 +482,11 @@ def update(
     from pinner.diff import diff_locks
 
     selected = [t.name for t in select_targets(matrix, tuple(names))]
-    old = _read_old_lock(matrix.lock)
+    old = _read_old_lock(matrix.lock, upgrade=True)
     generated = {n: installer_of(matrix.out, n) for n in selected if (matrix.out / n).is_dir()}
-    lockfile, _ = lock_targets(matrix, selected, engine=engine, upgrade=True, progress=progress)
+    result = lock_targets(matrix, selected, engine=engine, upgrade=True, progress=progress)
+    lockfile = result.lockfile
+    generated = {n: i for n, i in generated.items() if n not in result.failed}
     written: list[Path] = []
     for installer in sorted(set(generated.values())):
         group = [n for n, i in generated.items() if i == installer]

@@ -50,11 +50,15 @@ class Progress:
             else:
                 print(f"resolving {label} ...", file=self.stream, flush=True)
 
-    def done(self, names: list[str], packages: int) -> None:
+    def done(self, names: list[str], packages: int, *, failed: bool = False) -> None:
         label = ", ".join(names)
         with self.lock:
             took = time.monotonic() - self.started.get(label, time.monotonic())
-            text = f"locked {label}: {packages} packages ({took:.1f}s)"
+            text = (
+                f"failed {label} ({took:.1f}s)"
+                if failed
+                else f"locked {label}: {packages} packages ({took:.1f}s)"
+            )
             if self.live is not None:
                 self.live.update(self.tasks[label], description=text, completed=1)
             else:

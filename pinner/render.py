@@ -45,7 +45,9 @@ def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
     # uv: --default-index, not its deprecated --index-url, which UV_DEFAULT_INDEX (a mirror set in
     # the environment) silently overrides; an explicit --default-index wins over the environment.
     option = "--index-url" if installer == "pip" else "--default-index"
-    index = f" {option} {plan.index_url}" if plan.index_url else ""
+    # the committed index, overridable at install time (a mirror): every recipe sets
+    # TORCH_INDEX_URL (install.sh from PINNER_TORCH_INDEX_URL, the Dockerfile as an ARG)
+    index = f' {option} "$TORCH_INDEX_URL"' if plan.index_url else ""
     where = plan.index_url or "the installer's configured index (PyPI ships this build)"
     build = sorted(p.name for p in tl.pins if p.layer == "build")
     # uv's hash-checking mode wants a hash for every package of the resolution, the installed
@@ -125,8 +127,15 @@ def _extension_step(tl: TargetLock, pip: str, cache: str) -> InstallStep:
 def _extension_pin(tl: TargetLock, name: str) -> Pin:
     return next(
         (p for p in tl.pins if p.name == name),
-        Pin(name=name, version="", hashes=(), index="url", layer="extension", via=()),
+        Pin(name=name, version="", source="url", layer="extension", via=()),
     )
+
+
+def requirement_line(pin: Pin) -> str:
+    """How a requirements file names a locked package: by version, or by the URL the user wrote."""
+    if pin.source == "url" and pin.url and pin.layer != "extension":
+        return f"{pin.name} @ {pin.url}"
+    return f"{pin.name}=={pin.version}"
 
 
 def context(tl: TargetLock, installer: str) -> dict[str, Any]:
@@ -182,6 +191,7 @@ def render_target(
         autoescape=False,
     )
     env.filters["via"] = lambda via: ", ".join(via) if via else VIA_DEFAULT
+    env.filters["requirement"] = requirement_line
     env.filters["shq"] = shlex.quote
     env.filters["envq"] = lambda v: v if re.fullmatch(r"[A-Za-z0-9_.:/,+-]*", v) else json.dumps(v)
     env.filters["pyrepr"] = repr

@@ -63,14 +63,16 @@ def project(tmp_path: Path, loopback: LocalIndex, monkeypatch: pytest.MonkeyPatc
 
 @pytest.fixture
 def uv_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The command line of every `uv pip compile` pinner runs during the test."""
+    """The command line of every resolving `uv pip compile` pinner runs during the test (not the
+    files pass, which lists the files of versions already chosen: `--no-deps`)."""
     from pinner.resolve.uv import UvResolver
 
     runs: list[list[str]] = []
     real = UvResolver._run
 
     def recording(self: UvResolver, job: Any, cmd: list[str]) -> None:
-        runs.append(cmd)
+        if "--no-deps" not in cmd:
+            runs.append(cmd)
         real(self, job, cmd)
 
     monkeypatch.setattr(UvResolver, "_run", recording)

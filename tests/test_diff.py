@@ -19,6 +19,7 @@ from pinner.diff import (
 from pinner.model import (
     Constraint,
     Extension,
+    File,
     LockFile,
     Pin,
     Plan,
@@ -39,8 +40,8 @@ def pin(name: str, version: str, layer: str = "main", hashes: tuple[str, ...] = 
     return Pin(
         name=name,
         version=version,
-        hashes=hashes or (f"sha256:{name}-{version}",),
-        index="default",
+        files=(File(name="", hashes=hashes or (f"sha256:{name}-{version}",)),),
+        source="default",
         layer=layer,  # type: ignore[arg-type]
         via=("requirements.in",),
     )

@@ -113,7 +113,8 @@ def test_structure_base_image_layers_and_cache_mounts(dockerfile):
     # the torch layer comes from the variant's index, and only from it
     option = "--index-url" if installer == "pip" else "--default-index"
     if tl.plan.index_url:
-        assert f" {option} {tl.plan.index_url} " in torch
+        assert f' {option} "$TORCH_INDEX_URL" ' in torch
+        assert f"ARG TORCH_INDEX_URL={tl.plan.index_url}\n" in parser.content
     else:
         assert option not in torch
     assert all(option not in c for c in commands[1:])

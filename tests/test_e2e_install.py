@@ -91,12 +91,15 @@ def test_the_lock_routes_torch_to_its_index_and_the_rest_to_pypi(project):
 
     assert pins["torch"].version == TORCH_CPU
     assert pins["torch"].layer == "torch"
-    assert pins["torch"].index == torch_index
+    assert pins["torch"].source == "pytorch"
     assert pins["torch"].hashes == (f"sha256:{sha256_file(project.torch_wheel)}",)
-    assert tl.plan.index_url == torch_index
+    # the lock names the committed index; the loopback mirror was transport only
+    assert tl.plan.index_url == "https://download.pytorch.org/whl/cpu"
+    assert tl.indexes == (("pytorch", "https://download.pytorch.org/whl/cpu"),)
+    assert torch_index not in (project.root / "pinner.lock").read_text()
     for name, pin in pins.items():
         if name != "torch":
-            assert (pin.layer, pin.index) == ("main", "default"), name
+            assert (pin.layer, pin.source) == ("main", "default"), name
             assert pin.hashes == (f"sha256:{sha256_file(project.wheels[name])}",), name
     assert project.index.hits("pypi", "torch") == 0  # uv never asked PyPI for torch
 
@@ -161,6 +164,7 @@ def test_uv_recipe_installs_with_uv(project, venv_template, tmp_path):
         VENV=str(venv.path),
         PYTHON=str(venv.python),
         PATH=f"{Path(find_uv_bin()).parent}:{env['PATH']}",
+        PINNER_TORCH_INDEX_URL=project.index.base_url + "/whl/{variant}",
     )
     script = project.root / "pinned-uv" / "cpu" / "install.sh"
     assert "uv pip install --no-deps --require-hashes --default-index " in script.read_text()
@@ -191,6 +195,7 @@ def test_drift_happens_without_the_recipe_and_not_with_it(project, venv_template
     shutil.copytree(project.pinned, recipe)
     torch_step, main_step, _verify = install_sh_commands((recipe / "install.sh").read_text())
     env = pip_env(project.pypi)
+    env["TORCH_INDEX_URL"] = project.index.base_url + "/whl/cpu"  # as install.sh sets it
     base = venv_template.clone(tmp_path / "base")
     layer = shell(torch_step, recipe, base, env)
     assert layer.returncode == 0, layer.stderr

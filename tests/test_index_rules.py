@@ -24,6 +24,7 @@ from tests.support.projects import (
     Project,
     Wheelhouse,
     file_hash,
+    hashes_of,
     index_hashes,
     make_project,
     serve,
@@ -52,15 +53,17 @@ def test_cpu_target_locks_torch_from_the_pytorch_index(
     torch = packages["torch"]
     assert torch["version"] == TORCH_CPU
     assert torch["layer"] == "torch"
-    assert torch["index"] == project.torch_index
-    assert file_hash(REAL_TORCH) in torch["hashes"]
-    assert torch["hashes"] == index_hashes(index, "whl/cpu", "torch", TORCH_CPU)
+    assert torch["source"] == "pytorch"
+    assert file_hash(REAL_TORCH) in hashes_of(torch)
+    # the files an installer on the target may pick: the x86_64 cp311 build, not the index's
+    # aarch64 cp312 one
+    assert hashes_of(torch) == [file_hash(REAL_TORCH)]
     expected_main = {"demo-app", *TORCH_DEPENDENCIES}
     assert set(packages) == {"torch", *expected_main}
     for name in expected_main:
-        assert (packages[name]["layer"], packages[name]["index"]) == ("main", "default"), name
+        assert (packages[name]["layer"], packages[name]["source"]) == ("main", "default"), name
         (version,) = {packages[name]["version"]}
-        assert packages[name]["hashes"] == [file_hash(lock_wheels.path("pypi", name, version))], (
+        assert hashes_of(packages[name]) == [file_hash(lock_wheels.path("pypi", name, version))], (
             name
         )
     assert packages["demo-app"]["via"] == ["-r requirements.in"]
@@ -86,12 +89,12 @@ def test_same_name_on_the_wrong_index_is_never_taken(
 
     assert result.code == 0, result.err
     packages = project.packages()
-    assert packages["torch"]["hashes"] == index_hashes(index, "whl/cpu", "torch", TORCH_CPU)
-    assert f"sha256:{decoy_torch.sha256}" not in packages["torch"]["hashes"]
-    assert packages["demo-app"]["hashes"] == [
+    assert hashes_of(packages["torch"]) == [file_hash(REAL_TORCH)]
+    assert f"sha256:{decoy_torch.sha256}" not in hashes_of(packages["torch"])
+    assert hashes_of(packages["demo-app"]) == [
         file_hash(lock_wheels.path("pypi", "demo-app", "1.0"))
     ]
-    assert f"sha256:{decoy_app.sha256}" not in packages["demo-app"]["hashes"]
+    assert f"sha256:{decoy_app.sha256}" not in hashes_of(packages["demo-app"])
     # The request counters: "pypi" was never asked for torch, the PyTorch index only for torch.
     assert index.hits("pypi", "torch") == 0
     assert index.hits("whl/cpu", "demo-app") == 0
@@ -119,16 +122,15 @@ def test_cuda_libraries_come_from_the_build_that_is_installed(
     packages = project.packages("gpu")
     torch = packages["torch"]
     assert (torch["version"], torch["layer"]) == (TORCH_CU128, "torch")
-    assert torch["hashes"] == [file_hash(lock_wheels.path("cu128", "torch", TORCH_CU128))]
-    cu128 = f"{loopback.base_url}/whl/cu128"
+    assert hashes_of(torch) == [file_hash(lock_wheels.path("cu128", "torch", TORCH_CU128))]
     for name, version in (CUBLAS, TRITON):
         pin = packages[name]
-        assert (pin["version"], pin["layer"], pin["index"]) == (version, "torch", cu128), name
-        assert pin["hashes"] == [file_hash(lock_wheels.path("cu128", name, version))], name
+        assert (pin["version"], pin["layer"], pin["source"]) == (version, "torch", "pytorch"), name
+        assert hashes_of(pin) == [file_hash(lock_wheels.path("cu128", name, version))], name
         decoy = lock_wheels.path("pypi", name, version)
-        assert file_hash(decoy) not in pin["hashes"]
+        assert file_hash(decoy) not in hashes_of(pin)
         assert "torch" in pin["via"]
-    assert (packages["filelock"]["layer"], packages["filelock"]["index"]) == ("main", "default")
+    assert (packages["filelock"]["layer"], packages["filelock"]["source"]) == ("main", "default")
     assert loopback.hits("pypi", "torch") == 0
     # An index build's CUDA libraries are not known before resolving: two runs the first time.
     assert len(uv_runs) == 2
@@ -142,7 +144,8 @@ def test_cuda_libraries_come_from_the_build_that_is_installed(
 
     assert again.code == 0, again.err
     assert len(uv_runs) == 1
-    assert loopback.requests["/whl/cu128/torch/"] == 2  # pinner's reachability probe + uv
+    # pinner's reachability probe, uv's resolution and its files pass
+    assert loopback.requests["/whl/cu128/torch/"] == 3
     assert loopback.hits("pypi", CUBLAS[0]) == loopback.hits("pypi", TRITON[0]) == 0
     assert project.lock.read_text() == before
 
@@ -172,8 +175,8 @@ def test_pypi_build_never_asks_the_pytorch_index(
         assert result.code == 0, result.err
         packages = project.packages("a100")
         torch = packages["torch"]
-        assert (torch["version"], torch["layer"], torch["index"]) == ("2.13.0", "torch", "default")
-        assert torch["hashes"] == [file_hash(lock_wheels.path("pypi", "torch", "2.13.0"))]
+        assert (torch["version"], torch["layer"], torch["source"]) == ("2.13.0", "torch", "default")
+        assert hashes_of(torch) == [file_hash(lock_wheels.path("pypi", "torch", "2.13.0"))]
         assert {r.prefix for r in index.log} == {"pypi"}
 
 
@@ -186,7 +189,7 @@ def test_pypi_build_refuses_a_local_build_from_the_default_index(
 
     result = cli("lock")
 
-    assert result.code == 2
+    assert result.code == 1  # the target failed to resolve (others would be written)
     assert "Traceback" not in result.err
     assert (
         "pinner: error: target a100: the default index gave torch 2.13.0+cpu for the planned "
@@ -236,14 +239,14 @@ def test_companion_pulled_by_a_requirement_comes_from_the_pytorch_index(
 
     assert first.code == 0, first.err
     vision = project.packages()["torchvision"]
-    assert (vision["version"], vision["layer"], vision["index"]) == (
+    assert (vision["version"], vision["layer"], vision["source"]) == (
         "0.28.0+cpu",
         "torch",
-        project.torch_index,
+        "pytorch",
     )
-    assert vision["hashes"] == index_hashes(index, "whl/cpu", "torchvision", "0.28.0+cpu")
+    assert hashes_of(vision) == index_hashes(index, "whl/cpu", "torchvision", "0.28.0+cpu")
     assert "needs-vision" in vision["via"]
-    assert file_hash(lock_wheels.path("pypi", "torchvision", "0.28.0")) not in vision["hashes"]
+    assert file_hash(lock_wheels.path("pypi", "torchvision", "0.28.0")) not in hashes_of(vision)
     assert project.packages()["needs-vision"]["layer"] == "main"
 
     # The lock remembers the route: one run, and "pypi" is not asked for torchvision again.
@@ -310,13 +313,18 @@ def test_generated_files_use_index_url_for_the_torch_layer_only(
             if re.search(r"--index-url|--default-index", line) and not line.lstrip().startswith(
                 "#"
             ):
-                assert f"{option} {project.torch_index} " in line, (path, line)
+                assert f'{option} "$TORCH_INDEX_URL" ' in line, (path, line)
                 assert "--no-deps" in line, (path, line)
                 assert "-r torch-requirements.txt" in line, (path, line)
     for name in ("Dockerfile", "install.sh"):
         lines = project.read(f"pinned/cpu/{name}").splitlines()
         (torch_layer,) = [line for line in lines if "install --no-deps" in line]
-        assert f"{option} {project.torch_index} -r torch-requirements.txt" in torch_layer, name
+        assert f'{option} "$TORCH_INDEX_URL" -r torch-requirements.txt' in torch_layer, name
+    # the committed index is rendered, the loopback mirror never (transport, from the environment)
+    committed = "https://download.pytorch.org/whl/cpu"
+    assert f"ARG TORCH_INDEX_URL={committed}" in project.read("pinned/cpu/Dockerfile")
+    assert f"TORCH_INDEX_URL={committed}" in project.read("pinned/cpu/install.sh")
+    assert all(project.index.base_url not in p.read_text() for p in files)
 
 
 def test_pypi_build_renders_no_index_at_all(

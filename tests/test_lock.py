@@ -13,10 +13,10 @@ import pytest
 
 from pinner import fingerprint
 from pinner.fingerprint import knowledge_digest, lock_sections, target_inputs
-from pinner.lock import dump_lock, new_lock, read_lock
+from pinner.lock import dump_lock, new_lock, pin_digest, read_lock
 from pinner.matrix import read_matrix
-from pinner.model import Finding, LockFile, Pin, TargetLock
-from tests.support.projects import CPU_MATRIX, Project, make_project
+from pinner.model import File, Finding, LockFile, Pin, TargetLock
+from tests.support.projects import CPU_MATRIX, Project, hashes_of, make_project
 from tests.support.wheels import build_wheel
 
 if sys.version_info >= (3, 11):
@@ -53,16 +53,16 @@ def sample_lock(plan_for: Callable[..., PlanResult]) -> LockFile:
         Pin(
             name="einops",
             version="0.8.1",
-            hashes=("sha256:" + "1" * 64,),
-            index="default",
+            files=(File(name="", hashes=("sha256:" + "1" * 64,)),),
+            source="default",
             layer="main",
             via=("flash-attn", "mamba-ssm"),
         ),
         Pin(
             name="flash-attn",
             version="2.8.3.post1",
-            hashes=(),
-            index="url",
+            files=(File(name="", hashes=()),),
+            source="url",
             layer="extension",
             via=("-r requirements.in",),
             url="https://example.invalid/flash_attn-2.8.3.whl",
@@ -70,16 +70,16 @@ def sample_lock(plan_for: Callable[..., PlanResult]) -> LockFile:
         Pin(
             name="ninja",
             version="1.13.0",
-            hashes=tuple(f"sha256:{c * 64}" for c in "abcdef"),
-            index="default",
+            files=(File(name="", hashes=tuple(f"sha256:{c * 64}" for c in "abcdef")),),
+            source="default",
             layer="build",
             via=("pinner plan",),
         ),
         Pin(
             name="torch",
             version="2.8.0",
-            hashes=("sha256:" + "2" * 64, "sha256:" + "3" * 64),
-            index="default",
+            files=(File(name="", hashes=("sha256:" + "2" * 64, "sha256:" + "3" * 64)),),
+            source="default",
             layer="torch",
             via=('quote " and back\\slash', "pinner plan"),
         ),
@@ -88,16 +88,16 @@ def sample_lock(plan_for: Callable[..., PlanResult]) -> LockFile:
         Pin(
             name="demo-app",
             version="1.0",
-            hashes=("sha256:" + "4" * 64,),
-            index="default",
+            files=(File(name="", hashes=("sha256:" + "4" * 64,)),),
+            source="default",
             layer="main",
             via=("-r requirements.in",),
         ),
         Pin(
             name="torch",
             version="2.13.0+cpu",
-            hashes=("sha256:" + "5" * 64,),
-            index="https://mirror.invalid/whl/cpu",
+            files=(File(name="", hashes=("sha256:" + "5" * 64,)),),
+            source="pytorch",
             layer="torch",
             via=("demo-app", "pinner plan"),
         ),
@@ -125,7 +125,13 @@ def test_lock_round_trip_is_exact(sample_lock: LockFile, tmp_path: Path) -> None
 
     read = read_lock(path)
 
-    assert read == sample_lock
+    # what is read back carries each package's integrity digest; everything else is identical
+    assert all(p.digest == pin_digest(p) for t in read.targets for p in t.pins)
+    unsealed = tuple(
+        dataclasses.replace(t, pins=tuple(dataclasses.replace(p, digest="") for p in t.pins))
+        for t in read.targets
+    )
+    assert dataclasses.replace(read, targets=unsealed) == sample_lock
     assert dump_lock(read, inputs_of(read)) == text
 
 
@@ -274,10 +280,21 @@ def test_fingerprint_covers_knowledge_pinner_version_and_torch_index(
     assert target_inputs(a, raw["root"], knowledge_digest()) != base
     monkeypatch.undo()
     assert target_inputs(a, raw["root"], knowledge_digest()) == base
-    # The PyTorch index (a mirror) is part of the target: the rendered recipes name it.
+    # A mirror of the PyTorch index is transport: it changes no input (the recipes name the
+    # committed index and take the mirror at install time)...
     monkeypatch.setenv("PINNER_TORCH_INDEX_URL", "https://mirror.invalid/whl/{variant}")
     (a2, _) = read_matrix(fingerprinted / "pinner.toml")["targets"]
-    assert target_inputs(a2, raw["root"], knowledge_digest()) != base
+    assert target_inputs(a2, raw["root"], knowledge_digest()) == base
+    # ...the committed index does
+    (fingerprinted / "pinner.toml").write_text(
+        (fingerprinted / "pinner.toml")
+        .read_text()
+        .replace(
+            "[defaults]", '[defaults]\ntorch-index-url = "https://other.invalid/whl/{variant}"'
+        )
+    )
+    (a3, _) = read_matrix(fingerprinted / "pinner.toml")["targets"]
+    assert target_inputs(a3, raw["root"], knowledge_digest()) != base
 
 
 def test_fingerprint_does_not_depend_on_where_the_project_is(
@@ -393,12 +410,35 @@ def test_requirement_removed_is_dropped_with_what_it_pulled(
     assert "demo-app" in project.packages()
 
 
-def test_unreadable_lock_is_replaced(project: Project, cli: Callable[..., Run]) -> None:
-    project.lock.write_text("this is [not toml\n")
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("this is [not toml\n", "invalid TOML"),
+        (
+            "version = 2\n<<<<<<< HEAD\n[inputs]\n=======\n>>>>>>> other\n",
+            "pinner.lock:2: merge-conflict marker",
+        ),
+        ('version = 2\n[inputs]\ncpu = "sha256:x"\n', "the file is truncated"),
+        ("version = 9\n", "written by a newer pinner"),
+    ],
+)
+def test_unreadable_lock_is_an_error_until_upgrade_starts_over(
+    project: Project, cli: Callable[..., Run], text: str, fragment: str
+) -> None:
+    """A conflicted, truncated or unknown lock is never silently re-resolved (versions would
+    move); `--upgrade` starts over."""
+    project.lock.write_text(text)
 
-    result = cli("lock")
+    refused = cli("lock")
 
-    assert result.code == 0, result.err
+    assert refused.code == 2
+    assert fragment in refused.err
+    assert "Traceback" not in refused.err
+    assert project.lock.read_text() == text
+
+    fresh = cli("lock", "--upgrade")
+
+    assert fresh.code == 0, fresh.err
     assert project.packages()["torch"]["version"] == "2.13.0+cpu"
 
 
@@ -435,7 +475,7 @@ def test_versions_are_kept_unless_upgrade_or_the_inputs_demand(
 
     assert upgraded.code == 0, upgraded.err
     assert project.packages()["other-app"]["version"] == "1.1"
-    assert project.packages()["other-app"]["hashes"] == [
+    assert hashes_of(project.packages()["other-app"]) == [
         f"sha256:{f.sha256}" for f in fresh_index.files("pypi", "other-app") if "1.1" in f.filename
     ]
 

@@ -238,18 +238,18 @@ def test_load_matrix_torch_index_url_from_matrix(write_matrix, tmp_path):
     assert target.torch_index_url == "https://matrix.example/whl/{variant}"
 
 
-def test_load_matrix_torch_index_env_overrides_matrix(write_matrix, tmp_path, monkeypatch):
+def test_load_matrix_torch_index_env_is_a_mirror_not_an_input(write_matrix, tmp_path, monkeypatch):
+    """PINNER_TORCH_INDEX_URL is transport: the target keeps the committed index."""
     monkeypatch.setenv("PINNER_TORCH_INDEX_URL", "https://env.example/pytorch/{variant}")
     target = only_target(MIRROR_MATRIX, write_matrix, tmp_path)
-    assert target.torch_index_url == "https://env.example/pytorch/{variant}"
+    assert target.torch_index_url == "https://matrix.example/whl/{variant}"
 
 
 def test_load_matrix_torch_index_needs_variant_placeholder(write_matrix, tmp_path, monkeypatch):
-    monkeypatch.setenv("PINNER_TORCH_INDEX_URL", "https://env.example/whl/cu128")
     monkeypatch.chdir(tmp_path)
-    write_matrix('[targets.a]\ngpu = "A100"\n')
+    write_matrix('[targets.a]\ngpu = "A100"\ntorch-index-url = "https://m.example/whl/cu128"\n')
     assert config_error(tmp_path) == (
-        "pinner.toml: targets.a.torch-index-url: 'https://env.example/whl/cu128' must contain "
+        "pinner.toml: targets.a.torch-index-url: 'https://m.example/whl/cu128' must contain "
         "{variant} (e.g. .../whl/{variant})"
     )
 

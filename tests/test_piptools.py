@@ -17,6 +17,7 @@ from tests.support.projects import (
     Project,
     Wheelhouse,
     file_hash,
+    hashes_of,
     index_hashes,
     make_project,
     serve,
@@ -57,19 +58,21 @@ def test_piptools_refuses_a_target_that_is_not_the_host(
 ) -> None:
     assert (python, platform) != (HOST_PYTHON, HOST_PLATFORM)
     project.write("pinner.toml", CPU_MATRIX + f'{key} = "{value}"\n')
-    project.lock.write_text("# an existing lock, not to be touched\n")
+    project.lock.write_text("# an existing lock, not to be touched\nversion = 2\n[inputs]\n")
     project.index.reset_counts()
 
     result = cli("lock", "--resolver", "pip-tools")
 
-    assert result.code == 2
+    assert result.code == 1  # the target failed to resolve
     assert "Traceback" not in result.err
     assert (
         f"pinner: error: target cpu: pip-compile resolves for the interpreter running pinner "
         f"(Python {HOST_PYTHON}, {HOST_PLATFORM}), but the target is Python {python}, "
         f"{platform}; it would write a wrong lock.\n  fix: use --resolver uv"
     ) in result.err
-    assert project.lock.read_text() == "# an existing lock, not to be touched\n"
+    assert (
+        project.lock.read_text() == "# an existing lock, not to be touched\nversion = 2\n[inputs]\n"
+    )
     assert project.index.log == []  # refused before asking any index
 
 
@@ -78,7 +81,7 @@ def test_piptools_refusal_writes_no_lock(project: Project, cli: Callable[..., Ru
 
     result = cli("lock", "--resolver", "pip-tools")
 
-    assert result.code == 2
+    assert result.code == 1  # the target failed to resolve
     assert "--resolver uv" in result.err
     assert not project.lock.exists()
 
@@ -103,25 +106,25 @@ def test_piptools_locks_a_host_target_through_the_loopback_indexes(
         # needs-vision pulls torchvision: the index build, from the PyTorch index's page, not
         # PyPI's torchvision 0.28.0 (pip-compile gets every torch-family page with --find-links).
         vision = packages.pop("torchvision")
-        assert (vision["version"], vision["layer"], vision["index"]) == (
+        assert (vision["version"], vision["layer"], vision["source"]) == (
             "0.28.0+cpu",
             "torch",
-            project.torch_index,
+            "pytorch",
         )
-        assert vision["hashes"] == index_hashes(index, "whl/cpu", "torchvision", "0.28.0+cpu")
+        assert hashes_of(vision) == index_hashes(index, "whl/cpu", "torchvision", "0.28.0+cpu")
         torch = packages["torch"]
-        assert (torch["version"], torch["layer"], torch["index"]) == (
+        assert (torch["version"], torch["layer"], torch["source"]) == (
             TORCH_CPU,
             "torch",
-            project.torch_index,
+            "pytorch",
         )
-        assert file_hash(REAL_TORCH) in torch["hashes"]
-        assert torch["hashes"] == index_hashes(index, "whl/cpu", "torch", TORCH_CPU)
+        assert file_hash(REAL_TORCH) in hashes_of(torch)
+        assert hashes_of(torch) == index_hashes(index, "whl/cpu", "torch", TORCH_CPU)
         assert set(packages) == {"torch", "demo-app", "needs-vision", *TORCH_DEPENDENCIES}
         for name, pin in packages.items():
             if name != "torch":
-                assert (pin["layer"], pin["index"]) == ("main", "default"), name
-                assert pin["hashes"] == index_hashes(index, "pypi", name, pin["version"]), name
+                assert (pin["layer"], pin["source"]) == ("main", "default"), name
+                assert hashes_of(pin) == index_hashes(index, "pypi", name, pin["version"]), name
         assert index.hits("whl/cpu", "demo-app") == 0
         assert index.errors == 0
 
@@ -152,7 +155,7 @@ def test_piptools_refuses_when_the_default_index_has_the_torch_build_too(
 
         result = cli("lock", "--resolver", "pip-tools")
 
-        assert result.code == 2
+        assert result.code == 1  # the target failed to resolve
         assert "Traceback" not in result.err
         assert (
             f"pinner: error: target cpu: torch {TORCH_CPU} must come from the PyTorch index "

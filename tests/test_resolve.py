@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pinner.errors import NetworkError, ResolveError
-from pinner.model import Pin, TargetLock
+from pinner.model import File, Pin, TargetLock
 from pinner.resolve import Job, ResolvedPin, build_job, resolve_target
 from pinner.resolve.output import parse_compiled
 from pinner.resolve.uv import _error, argv, pyproject
-from tests.support.projects import CPU_MATRIX, Project, index_hashes
+from tests.support.projects import CPU_MATRIX, Project, hashes_of, index_hashes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,10 +40,11 @@ def make_job(**fields: Any) -> Job:
         "python": "3.11",
         "platform": "linux-x86_64",
         "root": Path("/project"),
-        "requirement_files": (Path("/project/requirements.in"), Path("/project/dev.in")),
+        "requirements": ("demo-app", "other-app>=1"),
         "direct": ("torch==2.7.1+cu128", "torchvision==0.22.1+cu128", "ninja"),
         "constraints": ("torch==2.7.1+cu128", "torchvision==0.22.1+cu128", "numpy<2"),
         "torch_index": TORCH_INDEX,
+        "torch_committed": TORCH_INDEX,
         "routed": ("torch", "torchvision"),
         "metadata": (("flash-attn", "2.8.3", ("torch", "einops")),),
         "preferences": (("numpy", "1.26.4"),),
@@ -108,13 +109,15 @@ def test_argv_resolves_for_the_target_not_the_host(
     cmd = argv(job, "/bin/uv", work)
 
     assert cmd[:4] == ["/bin/uv", "pip", "compile", "/cache/jobs/abc/pyproject.toml"]
-    assert cmd[4:6] == ["/project/requirements.in", "/project/dev.in"]
+    # pinner's own normalized requirements file, never the user's raw files
+    assert cmd[4] == "/cache/jobs/abc/requirements.in"
+    assert not [a for a in cmd if a.startswith("/project")]
     assert cmd[cmd.index("-c") + 1] == "/cache/jobs/abc/constraints.txt"
-    assert cmd[cmd.index("-o") + 1] == "/cache/jobs/abc/resolved.txt"
+    assert cmd[cmd.index("-o") + 1] == "/cache/jobs/abc/pylock.toml"
+    assert cmd[cmd.index("--format") + 1] == "pylock.toml"
     assert cmd[cmd.index("--python-version") + 1] == python
     assert cmd[cmd.index("--python-platform") + 1] == uv_platform
-    assert "--generate-hashes" in cmd
-    assert "--emit-index-annotation" in cmd
+    assert "--no-config" in cmd
     assert ("--upgrade" in cmd) is upgrade
     assert ("--offline" in cmd) is offline
     assert not [
@@ -187,9 +190,7 @@ def test_parse_compiled_reads_uv_output() -> None:
         "pinner-job (/cache/jobs/e5eca34cb5137eeb13ae/pyproject.toml)",
         "demo-app",
     )
-    assert torch.index == "http://127.0.0.1:8000/whl/cu128/"
     assert pins["demo-app"].via == ("-r requirements.in",)
-    assert pins["demo-app"].index == "http://127.0.0.1:8000/pypi/"
     assert pins["triton"].version == "3.3.1"  # names are canonical
     assert pins["nvidia-cublas-cu12"].via == ("torch",)
 
@@ -203,7 +204,6 @@ def test_parse_compiled_reads_pip_compile_output() -> None:
         "-r /cache/jobs/pt-9758f469d946108ca729/requirements.in",
         "demo-app",
     )
-    assert pins["torch"].index == ""
     assert pins["setuptools"].hashes == (
         "sha256:a0d179e1a564be835874eee0afcb106f6e1a4a9f31344044bd8b56d79a0ad552",
     )
@@ -215,9 +215,9 @@ def test_parse_compiled_without_hashes_or_annotations() -> None:
 
     pins = parse_compiled(text)
 
-    assert [(p.name, p.version, p.hashes, p.via, p.index) for p in pins] == [
-        ("accelerate", "1.10.1", (), (), ""),
-        ("transformers", "4.56.1", (), (), ""),
+    assert [(p.name, p.version, p.hashes, p.via) for p in pins] == [
+        ("accelerate", "1.10.1", (), ()),
+        ("transformers", "4.56.1", (), ()),
     ]
 
 
@@ -282,7 +282,8 @@ def test_build_job_routes_torch_and_required_companions_only(
     assert "torchvision==0.28.0+cpu" in job.constraints  # allowed, not required
     assert job.torch_index == "https://download.pytorch.org/whl/cpu"
     assert (job.python, job.platform) == ("3.11", "linux-x86_64")
-    assert job.requirement_files == (tmp_path / "requirements.in",)
+    assert job.requirements == ("demo-app",)
+    assert job.roots == (("demo-app", (), "-r requirements.in"), ("torch", (), "pinner plan"))
 
     with_vision = build_job(
         plan,
@@ -305,9 +306,21 @@ def test_build_job_remembers_the_old_locks_torch_layer(
         plan=plan,
         pins=(
             Pin(
-                name="nvidia-x", version="1.2", hashes=(), index="i", layer="torch", via=("torch",)
+                name="nvidia-x",
+                version="1.2",
+                files=(File(name="", hashes=()),),
+                source="pytorch",
+                layer="torch",
+                via=("torch",),
             ),
-            Pin(name="demo-app", version="1.0", hashes=(), index="default", layer="main", via=()),
+            Pin(
+                name="demo-app",
+                version="1.0",
+                files=(File(name="", hashes=()),),
+                source="default",
+                layer="main",
+                via=(),
+            ),
         ),
         inputs="",
         findings=(),
@@ -375,11 +388,18 @@ class Scripted:
         return tuple(answer)
 
 
-def rp(name: str, version: str, *via: str) -> ResolvedPin:
-    return ResolvedPin(name=name, version=version, hashes=(f"sha256:{name}",), index="", via=via)
+def rp(name: str, version: str, *via: str, source: str = "") -> ResolvedPin:
+    """A resolved package; index builds (a local version tag) come from the PyTorch index."""
+    return ResolvedPin(
+        name=name,
+        version=version,
+        files=(File(name="", hashes=(f"sha256:{name}",)),),
+        source=source or ("pytorch" if "+" in version else "default"),
+        via=via,
+    )
 
 
-PINNER = "pinner-job (/cache/jobs/x/pyproject.toml)"
+PINNER = "pinner plan"
 
 
 def test_resolve_target_routes_pulled_cuda_libraries_in_a_second_run(
@@ -396,7 +416,11 @@ def test_resolve_target_routes_pulled_cuda_libraries_in_a_second_run(
         rp("filelock", "3.16.1", "torch"),
         rp("demo-app", "1.0", "-r requirements.in"),
     ]
-    engine = Scripted(answer, answer)
+    routed = [
+        dataclasses.replace(p, source="pytorch") if p.name in ("nvidia-x", "triton") else p
+        for p in answer
+    ]
+    engine = Scripted(answer, routed)
 
     locked = resolve_target(engine, plan, job, "sha256:in")
 
@@ -404,14 +428,15 @@ def test_resolve_target_routes_pulled_cuda_libraries_in_a_second_run(
     second = engine.jobs[1]
     assert second.routed == ("torch", "nvidia-x", "triton")
     assert second.direct == ("torch==2.13.0+cpu", "nvidia-x==1.2", "triton==3.3.1")
-    layers = {p.name: (p.layer, p.index) for p in locked.pins}
+    layers = {p.name: (p.layer, p.source) for p in locked.pins}
     assert layers == {
-        "torch": ("torch", job.torch_index),
-        "nvidia-x": ("torch", job.torch_index),
-        "triton": ("torch", job.torch_index),
+        "torch": ("torch", "pytorch"),
+        "nvidia-x": ("torch", "pytorch"),
+        "triton": ("torch", "pytorch"),
         "filelock": ("main", "default"),
         "demo-app": ("main", "default"),
     }
+    assert locked.indexes == (("pytorch", job.torch_committed),)
     assert {p.name: p.via for p in locked.pins}["torch"] == ("demo-app", "pinner plan")
 
 
@@ -422,10 +447,16 @@ def test_resolve_target_needs_no_second_run_when_the_engine_took_them_from_the_i
     job = build_job(
         plan, make_requirements("demo-app"), tmp_path, previous=None, upgrade=False, offline=False
     )
-    from_index = dataclasses.replace(rp("nvidia-x", "1.2", "torch"), index=job.torch_index + "/")
+    from_index = rp("nvidia-x", "1.2", "torch", source="pytorch")
+    app = rp("demo-app", "1.0", "-r requirements.in")
     engine = Scripted(
-        [rp("torch", "2.13.0+cpu", PINNER), from_index, rp("triton", "3.3.1", "torch")],
-        [rp("torch", "2.13.0+cpu", PINNER), from_index, rp("triton", "3.3.1", PINNER, "torch")],
+        [rp("torch", "2.13.0+cpu", PINNER), from_index, rp("triton", "3.3.1", "torch"), app],
+        [
+            rp("torch", "2.13.0+cpu", PINNER),
+            from_index,
+            rp("triton", "3.3.1", PINNER, "torch", source="pytorch"),
+            app,
+        ],
     )
 
     locked = resolve_target(engine, plan, job, "")
@@ -436,6 +467,7 @@ def test_resolve_target_needs_no_second_run_when_the_engine_took_them_from_the_i
         "torch": "torch",
         "nvidia-x": "torch",
         "triton": "torch",
+        "demo-app": "main",
     }
 
 
@@ -504,7 +536,7 @@ def test_resolve_target_drops_optional_names_nothing_requires(
             rp("torch", "2.13.0+cpu", "-c /c.txt", PINNER, "demo-app", "torchvision"),
             rp("torchvision", "0.28.0+cpu", "-c /c.txt", PINNER),  # only pinner wants it
             rp("pillow", "11.0", "torchvision"),  # pulled only by it
-            rp("nvidia-x", "1.2", PINNER, "torch"),  # torch still pulls it
+            rp("nvidia-x", "1.2", PINNER, "torch", source="pytorch"),  # torch still pulls it
             rp("demo-app", "1.0", "-r requirements.in"),
         ]
     )
@@ -527,7 +559,7 @@ def test_resolve_target_refuses_another_build_than_planned(
         upgrade=False,
         offline=False,
     )
-    engine = Scripted([rp("torch", "2.13.0+cpu", PINNER)])
+    engine = Scripted([rp("torch", "2.13.0+cpu", PINNER, source="default")])
 
     with pytest.raises(
         ResolveError,
@@ -565,11 +597,13 @@ def test_lock_resolves_each_target_for_its_own_python_and_platform(
     cpu, arm = project.packages("cpu"), project.packages("arm312")
     assert "other-app" in arm
     assert "other-app" not in cpu
+    both = index_hashes(project.index, "whl/cpu", "torch", "2.13.0+cpu")
     for packages in (cpu, arm):
         assert packages["torch"]["version"] == "2.13.0+cpu"
-        assert packages["torch"]["hashes"] == index_hashes(
-            project.index, "whl/cpu", "torch", "2.13.0+cpu"
-        )
+        # each target keeps the files an installer on it may pick: its own wheel only
+        (only,) = hashes_of(packages["torch"])
+        assert only in both
+    assert hashes_of(cpu["torch"]) != hashes_of(arm["torch"])
     targets = sorted(
         (c[c.index("--python-version") + 1], c[c.index("--python-platform") + 1]) for c in uv_runs
     )
@@ -587,7 +621,7 @@ def test_lock_never_falls_back_to_the_hosts_python(
 
     result = cli("lock")
 
-    assert result.code == 2
+    assert result.code == 1  # the target failed to resolve
     assert "Traceback" not in result.err
     assert "pinner: error: target cpu: no solution (uv pip compile)" in result.err
     assert "Wheels are available for `torch` (v2.13.0+cpu)" in result.err

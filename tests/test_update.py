@@ -6,6 +6,7 @@ against PyPI in a git repository made by the test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -16,6 +17,7 @@ import pytest
 from pinner.cli import main
 from pinner.diff import NO_CHANGES
 from pinner.lock import read_lock
+from pinner.model import File
 from pinner.resolve import Job, ResolvedPin
 
 if TYPE_CHECKING:
@@ -49,7 +51,11 @@ class FakeResolver:
         prefs = dict(job.preferences)
         pins = [
             ResolvedPin(
-                name="torch", version="2.15.0", hashes=("sha256:t",), index="", via=("pinner plan",)
+                name="torch",
+                version="2.15.0",
+                files=(File(name="", hashes=(fake_hash("torch"),)),),
+                source="default",
+                via=("pinner plan",),
             )
         ]
         for name, versions in self.index.items():
@@ -58,12 +64,16 @@ class FakeResolver:
                 ResolvedPin(
                     name=name,
                     version=version,
-                    hashes=(f"sha256:{version}",),
-                    index="",
+                    files=(File(name="", hashes=(fake_hash(f"{name}-{version}"),)),),
+                    source="default",
                     via=("-r requirements.in",),
                 )
             )
         return tuple(pins)
+
+
+def fake_hash(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 @pytest.fixture

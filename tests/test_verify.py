@@ -21,7 +21,7 @@ from pinner import verify_checks
 from pinner.cli import main
 from pinner.fingerprint import lock_sections
 from pinner.lock import dump_lock
-from pinner.model import Extension, LockFile, Pin, Plan, Requirements, Target, TargetLock
+from pinner.model import Extension, File, LockFile, Pin, Plan, Requirements, Target, TargetLock
 from pinner.plan import plan_target
 from pinner.render import render_target
 from tests.support.wheels import build_wheel
@@ -101,8 +101,8 @@ def write_lock(path: Path, plan: Plan, versions: dict[str, str]) -> TargetLock:
         Pin(
             name=n,
             version=v,
-            hashes=(),
-            index="default",
+            files=(File(name="", hashes=()),),
+            source="default",
             layer="torch" if n == "torch" else "main",
             via=(),
         )

@@ -13,10 +13,10 @@ import fnmatch
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pinner.errors import ConfigError, ResolveError
-from pinner.model import Layer, Pin, Plan, Requirements, TargetLock
+from pinner.model import File, Layer, Pin, Plan, Requirements, TargetLock
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -44,11 +44,12 @@ class Job:
     target: str
     python: str
     platform: str  # pinner's name: linux-x86_64
-    root: Path  # project root: the engine runs there, so the project's installer config applies
-    requirement_files: tuple[Path, ...]
-    direct: tuple[str, ...]  # extra top-level requirements: torch family pins, build deps
+    root: Path  # project root: local paths are relative to it
+    requirements: tuple[str, ...]  # the user's requirements, normalized by pinner (no options)
+    direct: tuple[str, ...]  # pinner's own top-level requirements: torch family pins, build deps
     constraints: tuple[str, ...]
-    torch_index: str  # "" when the torch build comes from the default index
+    torch_index: str  # the run's PyTorch index ("" when the torch build comes from the default)
+    torch_committed: str  # the same index as the matrix names it (a mirror replaces the other)
     routed: tuple[str, ...]  # names that must come from torch_index (each is in `direct`)
     metadata: tuple[
         tuple[str, str, tuple[str, ...]], ...
@@ -59,15 +60,25 @@ class Job:
     # routed names pinner adds only to route them (remembered from the old lock, or pulled by a
     # requirement): dropped from the result when nothing but pinner requires them
     optional: tuple[str, ...] = ()
+    mirror: str = ""  # the default index's mirror (PINNER_INDEX_URL), "" for the engine's own
+    urls: tuple[str, ...] = ()  # direct URLs the user wrote
+    roots: tuple[tuple[str, tuple[str, ...], str], ...] = ()  # (name, extras, via label)
+    hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the user's --hash values per name
+    timeout: float = 0.0  # seconds for the whole engine run, 0 for none
 
 
 @dataclass(frozen=True, kw_only=True)
 class ResolvedPin:
     name: str
     version: str
-    hashes: tuple[str, ...]
-    index: str  # URL the engine reports, "" when unknown
-    via: tuple[str, ...]
+    files: tuple[File, ...]
+    source: str  # default | pytorch | url | local
+    url: str = ""  # source url: the URL; local: the path relative to the project root
+    via: tuple[str, ...] = ()
+
+    @property
+    def hashes(self) -> tuple[str, ...]:
+        return tuple(sorted({h for f in self.files for h in f.hashes}))
 
 
 class Resolver(Protocol):
@@ -105,11 +116,14 @@ def build_job(
     previous: TargetLock | None,
     upgrade: bool,
     offline: bool,
+    mirror: str = "",
+    torch_mirror: str = "",
+    timeout: float = 0.0,
 ) -> Job:
     """The first job for a plan: routes torch and the companions the project asks for, plus the
     torch-layer names an earlier lock of the same torch build found."""
     torch = plan.torch
-    names = {r.name for r in reqs.items}
+    names = {r.name for r in reqs.items if not r.constraint}
     direct = [f"torch=={torch.pin}"]
     constraints = [f"torch=={torch.pin}"]
     for companion in plan.companions:
@@ -136,26 +150,69 @@ def build_job(
     preferences = (
         () if upgrade or previous is None else tuple((p.name, p.version) for p in previous.pins)
     )
-    files = tuple(root / r for r in plan.target.requirements)
     if not torch.on_pypi and not plan.index_url:
         msg = f"{plan.target.origin}: the plan names no PyTorch index for {torch.pin}"
         raise ConfigError(msg)
+    lines, roots, urls, hashes = _user_lines(reqs, root, plan.target.python, plan.target.platform)
+    constraints += [line for r, line in lines if r.constraint]
+    # names pinner adds only to route them are no reason to install: the graph says who wants them
+    roots += [
+        (name, (), PLAN_VIA)
+        for name in (canonical(re.split(r"[<>=!~ ;\[]", d)[0]) for d in direct)
+        if name not in optional
+    ]
     return Job(
         target=plan.target.name,
         python=plan.target.python,
         platform=plan.target.platform,
         root=root,
-        requirement_files=files,
+        requirements=tuple(dict.fromkeys(line for r, line in lines if not r.constraint)),
         direct=tuple(dict.fromkeys(direct)),
         constraints=tuple(dict.fromkeys(constraints)),
-        torch_index="" if torch.on_pypi else plan.index_url,
+        torch_index="" if torch.on_pypi else (torch_mirror or plan.index_url),
+        torch_committed="" if torch.on_pypi else plan.index_url,
         routed=tuple(dict.fromkeys(routed)) if not torch.on_pypi else (),
         metadata=tuple(metadata),
         preferences=preferences,
         upgrade=upgrade,
         offline=offline,
         optional=tuple(optional) if not torch.on_pypi else (),
+        mirror=mirror,
+        urls=tuple(urls),
+        roots=tuple(dict.fromkeys(roots)),
+        hashes=tuple(hashes),
+        timeout=timeout,
     )
+
+
+def _user_lines(
+    reqs: Requirements, root: Path, python: str, platform: str
+) -> tuple[
+    list[tuple[Any, str]],
+    list[tuple[str, tuple[str, ...], str]],
+    list[str],
+    list[tuple[str, tuple[str, ...]]],
+]:
+    """Each requirement as pinner hands it to the engine: one normalized PEP 508 line, never the
+    user's raw text (so no option of the user's can reach the engine)."""
+    lines: list[tuple[Any, str]] = []
+    roots: list[tuple[str, tuple[str, ...], str]] = []
+    urls: list[str] = []
+    hashes: list[tuple[str, tuple[str, ...]]] = []
+    for r in reqs.items:
+        text = r.text
+        if r.local_project:
+            extras = f"[{','.join(r.extras)}]" if r.extras else ""
+            text = f"{r.name}{extras} @ {(root / r.path).resolve().as_uri()}"
+        if r.url:
+            urls.append(r.url)
+        if r.hashes:
+            hashes.append((r.name, tuple(r.hashes)))
+        lines.append((r, text))
+        if not r.constraint and _applies(r.text, python, platform):
+            label = "-r " + r.origin.rsplit(":", 1)[0]
+            roots.append((r.name, r.extras, label))
+    return lines, roots, urls, hashes
 
 
 def family_closure(pins: Iterable[ResolvedPin]) -> set[str]:
@@ -206,8 +263,7 @@ def resolve_target(
         pins = resolver.resolve(job)
     if job.torch_index:
         layer = torch_layer(pins)
-        home = job.torch_index.rstrip("/")
-        fetched = {p.name for p in pins if p.index.rstrip("/") == home}  # the engine says so
+        fetched = {p.name for p in pins if p.source == "pytorch"}
         missing = sorted(layer - set(job.routed) - fetched)
         if missing:
             versions = {p.name: p.version for p in pins}
@@ -218,8 +274,26 @@ def resolve_target(
             )
             pins = resolver.resolve(job)
     pins = _drop_unrequired(pins, job)
-    _check_builds(plan, job, pins)
+    _check_answer(plan, job, pins)
     return assemble(plan, job, pins, inputs)
+
+
+PLAN_VIA = "pinner plan"
+
+
+def _applies(text: str, python: str, platform: str) -> bool:
+    """Whether a requirement's marker holds for the target (the engine evaluates it the same way,
+    from the same Python version and platform)."""
+    from packaging.requirements import InvalidRequirement
+    from packaging.requirements import Requirement as Parsed
+
+    from pinner.resolve.graph import marker_environment
+
+    try:
+        marker = Parsed(text).marker
+    except InvalidRequirement:
+        return True
+    return marker is None or marker.evaluate(marker_environment(python, platform))
 
 
 def _drop_unrequired(pins: Sequence[ResolvedPin], job: Job) -> tuple[ResolvedPin, ...]:
@@ -232,19 +306,13 @@ def _drop_unrequired(pins: Sequence[ResolvedPin], job: Job) -> tuple[ResolvedPin
     roots: set[str] = set()
     children: dict[str, set[str]] = {}
     for pin in pins:
-        if not pin.via:
-            roots.add(pin.name)
+        if not pin.via and pin.name not in optional:
+            roots.add(pin.name)  # an engine that does not say why: keep it
         for item in pin.via:
-            text = item.strip()
-            if text.startswith("-c "):
-                continue  # a constraint is no reason to install
-            if text.startswith("-r ") or (
-                text.startswith("pinner-job") and pin.name not in optional
-            ):
+            if item.startswith("-r ") or (item == PLAN_VIA and pin.name not in optional):
                 roots.add(pin.name)
-            elif not text.startswith("pinner-job"):
-                parent = canonical(re.split(r"[\s\[]", text, maxsplit=1)[0])
-                children.setdefault(parent, set()).add(pin.name)
+            elif item != PLAN_VIA and not item.startswith("-c "):
+                children.setdefault(item, set()).add(pin.name)
     needed = set(roots)
     todo = list(roots)
     while todo:
@@ -255,12 +323,14 @@ def _drop_unrequired(pins: Sequence[ResolvedPin], job: Job) -> tuple[ResolvedPin
     return tuple(p for p in pins if p.name in needed)
 
 
-def _check_builds(plan: Plan, job: Job, pins: Sequence[ResolvedPin]) -> None:
-    """The lock holds exactly the planned torch build. `torch==2.13.0` also matches
-    `2.13.0+cpu` (PEP 440), which a default index that merges another index (some mirrors do)
-    may offer; PyPI itself never serves local versions."""
+def _check_answer(plan: Plan, job: Job, pins: Sequence[ResolvedPin]) -> None:
+    """Refuse what the answer cannot account for: another torch build than planned (`torch==2.13.0`
+    also matches `2.13.0+cpu`, which a default index that merges another index may offer), a
+    routed package from anywhere but the PyTorch index, a package without hashes, a direct
+    requirement missing, a file outside the user's --hash values."""
     planned = {canonical(c.split("==")[0]): c.split("==")[1] for c in plan.companions}
     planned["torch"] = plan.torch.pin
+    by_name = {p.name: p for p in pins}
     for pin in pins:
         want = planned.get(pin.name)
         if want is not None and pin.version != want:
@@ -274,10 +344,35 @@ def _check_builds(plan: Plan, job: Job, pins: Sequence[ResolvedPin]) -> None:
                 "index belongs in torch-index-url"
             )
             raise ResolveError(msg)
+        if pin.name in job.routed and pin.source not in ("pytorch", ""):
+            msg = (
+                f"target {job.target}: {pin.name} {pin.version} must come from the PyTorch index "
+                f"{job.torch_index}, but the resolver took it from the {pin.source} source"
+            )
+            raise ResolveError(msg)
+        if pin.source not in ("local",) and not pin.hashes:
+            msg = f"target {job.target}: {pin.name} {pin.version} was locked without a hash"
+            raise ResolveError(msg)
+    for name, allowed in job.hashes:
+        found = by_name.get(name)
+        if found is not None and not set(found.hashes) & set(allowed):
+            msg = (
+                f"target {job.target}: {name} {found.version}: none of its files has a hash the "
+                f"requirements allow (--hash {allowed[0][:23]}...)\n  fix: update the --hash "
+                "values, or pin the version they belong to"
+            )
+            raise ResolveError(msg)
+    for name, _, label in job.roots:
+        if label != PLAN_VIA and name not in by_name:
+            msg = (
+                f"target {job.target}: {name} ({label[3:]}) is missing from the resolver's "
+                "answer; refusing an incomplete lock"
+            )
+            raise ResolveError(msg)
 
 
 def assemble(plan: Plan, job: Job, pins: Sequence[ResolvedPin], inputs: str) -> TargetLock:
-    """Give every resolved package its layer and source index."""
+    """Give every resolved package its layer; keep its source role and files."""
     layer_torch = torch_layer(pins) | set(job.routed)
     extensions = {e.name: e for e in plan.extensions}
     build = {
@@ -285,53 +380,39 @@ def assemble(plan: Plan, job: Job, pins: Sequence[ResolvedPin], inputs: str) -> 
     }
     out = []
     for p in pins:
-        if p.name in extensions:
-            ext = extensions[p.name]
-            if ext.strategy == "wheel":
-                out.append(
-                    Pin(
-                        name=p.name,
-                        version=p.version,
-                        layer="extension",
-                        index="url",
-                        hashes=(f"sha256:{ext.sha256}",) if ext.sha256 else (),
-                        via=_via(p.via, job),
-                        url=ext.url,
-                    )
-                )
-            else:
-                out.append(
-                    Pin(
-                        name=p.name,
-                        version=p.version,
-                        layer="extension",
-                        index="default",
-                        hashes=p.hashes,
-                        via=_via(p.via, job),
-                    )
-                )
+        via = tuple(sorted(set(p.via)))
+        ext = extensions.get(p.name)
+        if ext is not None and ext.strategy == "wheel" and p.source != "url":
+            files = (
+                (File(name=ext.wheel, hashes=(f"sha256:{ext.sha256}",), url=ext.url),)
+                if ext.sha256
+                else (File(name=ext.wheel, hashes=(), url=ext.url),)
+            )
+            out.append(
+                Pin(name=p.name, version=p.version, source="url", layer="extension", via=via,
+                    files=files, url=ext.url)
+            )  # fmt: skip
             continue
         layer: Layer = "main"
-        index = "default"
-        if p.name in layer_torch:
-            layer, index = "torch", job.torch_index or "default"
+        if ext is not None:
+            layer = "extension"
+        elif p.name in layer_torch:
+            layer = "torch"
         elif p.name in build:
             layer = "build"
         out.append(
-            Pin(
-                name=p.name,
-                version=p.version,
-                hashes=p.hashes,
-                index=index,
-                layer=layer,
-                via=_via(p.via, job),
-            )
-        )
-    return TargetLock(plan=plan, pins=tuple(out), inputs=inputs, findings=())
+            Pin(name=p.name, version=p.version, source=p.source, layer=layer, via=via,
+                files=p.files, url=p.url)
+        )  # fmt: skip
+    indexes = [("pytorch", job.torch_committed)] if job.torch_index else []
+    return TargetLock(
+        plan=plan, pins=tuple(out), inputs=inputs, findings=(), indexes=tuple(indexes)
+    )
 
 
-def _via(via: Sequence[str], job: Job) -> tuple[str, ...]:
-    """Engine annotations -> stable, host-independent text."""
+def normalize_via(via: Sequence[str], root: Path) -> tuple[str, ...]:
+    """pip-compile's annotations -> the lock's vocabulary: `-r <file>` (relative to the project
+    root), `pinner plan`, or the name of the package that requires it."""
     out = []
     for item in via:
         text = item.strip()
@@ -340,10 +421,12 @@ def _via(via: Sequence[str], job: Job) -> tuple[str, ...]:
             if path.name in ("constraints.txt", "requirements.in") and "jobs" in path.parts:
                 continue  # pinner's own generated input, not a reason
             try:
-                text = text[:3] + path.resolve().relative_to(job.root.resolve()).as_posix()
+                text = text[:3] + path.resolve().relative_to(root.resolve()).as_posix()
             except ValueError:
                 text = text[:3] + path.name
         elif text.startswith("pinner-resolve") or "pinner-job" in text:
-            text = "pinner plan"
+            text = PLAN_VIA
+        else:
+            text = canonical(re.split(r"[\s\[]", text, maxsplit=1)[0])
         out.append(text)
     return tuple(sorted(dict.fromkeys(out)))

@@ -5,20 +5,32 @@ from __future__ import annotations
 import re
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 from pinner.errors import NetworkError
-from pinner.resolve import ResolvedPin, canonical
+from pinner.resolve import canonical
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One `name==version` block of pip-compile's output."""
+
+    name: str
+    version: str
+    hashes: tuple[str, ...]
+    via: tuple[str, ...]
+
 
 _PIN = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(?P<version>\S+?)\s*(?:\\)?$"
 )
 
 
-def parse_compiled(text: str) -> tuple[ResolvedPin, ...]:
+def parse_compiled(text: str) -> tuple[Compiled, ...]:
     """`name==version` blocks with `--hash=` lines and `# via` / `# from` annotations (the
     output of `uv pip compile --generate-hashes --emit-index-annotation` and of pip-compile)."""
-    pins: list[ResolvedPin] = []
-    name = version = index = ""
+    pins: list[Compiled] = []
+    name = version = ""
     hashes: list[str] = []
     via: list[str] = []
     in_via = False
@@ -26,11 +38,10 @@ def parse_compiled(text: str) -> tuple[ResolvedPin, ...]:
     def flush() -> None:
         if name:
             pins.append(
-                ResolvedPin(
+                Compiled(
                     name=canonical(name),
                     version=version,
                     hashes=tuple(sorted(hashes)),
-                    index=index,
                     via=tuple(via),
                 )
             )
@@ -42,7 +53,7 @@ def parse_compiled(text: str) -> tuple[ResolvedPin, ...]:
         m = _PIN.match(line)
         if m and not raw.startswith((" ", "\t")):
             flush()
-            name, version, index, hashes, via, in_via = m["name"], m["version"], "", [], [], False
+            name, version, hashes, via, in_via = m["name"], m["version"], [], [], False
             continue
         if line.startswith("--hash="):
             hashes.append(line.split("=", 1)[1].rstrip(" \\"))
@@ -52,7 +63,7 @@ def parse_compiled(text: str) -> tuple[ResolvedPin, ...]:
             if rest:
                 via.append(rest)
         elif line.startswith("# from "):
-            index, in_via = line[len("# from ") :].strip(), False
+            in_via = False
         elif line.startswith("#   ") and in_via:
             via.append(line[1:].strip())
         elif line.startswith("#"):

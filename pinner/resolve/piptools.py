@@ -13,7 +13,6 @@ pip-compile would have to build them.
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import subprocess
@@ -21,7 +20,16 @@ import sys
 from typing import TYPE_CHECKING
 
 from pinner.errors import ResolveError
-from pinner.resolve import Job, ResolvedPin, canonical, family_closure, is_family_name
+from pinner.model import File
+from pinner.resolve import (
+    Job,
+    ResolvedPin,
+    canonical,
+    family_closure,
+    is_family_name,
+    normalize_via,
+)
+from pinner.resolve.environment import resolver_environment
 from pinner.resolve.output import page_hashes, parse_compiled, probe_index
 from pinner.resolve.uv import job_key
 
@@ -59,21 +67,13 @@ def refuse_foreign(job: Job) -> None:
 
 
 def requirements_in(job: Job, extensions: set[str]) -> str:
-    """The user's files, plus pinner's direct pins; sdist-only extensions replaced by their
-    runtime requirements."""
-    lines = []
-    for path in job.requirement_files:
-        for raw in path.read_text(encoding="utf-8").splitlines():
-            text = re.sub(r"(^|\s)#.*$", "", raw).strip()
-            if not text:
-                continue
-            if text.startswith(("-r", "-c", "--requirement", "--constraint")):
-                option, _, rel = text.partition(" ")
-                lines.append(f"{option} {(path.parent / rel.strip()).resolve()}")
-                continue
-            name = canonical(re.split(r"[<>=!~ ;\[@]", text)[0])
-            if name not in extensions:
-                lines.append(text)
+    """pinner's normalized requirements, plus pinner's direct pins; sdist-only extensions
+    replaced by their runtime requirements."""
+    lines = [
+        text
+        for text in job.requirements
+        if canonical(re.split(r"[<>=!~ ;\[@]", text)[0]) not in extensions
+    ]
     optional = set(job.optional)  # routed with --find-links only; pulled when required
     lines += [d for d in job.direct if canonical(d.split("==")[0]) not in optional]
     for _name, _version, requires in job.metadata:
@@ -113,7 +113,7 @@ class PipToolsResolver:
             capture_output=True,
             text=True,
             check=False,
-            env=dict(os.environ),
+            env=resolver_environment(),
         )
         if proc.returncode != 0:
             tail = "\n    ".join(proc.stderr.strip().splitlines()[-12:])
@@ -123,9 +123,9 @@ class PipToolsResolver:
             ResolvedPin(
                 name=p.name,
                 version=p.version,
-                hashes=p.hashes,
-                index=job.torch_index if p.name in routed else "",
-                via=p.via,
+                files=(File(name="", hashes=p.hashes),),  # pip-compile names no files
+                source="pytorch" if p.name in routed else "default",
+                via=normalize_via(p.via, job.root),
             )
             for p in parse_compiled(out.read_text(encoding="utf-8"))
         )
@@ -161,6 +161,8 @@ def _command(job: Job, work: Path, out: Path, routed: set[str]) -> list[str]:
     ]  # fmt: skip
     for name in sorted(routed):
         cmd += ["--find-links", f"{job.torch_index}/{name}/"]
+    if job.mirror:
+        cmd += ["--index-url", job.mirror]
     if job.upgrade:
         cmd.append("--upgrade")
     if job.offline:

@@ -4,8 +4,14 @@ Routing without --extra-index-url: a generated pyproject.toml declares the PyTor
 `explicit = true` and pins each torch-family package to it through `[tool.uv.sources]` (sources
 apply to direct dependencies only, hence the family is listed as direct pins). Extensions that PyPI
 ships only as sdists (flash-attn, mamba-ssm) get `[[tool.uv.dependency-metadata]]` from pinner's
-knowledge, so nothing is built to resolve them. uv runs in the project root, so the project's and
-the user's uv configuration (a mirror as default index, say) apply.
+knowledge, so nothing is built to resolve them.
+
+uv gets pinner's own files only (the user's requirements normalized, one PEP 508 line each),
+`--no-config` and an allow-listed environment (pinner.resolve.environment), so no index option
+or `UV_*` variable can bring a package from elsewhere; a mirror of the default index comes from
+`PINNER_INDEX_URL` as `--default-index`. Its answer is read as PEP 751 (`--format pylock.toml`):
+files, URLs and hashes, each file's source derived from its URL (pinner.resolve.answer); what
+requires what comes from the packages' own metadata (pinner.resolve.graph).
 """
 
 from __future__ import annotations
@@ -14,14 +20,21 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from pinner.errors import NetworkError, ResolveError
 from pinner.fingerprint import sha256
-from pinner.resolve import PLATFORMS, Job, ResolvedPin, canonical
-from pinner.resolve.output import parse_compiled, probe_index
+from pinner.model import File
+from pinner.resolve import PLATFORMS, Job, ResolvedPin
+from pinner.resolve.answer import Indexes, Located, merge_files, read_pylock
+from pinner.resolve.environment import resolver_environment
+from pinner.resolve.output import probe_index
 
+# The newest manylinux tag uv knows: the files pass lists every wheel up to it.
+NEWEST_LINUX = {"linux-x86_64": "x86_64-manylinux_2_40", "linux-aarch64": "aarch64-manylinux_2_40"}
 TRANSIENT = (
     "error sending request",
     "dns error",
@@ -83,23 +96,26 @@ def pyproject(job: Job) -> str:
 
 
 def argv(job: Job, uv: str, work: Path) -> list[str]:
-    """The command line (pure, for tests)."""
-    cmd = [uv, "pip", "compile", str(work / "pyproject.toml")]
-    cmd += [str(f) for f in job.requirement_files]
+    """The command line (pure, for tests). pinner writes every input file itself, and uv reads
+    no configuration (`--no-config`): the indexes are pinner's to choose."""
+    cmd = [uv, "pip", "compile", str(work / "pyproject.toml"), str(work / "requirements.in")]
     cmd += [
         "-c",
         str(work / "constraints.txt"),
         "-o",
-        str(work / "resolved.txt"),
+        str(work / "pylock.toml"),
+        "--format",
+        "pylock.toml",
         "--python-version",
         job.python,
         "--python-platform",
         PLATFORMS[job.platform],
-        "--generate-hashes",
-        "--emit-index-annotation",
+        "--no-config",
         "--no-header",
         "--quiet",
     ]
+    if job.mirror:
+        cmd += ["--default-index", job.mirror]
     if job.upgrade:
         cmd.append("--upgrade")
     if job.offline:
@@ -109,11 +125,9 @@ def argv(job: Job, uv: str, work: Path) -> list[str]:
 
 def job_key(job: Job) -> str:
     data = {k: (str(v) if isinstance(v, Path) else v) for k, v in job.__dict__.items()}
-    data["requirement_files"] = [
-        [str(f), f.read_text(encoding="utf-8")] for f in job.requirement_files
-    ]
     data.pop("offline")
     data.pop("target")  # identical jobs of different targets are resolved once
+    data.pop("timeout")
     return sha256(json.dumps(data, sort_keys=True, default=str))[7:]
 
 
@@ -130,31 +144,81 @@ class UvResolver:
             return _load_result(saved)
         if job.torch_index and not job.offline:
             probe_index(job.torch_index, job.target)
-        work = self.cache / "jobs" / key[:20]
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "pyproject.toml").write_text(pyproject(job), encoding="utf-8")
-        (work / "constraints.txt").write_text(
-            "".join(c + "\n" for c in job.constraints), encoding="utf-8"
-        )
-        (work / "resolved.txt").write_text(
-            "".join(f"{n}=={v}\n" for n, v in job.preferences), encoding="utf-8"
-        )
-        self._run(job, argv(job, uv_binary(), work))
-        pins = parse_compiled((work / "resolved.txt").read_text(encoding="utf-8"))
+        # a work folder of this process's own: concurrent runs never share one
+        work = Path(tempfile.mkdtemp(prefix=f"job-{key[:12]}-", dir=_mkdir(self.cache / "jobs")))
+        try:
+            (work / "pyproject.toml").write_text(pyproject(job), encoding="utf-8")
+            (work / "requirements.in").write_text(
+                "".join(r + "\n" for r in job.requirements), encoding="utf-8"
+            )
+            (work / "constraints.txt").write_text(
+                "".join(c + "\n" for c in job.constraints), encoding="utf-8"
+            )
+            if job.preferences:
+                (work / "pylock.toml").write_text(_preferences(job), encoding="utf-8")
+            self._run(job, argv(job, uv_binary(), work))
+            located = read_pylock((work / "pylock.toml").read_text(encoding="utf-8"), _indexes(job))
+            located = self._every_file(job, located, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        pins = _with_graph(job, located, self.cache)
         saved.parent.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_suffix(".tmp")
-        tmp.write_text(json.dumps([p.__dict__ for p in pins]), encoding="utf-8")
+        tmp = saved.with_name(f"{saved.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps([_dump(p) for p in pins]), encoding="utf-8")
         tmp.replace(saved)
         return pins
 
+    def _every_file(
+        self, job: Job, located: tuple[Located, ...], work: Path
+    ) -> tuple[Located, ...]:
+        """The files of each locked version that an installer on the target may pick.
+
+        The resolution is made for manylinux_2_28 (what the target is promised), but pip on a
+        newer glibc prefers a newer manylinux wheel of the same version (cryptography ships
+        manylinux_2_28 and _2_34 wheels), whose hash the lock must carry too. A second run with
+        every version pinned and no dependencies lists the files up to the newest manylinux tag.
+        """
+        pinned = [p for p in located if p.source in ("default", "pytorch")]
+        if not pinned:
+            return located
+        routed = set(job.routed)
+        second = replace(
+            job,
+            direct=tuple(f"{p.name}=={p.version}" for p in pinned if p.name in routed),
+            requirements=tuple(f"{p.name}=={p.version}" for p in pinned if p.name not in routed),
+            constraints=(),
+            preferences=(),
+            upgrade=False,
+            metadata=tuple(m for m in job.metadata if m[0] in {p.name for p in pinned}),
+        )
+        folder = work / "files"
+        folder.mkdir()
+        (folder / "pyproject.toml").write_text(pyproject(second), encoding="utf-8")
+        (folder / "requirements.in").write_text(
+            "".join(r + "\n" for r in second.requirements), encoding="utf-8"
+        )
+        (folder / "constraints.txt").write_text("", encoding="utf-8")
+        cmd = argv(second, uv_binary(), folder)
+        cmd[cmd.index("--python-platform") + 1] = NEWEST_LINUX[job.platform]
+        self._run(second, [*cmd, "--no-deps"])
+        more = read_pylock((folder / "pylock.toml").read_text(encoding="utf-8"), _indexes(job))
+        return merge_files(job.target, located, more)
+
     def _run(self, job: Job, cmd: list[str]) -> None:
-        env = dict(os.environ)
-        env.setdefault("UV_PYTHON_DOWNLOADS", "never")  # never fetch an interpreter to resolve
+        env = resolver_environment()
         last = ""
         for attempt in range(ATTEMPTS):
-            proc = subprocess.run(
-                cmd, cwd=job.root, env=env, capture_output=True, text=True, check=False
-            )
+            try:
+                proc = subprocess.run(
+                    cmd, cwd=job.root, env=env, capture_output=True, text=True, check=False,
+                    timeout=job.timeout or None,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                msg = (
+                    f"target {job.target}: uv did not finish within --timeout {job.timeout:g} s"
+                    "\n  fix: raise --timeout, or check the indexes answer"
+                )
+                raise NetworkError(msg) from None
             if proc.returncode == 0:
                 return
             last = proc.stderr.strip()
@@ -162,6 +226,73 @@ class UvResolver:
                 break
             time.sleep(1.5 * (attempt + 1))
         raise _error(job, last)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _indexes(job: Job) -> Indexes:
+    return Indexes(
+        target=job.target,
+        torch=job.torch_index,
+        torch_committed=job.torch_committed or job.torch_index,
+        mirror=job.mirror,
+        urls=frozenset(job.urls),
+        root=job.root,
+    )
+
+
+def _preferences(job: Job) -> str:
+    """uv keeps the versions of an existing output file: the old lock's, as a pylock."""
+    lines = ['lock-version = "1.0"', 'created-by = "pinner"', ""]
+    for name, version in job.preferences:
+        lines += [
+            "[[packages]]",
+            f"name = {json.dumps(name)}",
+            f"version = {json.dumps(version)}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _with_graph(job: Job, located: tuple[Located, ...], cache: Path) -> tuple[ResolvedPin, ...]:
+    """Each package with what requires it, from the packages' own Requires-Dist."""
+    from pinner.resolve.graph import Node, fetch_metadata, marker_environment, parents, requires_of
+
+    wanted = {}
+    for p in located:
+        # a file's metadata is read where this run found the file (a mirror, say)
+        wheels = [
+            (f, u) for f, u in zip(p.files, p.fetched, strict=True) if f.name.endswith(".whl")
+        ]
+        if wheels and wheels[0][0].hashes:
+            wanted[p.name] = (wheels[0][1], wheels[0][0].hashes[0])
+    texts = fetch_metadata(wanted, cache, offline=job.offline)
+    static = {name: requires for name, _, requires in job.metadata}
+    nodes = {}
+    for p in located:
+        text = texts.get(p.name)
+        if p.name in static:
+            nodes[p.name] = Node(name=p.name, requires=static[p.name], known=True)
+        else:
+            nodes[p.name] = Node(
+                name=p.name, requires=requires_of(text) if text else (), known=text is not None
+            )
+    env = marker_environment(job.python, job.platform)
+    via = parents(nodes, job.roots, env)
+    return tuple(
+        ResolvedPin(
+            name=p.name, version=p.version, files=p.files, source=p.source, url=p.url,
+            via=tuple(sorted(via.get(p.name, ()))),
+        )
+        for p in located
+    )  # fmt: skip
+
+
+def _dump(p: ResolvedPin) -> dict[str, object]:
+    return asdict(p)
 
 
 def _error(job: Job, stderr: str) -> ResolveError | NetworkError:
@@ -190,10 +321,13 @@ def _load_result(path: Path) -> tuple[ResolvedPin, ...]:
     data = json.loads(path.read_text(encoding="utf-8"))
     return tuple(
         ResolvedPin(
-            name=canonical(d["name"]),
+            name=d["name"],
             version=d["version"],
-            hashes=tuple(d["hashes"]),
-            index=d["index"],
+            files=tuple(
+                File(name=f["name"], hashes=tuple(f["hashes"]), url=f["url"]) for f in d["files"]
+            ),
+            source=d["source"],
+            url=d["url"],
             via=tuple(d["via"]),
         )
         for d in data

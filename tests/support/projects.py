@@ -18,7 +18,7 @@ One :class:`~tests.support.index.LocalIndex` (fixture ``loopback``, one per test
   ``triton==3.3.1``, and those two libraries.
 
 pinner is pointed at it with ``PINNER_TORCH_INDEX_URL=http://127.0.0.1:PORT/whl/{variant}`` and
-``UV_DEFAULT_INDEX=http://127.0.0.1:PORT/pypi/`` (pip-compile: ``PIP_INDEX_URL``); every other
+``PINNER_INDEX_URL=http://127.0.0.1:PORT/pypi/`` (pinner's one mirror setting); every other
 ``UV_*`` / ``PIP_*`` variable of the host is removed and every cache lives under the test's tmp.
 """
 
@@ -177,7 +177,7 @@ def point_at(monkeypatch: pytest.MonkeyPatch, index: LocalIndex, caches: Path) -
     monkeypatch.setenv("NO_PROXY", no_proxy)
     monkeypatch.setenv("no_proxy", no_proxy)
     monkeypatch.setenv("PINNER_TORCH_INDEX_URL", torch_index_template(index))
-    monkeypatch.setenv("UV_DEFAULT_INDEX", index.url("pypi"))
+    monkeypatch.setenv("PINNER_INDEX_URL", index.url("pypi"))
     monkeypatch.setenv("UV_NO_CONFIG", "1")
     monkeypatch.setenv("UV_CACHE_DIR", str(caches / "uv"))
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
@@ -288,3 +288,8 @@ def index_hashes(index: LocalIndex, prefix: str, name: str, version: str) -> lis
     return sorted(
         f"sha256:{f.sha256}" for f in index.files(prefix, name) if f.filename.startswith(stem)
     )
+
+
+def hashes_of(package: dict[str, Any]) -> list[str]:
+    """Every hash of a locked package (a `[[targets.X.packages]]` table), sorted."""
+    return sorted({h for f in package.get("files", []) for h in f["hashes"]})

@@ -5,7 +5,7 @@
   current knowledge and pinner version (:func:`copy_project`).
 * A loopback "cpu" project (:class:`CpuProject`): a fake PyPI and a PyTorch index ``whl/cpu`` on
   one :class:`~tests.support.index.LocalIndex`, and the environment that points pinner at them
-  (``PINNER_TORCH_INDEX_URL``, ``UV_DEFAULT_INDEX``, ``UV_NO_CONFIG``), so ``pinner generate``
+  (``PINNER_TORCH_INDEX_URL``, ``PINNER_INDEX_URL``), so ``pinner generate``
   resolves a real lock in about a second without leaving the machine.
 * The install commands of the rendered Dockerfile and install.sh, to compare them.
 """
@@ -168,13 +168,16 @@ class CpuProject:
         """Where `pinner generate` finds its indexes (and nothing of the host's configuration)."""
         env = uv_env(self.pypi, cache_dir=cache / "uv")
         env["PINNER_TORCH_INDEX_URL"] = self.index.base_url + "/whl/{variant}"
+        env["PINNER_INDEX_URL"] = self.pypi  # pinner's one setting for a default-index mirror
         env["PINNER_CACHE_DIR"] = str(cache / "pinner")
         return env
 
     def install_env(self, venv: Path, **extra: str) -> dict[str, str]:
-        """The environment install.sh runs in: pip's configured index is the fake PyPI."""
+        """The environment install.sh runs in: pip's configured index is the fake PyPI, and the
+        PyTorch index is reached only through the recipes' mirror override."""
         env = pip_env(self.pypi)
         env.update(
+            PINNER_TORCH_INDEX_URL=self.index.base_url + "/whl/{variant}",
             PYTHON=shutil.which("python3.11") or sys.executable,
             VENV=str(venv),
             PIP_NO_COMPILE="1",  # byte-compiling torch's modules would double the install time

@@ -29,7 +29,8 @@ from pinner.fingerprint import target_inputs
 from pinner.lint import lint_lock
 from pinner.lock import dump_lock, new_lock
 from pinner.matrix import load_matrix
-from pinner.resolve import ResolvedPin, assemble, build_job
+from pinner.model import File
+from pinner.resolve import ResolvedPin, assemble, build_job, normalize_via
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parents[2] / "examples" / "llm-service"
@@ -183,9 +184,14 @@ def craft_lock(folder: Path, resolutions: dict[str, Resolution]) -> str:
             ResolvedPin(
                 name=name,
                 version=version,
-                hashes=fake_hashes(name, version, 1 if name.startswith("nvidia-") else 2),
-                index="",
-                via=via,
+                files=(
+                    File(
+                        name="",
+                        hashes=fake_hashes(name, version, 1 if name.startswith("nvidia-") else 2),
+                    ),
+                ),
+                source="pytorch" if "+" in version or name in job.routed else "default",
+                via=normalize_via(via, folder),
             )
             for name, (version, via) in resolutions[target.name].items()
         ]

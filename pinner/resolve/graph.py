@@ -1,0 +1,123 @@
+"""The dependency graph of a resolution, from the resolved packages' own metadata.
+
+uv's PEP 751 output has no dependency tables, so each package's `Requires-Dist` is read from its
+core metadata (PEP 658: `<file URL>.metadata`, which PyPI, the PyTorch index and the test indexes
+serve), evaluated for the target's environment and the extras asked of it. Metadata is cached by
+the file's sha256, so a repeated lock asks nothing of the network.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from pathlib import Path
+
+TIMEOUT = 30.0
+PLATFORMS = {"linux-x86_64": "x86_64", "linux-aarch64": "aarch64"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    name: str
+    requires: tuple[str, ...]  # Requires-Dist lines as written; () when unknown
+    known: bool  # False: no metadata could be read (an sdist without PEP 658 metadata)
+
+
+def marker_environment(python: str, platform: str) -> dict[str, str]:
+    """The PEP 508 environment uv derives from --python-version/--python-platform for Linux."""
+    machine = PLATFORMS.get(platform, platform.rsplit("-", 1)[-1])
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": f"{python}.0",
+        "os_name": "posix",
+        "platform_machine": machine,
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": "Linux",
+        "platform_version": "",
+        "python_full_version": f"{python}.0",
+        "python_version": python,
+        "sys_platform": "linux",
+    }
+
+
+def requires_of(text: str) -> tuple[str, ...]:
+    return tuple(HeaderParser().parsestr(text).get_all("Requires-Dist") or ())
+
+
+def fetch_metadata(
+    files: Mapping[str, tuple[str, str]], cache: Path, *, offline: bool
+) -> dict[str, str | None]:
+    """name -> core metadata text (None when unavailable), for {name: (url, sha256)}."""
+    folder = cache / "metadata"
+
+    def one(item: tuple[str, tuple[str, str]]) -> tuple[str, str | None]:
+        name, (url, digest) = item
+        saved = folder / (digest.removeprefix("sha256:") + ".metadata")
+        try:
+            return name, saved.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass
+        if offline or not url.startswith(("https://", "http://")):
+            return name, None
+        try:
+            with urllib.request.urlopen(url + ".metadata", timeout=TIMEOUT) as r:
+                text = r.read().decode("utf-8", "replace")
+        except (urllib.error.URLError, TimeoutError, OSError, ValueError):
+            return name, None
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = saved.with_name(f"{saved.name}.{id(text)}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(saved)
+        return name, text
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return dict(pool.map(one, files.items()))
+
+
+def parents(
+    nodes: Mapping[str, Node],
+    roots: Iterable[tuple[str, tuple[str, ...], str]],
+    env: dict[str, str],
+) -> dict[str, set[str]]:
+    """name -> what requires it (package names, or the roots' labels), walking from the roots
+    (name, extras, label) through each package's Requires-Dist for the extras asked of it."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    out: dict[str, set[str]] = {}
+    todo: list[tuple[str, str]] = []
+    for name, extras, label in roots:
+        out.setdefault(name, set()).add(label)
+        todo += [(name, ""), *((name, e) for e in extras)]
+    visited: set[tuple[str, str]] = set()
+    while todo:
+        name, extra = todo.pop()
+        node = nodes.get(name)
+        if (name, extra) in visited or node is None:
+            continue
+        visited.add((name, extra))
+        for line in node.requires:
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if req.marker is not None and not req.marker.evaluate({**env, "extra": extra}):
+                continue
+            child = canonicalize_name(req.name)
+            if child in nodes:
+                out.setdefault(child, set()).add(name)
+                todo += [(child, ""), *((child, canonicalize_name(e)) for e in req.extras)]
+    return out
+
+
+def dumps(nodes: Sequence[Node]) -> str:
+    return json.dumps([[n.name, list(n.requires), n.known] for n in nodes])
