@@ -39,7 +39,7 @@ def released(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """init as a released pinner would run it, with the resolution stubbed (recorded)."""
     calls: list[list[str]] = []
 
-    def compile_hashed(root: Path, requirements: list[str], python: str) -> str:
+    def compile_hashed(root: Path, requirements: list[str], python: str) -> str:  # noqa: ARG001
         calls.append([*requirements, python])
         return COMPILED
 
@@ -146,8 +146,9 @@ def test_force_keeps_numbered_backups_and_says_so(project, capsys):
 
 
 def test_no_workflow_and_no_hooks_need_no_network(project, capsys, monkeypatch):
-    def offline(*args: object) -> str:
-        raise AssertionError("resolved without a workflow")
+    def offline(*args: object) -> str:  # noqa: ARG001
+        msg = "resolved without a workflow"
+        raise AssertionError(msg)
 
     monkeypatch.setattr(workflow, "compile_hashed", offline)
     assert main(["init", "--target", "cpu", "--no-workflow", "--no-hooks"]) == 0
@@ -161,9 +162,10 @@ def test_no_workflow_and_no_hooks_need_no_network(project, capsys, monkeypatch):
 
 def test_a_failed_write_leaves_nothing_half_written(project, released):
     (project / ".github").write_text("a file where the folder should be\n", encoding="utf-8")
-    with pytest.raises(OSError):  # the staging fails: no matrix, no hooks, no temporary files
-        from pinner.init import InitOptions, init_project
+    from pinner.init import InitOptions, init_project
 
+    # the staging fails: no matrix, no hooks, no temporary files
+    with pytest.raises(OSError, match=r"File exists|Not a directory"):
         init_project(project, ["cpu"], InitOptions())
     assert sorted(p.name for p in project.iterdir()) == [".github"]
     assert released  # it got as far as the workflow
@@ -184,7 +186,8 @@ def test_no_repository_says_it_cannot_write_a_remote_hook(project, capsys, monke
     }
 
 
-def test_hook_repo_is_validated(project, capsys):
+@pytest.mark.usefixtures("project")
+def test_hook_repo_is_validated(capsys):
     assert main(["init", "--no-workflow", "--hook-repo", "x; rm -rf /"]) == 2
     assert "--hook-repo: 'x; rm -rf /' is not a repository URL" in capsys.readouterr().err
 
@@ -242,7 +245,9 @@ def test_a_url_in_a_comment_is_not_pinners_hooks(project):
     ]
     assert config["ci"] == {"autofix_prs": False}
     assert config["default_stages"] == ["pre-commit"]
-    assert text.startswith(EXISTING.split("\n# CI settings")[0])  # the user's lines are kept
+    assert text.startswith(
+        EXISTING.split("\n# CI settings", maxsplit=1)[0]
+    )  # the user's lines are kept
     # a second run leaves it alone: the parsed config has pinner's hooks now
     assert main(["init", "--no-workflow"]) == 0
     assert path.read_text(encoding="utf-8") == text
@@ -305,9 +310,11 @@ def test_append_hooks_refuses_a_flow_list():
 
 
 def check_jsonschema(schema: str, path: Path) -> None:
-    exe = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
     proc = subprocess.run(
-        [exe, "--builtin-schema", schema, str(path)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     actionlint = shutil.which("actionlint")
@@ -326,7 +333,7 @@ def test_workflow_is_hardened_and_matches_githubs_schema(project, monkeypatch, u
     monkeypatch.setattr(
         workflow, "pinner_source", lambda: PinnerSource(version=__version__, git=git, note="n")
     )
-    monkeypatch.setattr(workflow, "compile_hashed", lambda *a: COMPILED)
+    monkeypatch.setattr(workflow, "compile_hashed", lambda *_: COMPILED)
     assert main(["init", "--target", "a100"]) == 0
     path = project / WORKFLOW
     check_jsonschema("vendor.github-workflows", path)
