@@ -236,19 +236,20 @@ def compile_hashed(root: Path, requirements: list[str], python: str) -> str:
 
 
 def requirements_text(source: PinnerSource, compiled: str, python: str) -> str:
-    header = (
-        f"# Written by `pinner init` (pinner {source.version}) for .github/workflows/"
-        f"pinner-update.yml:\n# {'the dependencies of ' if source.git else ''}the pinner that "
-        f"wrote the workflow, hashed, for Python {python} on x86_64 Linux.\n"
-        "# Installed with `pip install --require-hashes --no-deps -r`. Refresh: `pinner init "
-        "--force` (or delete the workflow\n# and this file, then `pinner init`) after upgrading "
-        "pinner.\n"
-    )
+    what = "the dependencies and build backend of " if source.git else ""
+    lines = [
+        f"# Written by `pinner init` (pinner {source.version}) for the workflow",
+        f"# .github/workflows/pinner-update.yml: {what}the pinner that wrote it, hashed,",
+        f"# for Python {python} on x86_64 Linux; installed with `pip install --require-hashes",
+        "# --no-deps -r`. After upgrading pinner, rewrite it with `pinner init --force`.",
+    ]
     if source.git:
-        header += f"# pinner itself: {source.git} (a commit cannot be hash-checked by pip;\n"
-        header += "# the 40-hex commit id names its content).\n"
-    body = "\n".join(ln for ln in compiled.splitlines() if not ln.startswith("#")).lstrip("\n")
-    return header + body.rstrip("\n") + "\n"
+        lines += [
+            f"# pinner itself: {source.git}",
+            "# (pip cannot hash-check a commit; its 40-hex id names its content).",
+        ]
+    body = "\n".join(ln for ln in compiled.splitlines() if not ln.startswith("#")).strip("\n")
+    return "\n".join(lines) + "\n" + body + "\n"
 
 
 # --- the workflow --------------------------------------------------------------------------------

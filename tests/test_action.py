@@ -27,7 +27,7 @@ def action() -> dict[str, Any]:
 
 def step(name: str) -> dict[str, Any]:
     (found,) = [s for s in action()["runs"]["steps"] if s.get("name", "").startswith(name)]
-    return found
+    return dict(found)
 
 
 def run_step(

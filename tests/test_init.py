@@ -380,8 +380,10 @@ def test_workflow_is_hardened_and_matches_githubs_schema(project, monkeypatch, u
 
 def apply_script(project: Path) -> str:
     flow = load(project / WORKFLOW)
-    return next(
-        s["run"] for s in flow["jobs"]["pull-request"]["steps"] if "Apply" in s.get("name", "")
+    return str(
+        next(
+            s["run"] for s in flow["jobs"]["pull-request"]["steps"] if "Apply" in s.get("name", "")
+        )
     )
 
 
