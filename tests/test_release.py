@@ -262,8 +262,11 @@ def test_the_built_wheel_works_on_its_own(dists, tmp_path):
         if rel and not rel.startswith("pinner/") and (REPO / rel).is_file():
             (tree / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, tree / rel)
-    where = _run([str(python), "-c", "import pinner; print(pinner.__file__)"], cwd=tree)
-    assert Path(where.stdout.strip()).is_relative_to(site), where.stdout
+    probe = "import pinner, pinner.workflow as w; print(pinner.__file__, len(w.pinned_actions()))"
+    where = _run([str(python), "-c", probe], cwd=tree)
+    module, actions = where.stdout.split()
+    assert Path(module).is_relative_to(site), where.stdout
+    assert int(actions) == len(pinned_actions())  # the wheel carries pinner/data/actions.toml
     tests = _run(
         [
             str(python),
