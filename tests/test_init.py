@@ -378,63 +378,70 @@ def test_workflow_is_hardened_and_matches_githubs_schema(project, monkeypatch, u
     assert flow[True]["schedule"][0]["cron"].split()[2:4] == ["*", "*"]  # weekly
 
 
-def apply_script(project: Path) -> str:
+def script(project: Path, job: str, name: str) -> str:
     flow = load(project / WORKFLOW)
-    return str(
-        next(
-            s["run"] for s in flow["jobs"]["pull-request"]["steps"] if "Apply" in s.get("name", "")
-        )
+    return str(next(s["run"] for s in flow["jobs"][job]["steps"] if s.get("name") == name))
+
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+
+def bash(text: str, cwd: Path, temp: Path) -> subprocess.CompletedProcess[str]:
+    """A step's script as the workflow runs it (`shell: bash`: bash -eo pipefail)."""
+    env = {**os.environ, "RUNNER_TEMP": str(temp)}
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", text],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
 @pytest.mark.usefixtures("released")
-def test_the_pr_job_applies_only_the_lock_and_pinned(project, tmp_path_factory):
-    """The `pull-request` job's script, run with bash on real diffs."""
+def test_the_jobs_hand_over_a_binary_diff_of_the_lock_and_pinned_only(project, tmp_path_factory):
+    """The `resolve` job's diff script and the `pull-request` job's apply script, run with bash
+    in two checkouts of one commit, as the two jobs run them."""
     assert main(["init", "--target", "cpu", "--no-hooks"]) == 0
-    script = apply_script(project)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
     (project / "pinner.lock").write_text("old\n", encoding="utf-8")
-    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
-    subprocess.run([*git, "commit", "-qm", "x"], cwd=project, check=True)
+    (project / "README.md").write_text("readme\n", encoding="utf-8")
+    subprocess.run([*GIT, "init", "-q"], cwd=project, check=True)
+    subprocess.run([*GIT, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "x"], cwd=project, check=True)
+    second = tmp_path_factory.mktemp("pr") / "checkout"
+    subprocess.run([*GIT, "clone", "-q", str(project), str(second)], check=True)
     temp = tmp_path_factory.mktemp("runner-temp")
-    (temp / "pinner-update").mkdir(parents=True)
+    (temp / "pinner-update").mkdir()
 
-    def diff_of(change: dict[str, bytes]) -> bytes:
-        for rel, data in change.items():
-            (project / rel).parent.mkdir(parents=True, exist_ok=True)
-            (project / rel).write_bytes(data)
-        subprocess.run([*git, "add", "-N", "--", *change], cwd=project, check=True)
-        out = subprocess.run(
-            [*git, "diff", "--binary", "--no-renames"], cwd=project, capture_output=True, check=True
-        ).stdout
-        subprocess.run([*git, "reset", "-q", "--hard"], cwd=project, check=True)
-        subprocess.run([*git, "clean", "-qfd"], cwd=project, check=True)
-        return out
+    # resolve: pinner update changed the lock, added a (binary) file, and something else moved
+    (project / "pinner.lock").write_text("new\n", encoding="utf-8")
+    (project / "pinned" / "cpu").mkdir(parents=True)
+    (project / "pinned" / "cpu" / "wheel.bin").write_bytes(bytes(range(256)))
+    (project / "README.md").write_text("changed by a build step\n", encoding="utf-8")
+    saved = bash(script(project, "resolve", "Save the changes as a binary diff"), project, temp)
+    assert saved.returncode == 0, saved.stderr
+    diff = (temp / "pinner-update" / "changes.diff").read_bytes()
+    assert b"README" not in diff
 
-    def run(diff: bytes) -> subprocess.CompletedProcess[str]:
-        (temp / "pinner-update" / "changes.diff").write_bytes(diff)
-        env = {**os.environ, "RUNNER_TEMP": str(temp)}
-        return subprocess.run(
-            ["bash", "-eo", "pipefail", "-c", script],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+    apply = script(project, "pull-request", "Apply the diff (only pinner.lock and pinned/)")
+    applied = bash(apply, second, temp)
+    assert applied.returncode == 0, applied.stderr
+    assert (second / "pinner.lock").read_text(encoding="utf-8") == "new\n"
+    assert (second / "pinned" / "cpu" / "wheel.bin").read_bytes() == bytes(range(256))
+    assert (second / "README.md").read_text(encoding="utf-8") == "readme\n"
 
-    good = diff_of({"pinner.lock": b"new\n", "pinned/cpu/wheel.bin": bytes(range(256))})
-    evil = diff_of({"pinner.lock": b"new\n", ".github/workflows/x.yml": b"on: push\n"})
-    refused = run(evil)
+    # a diff that reaches beyond the lock and pinned/ is refused, and nothing is applied
+    subprocess.run([*GIT, "checkout", "-q", "--", "."], cwd=second, check=True)
+    subprocess.run([*GIT, "clean", "-qfd"], cwd=second, check=True)
+    evil = diff.replace(b"pinned/cpu/wheel.bin", b".github/workflows/x.yml")
+    (temp / "pinner-update" / "changes.diff").write_bytes(evil)
+    refused = bash(apply, second, temp)
     assert refused.returncode == 1
     assert "::error::the diff touches .github/workflows/x.yml" in refused.stdout
-    assert (project / "pinner.lock").read_text(encoding="utf-8") == "old\n"
-    assert run(b"").stdout == "no changes\n"
-    applied = run(good)
-    assert applied.returncode == 0, applied.stderr
-    assert (project / "pinner.lock").read_text(encoding="utf-8") == "new\n"
-    assert (project / "pinned/cpu/wheel.bin").read_bytes() == bytes(range(256))
+    assert (second / "pinner.lock").read_text(encoding="utf-8") == "old\n"
+    (temp / "pinner-update" / "changes.diff").write_bytes(b"")
+    assert bash(apply, second, temp).stdout == "no changes\n"
 
 
 def test_released_pinner_is_resolved_with_hashes_by_uv(project, tmp_path, monkeypatch, capsys):

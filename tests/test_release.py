@@ -4,8 +4,8 @@ renders, inits and passes tests run from outside the source tree)."""
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -255,33 +255,43 @@ def test_the_built_wheel_works_on_its_own(dists, tmp_path):
     assert f"pinner {__version__} (torch-pinner) is not on the package index" in refused.stderr
     assert not (project / ".github").exists()
 
-    # a subset of the tests, from a copy of the checkout without the package's source
-    tree = tmp_path / "tree"
-    tracked = _run(["git", "-C", str(REPO), "ls-files", "-z"]).stdout.split("\0")
-    for rel in tracked:
-        if rel and not rel.startswith("pinner/") and (REPO / rel).is_file():
-            (tree / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, tree / rel)
-    probe = "import pinner, pinner.workflow as w; print(pinner.__file__, len(w.pinned_actions()))"
-    where = _run([str(python), "-c", probe], cwd=tree)
-    module, actions = where.stdout.split()
-    assert Path(module).is_relative_to(site), where.stdout
-    assert int(actions) == len(pinned_actions())  # the wheel carries pinner/data/actions.toml
+    # release.yml's test step, as the runner runs it, with a subset of the tests: it copies the
+    # checkout without pinner/, asserts the wheel is what is imported, and runs pytest there
+    run = release_step("test", "Run the tests from outside the source tree")
+    full = 'python -m pytest -m "not slow" --ignore tests/test_wheel_templates.py'
+    assert full in run
+    subset = "python -m pytest -q -p no:cacheprovider -m 'not network and not slow' "
+    subset += "tests/test_init.py tests/test_knowledge.py tests/test_render.py #"
+    env = {
+        **os.environ,
+        "RUNNER_TEMP": str(tmp_path),
+        "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+    }
     tests = _run(
-        [
-            str(python),
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-m",
-            "not network and not slow",
-            "tests/test_init.py",
-            "tests/test_knowledge.py",
-            "tests/test_render.py",
-        ],
-        cwd=tree,
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", run.replace(full, subset)],
+        cwd=REPO,
+        env=env,
     )
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
+    assert Path(tests.stdout.splitlines()[0]).is_relative_to(site.resolve())
     assert " passed" in tests.stdout
+    assert not (tmp_path / "tree" / "pinner").exists()
+    probe = "import pinner.workflow as w; print(len(w.pinned_actions()))"
+    actions = _run([str(python), "-c", probe], cwd=tmp_path / "tree").stdout
+    assert int(actions) == len(pinned_actions())  # the wheel carries pinner/data/actions.toml
+
+
+def release_step(job: str, name: str) -> str:
+    flow = yaml.safe_load((REPO / ".github/workflows/release.yml").read_text(encoding="utf-8"))
+    steps = flow["jobs"][job]["steps"]
+    return str(next(s["run"] for s in steps if s.get("name", "").startswith(name)))
+
+
+@pytest.mark.parametrize(("tag", "code"), [(f"v{__version__}", 0), ("v99.0", 1)])
+def test_release_refuses_a_tag_that_is_not_the_version(tag, code):
+    run = release_step("build", "The tag names the version")
+    env = {**os.environ, "TAG": tag}
+    done = _run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", run], cwd=REPO, env=env)
+    assert done.returncode == code, done.stdout + done.stderr
+    if code:
+        assert f'::error::tag v99.0 does not match __version__ = "{__version__}"' in done.stdout
