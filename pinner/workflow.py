@@ -118,6 +118,15 @@ def pinner_source() -> PinnerSource:
     vcs = direct.get("vcs_info", {})
     if vcs.get("vcs") == "git" and SHA.match(vcs.get("commit_id", "")):
         url = str(direct["url"]).removeprefix("git+")
+        if not url.startswith("https://"):  # a local clone or ssh: not reachable from a runner
+            url = repository_url()
+        if not url:
+            msg = (
+                f"pinner {dist.version} was installed from {direct['url']}, which a workflow "
+                "cannot reach, and its metadata names no repository: install pinner from an "
+                "https:// repository or a release, or run `pinner init --no-workflow`"
+            )
+            raise ConfigError(msg)
         return PinnerSource(
             version=dist.version,
             git=f"git+{url}@{vcs['commit_id']}",

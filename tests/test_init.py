@@ -3,6 +3,7 @@ hashed requirements it installs pinner from; only what is missing is added."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -494,3 +495,56 @@ def test_development_install_pins_its_commit_and_hashes_its_dependencies(project
     assert "pytest" not in text  # extras are not pinner's dependencies
     pins = [ln for ln in text.splitlines() if "==" in ln]
     assert all(ln.endswith("\\") for ln in pins)  # each pin carries --hash lines
+
+
+class _Metadata(dict[str, list[str]]):
+    def get_all(self, key: str) -> list[str]:
+        return self.get(key, [])
+
+
+class FakeDistribution:
+    """What pinner_source reads of an installed distribution."""
+
+    def __init__(self, direct_url: dict[str, Any] | None, urls: tuple[str, ...] = ()) -> None:
+        self.version = "1.2.3"
+        self.direct_url = direct_url
+        self.metadata = _Metadata({"Project-URL": list(urls)})
+
+    def read_text(self, name: str) -> str | None:
+        assert name == "direct_url.json"
+        return None if self.direct_url is None else json.dumps(self.direct_url)
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "git"),
+    [
+        (None, ""),  # from an index
+        ({"url": "file:///w/torch_pinner-1.2.3-py3-none-any.whl", "archive_info": {}}, ""),
+        (
+            {
+                "url": "https://example.org/me/pinner.git",
+                "vcs_info": {"vcs": "git", "commit_id": COMMIT},
+            },
+            f"git+https://example.org/me/pinner.git@{COMMIT}",
+        ),
+        (  # a local clone: the runner fetches the commit from the Project-URL repository
+            {"url": "file:///home/me/pinner", "vcs_info": {"vcs": "git", "commit_id": COMMIT}},
+            f"git+{URL}@{COMMIT}",
+        ),
+    ],
+    ids=["index", "wheel-file", "git-https", "git-local-clone"],
+)
+def test_pinner_source_from_direct_url(monkeypatch, direct_url, git):
+    dist = FakeDistribution(direct_url, (f"Repository, {URL}",))
+    monkeypatch.setattr(workflow, "_distribution", lambda: dist)
+    source = workflow.pinner_source()
+    assert (source.version, source.git) == ("1.2.3", git)
+
+
+def test_a_development_install_outside_git_cannot_pin_the_workflow(monkeypatch, tmp_path):
+    dist = FakeDistribution({"url": tmp_path.as_uri(), "dir_info": {}}, (f"Repository, {URL}",))
+    monkeypatch.setattr(workflow, "_distribution", lambda: dist)
+    from pinner.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"is a development install from .* not a git checkout"):
+        workflow.pinner_source()
