@@ -257,13 +257,49 @@ def update(
 @app.command()
 def init(
     target: TargetsOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace pinner.toml and the workflow (numbered backups are kept)."
+        ),
+    ] = False,
+    no_workflow: Annotated[
+        bool, typer.Option("--no-workflow", help="Write no GitHub workflow.")
+    ] = False,
+    no_hooks: Annotated[
+        bool, typer.Option("--no-hooks", help="Leave .pre-commit-config.yaml alone.")
+    ] = False,
+    hooks: Annotated[
+        str,
+        typer.Option(
+            "--hooks",
+            help="remote: pinner's repository at this version's tag; local: a `repo: local` "
+            "entry that runs the project's own pinner.",
+        ),
+    ] = "remote",
+    hook_repo: Annotated[
+        str,
+        typer.Option(
+            "--hook-repo",
+            help="Repository URL of the pre-commit hooks (default: pinner's Project-URL).",
+        ),
+    ] = "",
 ) -> None:
-    """Write pinner.toml (from the presets), a .pre-commit-config.yaml entry and a weekly
-    GitHub workflow that opens one pull request with `pinner update`."""
+    """Add what is missing of pinner.toml (from the presets), a .pre-commit-config.yaml entry
+    and a weekly GitHub workflow that opens one pull request with `pinner update`."""
     from pinner import init as init_mod
+    from pinner.errors import ConfigError
 
-    for line in init_mod.init_project(Path.cwd(), target or (), force=force):
+    if hooks not in ("remote", "local"):
+        msg = f"--hooks: {hooks!r} is not remote or local"
+        raise ConfigError(msg)
+    options = init_mod.InitOptions(
+        force=force,
+        workflow=not no_workflow,
+        hooks=None if no_hooks else ("local" if hooks == "local" else "remote"),
+        hook_repo=hook_repo,
+    )
+    for line in init_mod.init_project(Path.cwd(), target or (), options):
         print(line)
 
 

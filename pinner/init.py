@@ -1,12 +1,17 @@
-"""init: a project folder + chosen preset targets -> pinner.toml, a .pre-commit-config.yaml entry
-and .github/workflows/pinner-update.yml. Asks nothing; refuses to overwrite without --force.
+"""init: a project folder + chosen preset targets -> pinner.toml, a .pre-commit-config.yaml entry,
+.github/workflows/pinner-update.yml and the hashed requirements it installs pinner from.
 
-Everything is computed first (`plan_init`), then written atomically, so a refusal writes nothing.
+Adds only what is missing: an existing matrix, workflow or pinner hook entry is kept as it is;
+`--force` replaces the matrix and the workflow, keeping numbered backups (`pinner.toml.~1~`).
+Everything is computed first (`plan_init`), then written staged: every new file goes to a
+temporary file next to its target, and only when all are written are they renamed into place, so a
+refusal or a failure leaves the project as it was.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -15,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pinner import __version__
 from pinner.errors import ConfigError
+from pinner.hooks import PRE_COMMIT, HookMode
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,14 +30,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-REPO_URL = "https://github.com/pinner-dev/pinner"  # the project's repository
-HOOK_IDS = ("pinner-check", "pinner-lock")
 MATRIX = Path("pinner.toml")
-PRE_COMMIT = Path(".pre-commit-config.yaml")
 WORKFLOW = Path(".github/workflows/pinner-update.yml")
-BRANCH = "pinner/update"
-PR_BODY = "pinner-update.md"
-CRON = "17 5 * * 1"  # Mondays 05:17 UTC: off the full hour, when GitHub's scheduler is busiest
 MATRIX_HEADER = """\
 # pinner matrix: the deployment targets this project is pinned for (written by `pinner init`
 # from pinner's presets). Each [targets.<name>] table is one GPU + CUDA build + Python.
@@ -39,67 +39,209 @@ MATRIX_HEADER = """\
 # `pinner generate --target NAME` locks and renders pinned/NAME/.
 """
 
-Action = Literal["create", "overwrite", "append", "keep"]
+Action = Literal["create", "replace", "append", "keep", "skip"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class InitFile:
     path: Path  # relative to the project root
-    text: str  # the whole new content ("" for keep)
+    text: str  # the whole new content ("" for keep and skip)
     action: Action
     note: str  # shown to the user
 
 
-def init_project(root: Path, names: Sequence[str], *, force: bool) -> list[str]:
-    """Write the files; return one line per file saying what was done."""
-    from pinner.output import write_text_atomic
+@dataclass(frozen=True, kw_only=True)
+class InitOptions:
+    force: bool = False
+    workflow: bool = True
+    hooks: HookMode | None = "remote"  # None: --no-hooks
+    hook_repo: str = ""  # default: the installed distribution's Project-URL
 
-    files = plan_init(root, names, force=force)
+
+def init_project(root: Path, names: Sequence[str], options: InitOptions) -> list[str]:
+    """Write the files; return one line per file saying what was done."""
+    files = plan_init(root, names, options)
+    backups = write_staged(root, files)
+    lines = []
     for f in files:
-        if f.action != "keep":
-            write_text_atomic(root / f.path, f.text)
-    lines = [f"{f.action:<9} {f.path.as_posix()}: {f.note}" for f in files]
+        line = f"{f.action:<9} {f.path.as_posix()}: {f.note}"
+        if f.path in backups:
+            line += f" (the old file is now {backups[f.path].as_posix()})"
+        lines.append(line)
     lines.append("next: pinner generate  (then commit pinner.toml, pinner.lock and pinned/)")
     return lines
 
 
-def plan_init(root: Path, names: Sequence[str], *, force: bool) -> list[InitFile]:
-    """What init would write; ConfigError (nothing written) when a file exists and not force."""
+def plan_init(root: Path, names: Sequence[str], options: InitOptions) -> list[InitFile]:
+    """What init would write; ConfigError (nothing written) when it cannot be done."""
+    pyproject = root / "pyproject.toml"
+    in_pyproject = pyproject.is_file() and "pinner" in _toml(pyproject).get("tool", {})
+    files = [_matrix_file(root, names, options, in_pyproject=in_pyproject)]
+    if options.hooks is not None:
+        files.append(_pre_commit_file(root, options))
+    if options.workflow:
+        files += _workflow_files(root, files[0], options)
+    return files
+
+
+def _matrix_file(
+    root: Path, names: Sequence[str], options: InitOptions, *, in_pyproject: bool
+) -> InitFile:
+    if in_pyproject:
+        if options.force or names:
+            msg = (
+                "pyproject.toml: tool.pinner: this project already has a matrix; a pinner.toml "
+                "would take precedence over it. Keep one: remove [tool.pinner], or run "
+                "`pinner init` without --force and --target to add only the workflow and hooks"
+            )
+            raise ConfigError(msg)
+        return InitFile(path=Path("pyproject.toml"), text="", action="keep", note="[tool.pinner]")
+    exists = (root / MATRIX).exists()
+    if exists and not options.force:
+        note = "kept as it is" + (
+            f" (--target {', '.join(names)} not applied: use --force to replace the matrix)"
+            if names
+            else ""
+        )
+        return InitFile(path=MATRIX, text="", action="keep", note=note)
     uses_requirements = (root / "requirements.in").is_file()
     matrix = matrix_text(names, requirements=uses_requirements)
-    existing = [p for p in (MATRIX, WORKFLOW) if (root / p).exists()]
-    if existing and not force:
-        listed = ", ".join(p.as_posix() for p in existing)
-        msg = f"{listed}: already exist{'s' if len(existing) == 1 else ''}; pinner init does not "
-        msg += "overwrite files: move them away, or run `pinner init --force` to replace them"
-        raise ConfigError(msg)
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file() and "pinner" in _toml(pyproject).get("tool", {}):
-        msg = (
-            "pyproject.toml: tool.pinner: this project already has a matrix; a pinner.toml would "
-            "take precedence over it. Keep one: remove [tool.pinner], or skip pinner init"
-        )
-        raise ConfigError(msg)
-    return [
-        InitFile(
-            path=MATRIX,
-            text=matrix,
-            action="overwrite" if (root / MATRIX).exists() else "create",
-            note=f"targets {', '.join(tomllib.loads(matrix)['targets'])}"
-            + (
-                "; requirements from requirements.in"
-                if uses_requirements
-                else "; no requirements.in: add requirements = [...] to [defaults]"
-            ),
+    return InitFile(
+        path=MATRIX,
+        text=matrix,
+        action="replace" if exists else "create",
+        note=f"targets {', '.join(tomllib.loads(matrix)['targets'])}"
+        + (
+            "; requirements from requirements.in"
+            if uses_requirements
+            else "; no requirements.in: add requirements = [...] to [defaults]"
         ),
-        pre_commit_file(root),
-        InitFile(
-            path=WORKFLOW,
-            text=workflow_text(python=tomllib.loads(matrix)["defaults"].get("python", "3.11")),
-            action="overwrite" if (root / WORKFLOW).exists() else "create",
-            note=f"weekly `pinner update` pull request on branch {BRANCH}",
-        ),
-    ]
+    )
+
+
+def _pre_commit_file(root: Path, options: InitOptions) -> InitFile:
+    from pinner import hooks
+
+    mode = options.hooks or "remote"
+    repo = ""
+    if mode == "remote":
+        from pinner.workflow import repository_url
+
+        repo = options.hook_repo or repository_url()
+        if not repo:
+            msg = (
+                "pre-commit: cannot write a remote hook: pinner's metadata names no repository "
+                "(Project-URL) and no --hook-repo URL was given; pass --hook-repo URL, or "
+                "--hooks local (runs this project's pinner), or --no-hooks"
+            )
+            raise ConfigError(msg)
+    block = hooks.hook_block(mode, repo, __version__)
+    where = "repo: local" if mode == "local" else f"{repo} at rev v{__version__}"
+    path = root / PRE_COMMIT
+    if not path.is_file():
+        text = "# pre-commit hooks (https://pre-commit.com): run `pre-commit install` once.\n"
+        text += "repos:\n" + block
+        return InitFile(path=PRE_COMMIT, text=text, action="create", note=f"pinner hooks ({where})")
+    old = path.read_text(encoding="utf-8")
+    present = hooks.pinner_repos(hooks.parse(old, PRE_COMMIT))
+    if present:
+        note = f"already has pinner's hooks ({', '.join(present)}); kept as it is"
+        return InitFile(path=PRE_COMMIT, text="", action="keep", note=note)
+    text = hooks.append_hooks(old, block)
+    return InitFile(path=PRE_COMMIT, text=text, action="append", note=f"pinner hooks ({where})")
+
+
+def _workflow_files(root: Path, matrix: InitFile, options: InitOptions) -> list[InitFile]:
+    from pinner import workflow
+
+    paths = [workflow.REQUIREMENTS, WORKFLOW]
+    existing = [p for p in paths if (root / p).exists()]
+    if existing and not options.force:
+        return [
+            InitFile(path=p, text="", action="keep", note="kept as it is (--force replaces it)")
+            for p in existing
+        ]
+    settings = _settings(root, matrix)
+    python = settings["python"]
+    source = workflow.pinner_source()
+    compiled = workflow.hashed_requirements(root, source, python)
+    requirements = workflow.requirements_text(source, compiled, python)
+    flow = workflow.workflow_text(
+        python=python, source=source, paths=[settings["lock"], settings["out"] + "/"]
+    )
+    kind = "released" if not source.git else "unreleased, from its commit"
+    notes = {
+        workflow.REQUIREMENTS: f"pinner {source.version} ({kind}) and its dependencies, hashed, "
+        f"for Python {python}",
+        WORKFLOW: f"weekly `pinner update` pull request on branch {workflow.BRANCH}",
+    }
+    out = []
+    for path, text in ((workflow.REQUIREMENTS, requirements), (WORKFLOW, flow)):
+        action: Action = "replace" if (root / path).exists() else "create"
+        note = notes[path] + (f"; {source.note}" if source.note and path == WORKFLOW else "")
+        out.append(InitFile(path=path, text=text, action=action, note=note))
+    return out
+
+
+def _settings(root: Path, matrix: InitFile) -> dict[str, str]:
+    """The runner's Python, the lock and the generated folder of the (new or kept) matrix."""
+    if matrix.text:
+        doc = tomllib.loads(matrix.text)
+    elif matrix.path == MATRIX:
+        doc = _toml(root / MATRIX)
+    else:
+        doc = _toml(root / matrix.path).get("tool", {}).get("pinner", {})
+    pythons = [str(t.get("python", "")) for t in doc.get("targets", {}).values()]
+    python = str(doc.get("defaults", {}).get("python", "")) or next(
+        (p for p in pythons if p), "3.11"
+    )
+    return {
+        "python": python,
+        "lock": str(doc.get("lock") or "pinner.lock"),
+        "out": str(doc.get("out") or "pinned").rstrip("/"),
+    }
+
+
+def write_staged(root: Path, files: Sequence[InitFile]) -> dict[Path, Path]:
+    """Write every new text to a temporary file beside its target; then back up each file that
+    is replaced (`NAME.~N~`, the next free N) and rename the new ones into place. A failure before
+    the renames removes the temporary files and changes nothing. Returns {path: backup}."""
+    staged: list[tuple[Path, Path]] = []
+    backups: dict[Path, Path] = {}
+    try:
+        for f in files:
+            if f.action in ("keep", "skip"):
+                continue
+            target = root / f.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.pinner-init.tmp")
+            staged.append((tmp, target))
+            tmp.write_text(f.text, encoding="utf-8", newline="\n")
+        for f in files:
+            if f.action == "replace":
+                backups[f.path] = _backup(root / f.path).relative_to(root)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        for backup in backups.values():
+            (root / backup).unlink(missing_ok=True)
+        raise
+    for tmp, target in staged:
+        tmp.replace(target)
+    return backups
+
+
+def _backup(path: Path) -> Path:
+    n = 1
+    while (backup := path.with_name(f"{path.name}.~{n}~")).exists():
+        n += 1
+    try:
+        os.link(path, backup)  # the old file stays where it is until the rename replaces it
+    except OSError:
+        import shutil
+
+        shutil.copy2(path, backup)
+    return backup
 
 
 def _toml(path: Path) -> dict[str, Any]:
@@ -160,93 +302,3 @@ def _sections(text: str) -> dict[str, str]:
         end = starts[n + 1][0] if n + 1 < len(starts) else len(lines)
         out[key] = out.get(key, "") + "".join(lines[first:end])
     return out
-
-
-# --- .pre-commit-config.yaml ---------------------------------------------------------------------
-
-
-def hook_block(indent: str = "  ") -> str:
-    """The pinner repo entry for a `repos:` list, items indented by `indent`."""
-    i = indent
-    return (
-        f"{i}# pinner: pinner-check is offline and fast; pinner-lock re-locks when the matrix\n"
-        f"{i}# or requirements change (it needs the network: drop it if your CI has none).\n"
-        f"{i}- repo: {REPO_URL}\n"
-        f"{i}  rev: v{__version__}\n"
-        f"{i}  hooks:\n" + "".join(f"{i}    - id: {hook}\n" for hook in HOOK_IDS)
-    )
-
-
-def pre_commit_file(root: Path) -> InitFile:
-    path = root / PRE_COMMIT
-    if not path.is_file():
-        text = (
-            "# pre-commit hooks (https://pre-commit.com): run `pre-commit install` once.\n"
-            "repos:\n" + hook_block()
-        )
-        return InitFile(path=PRE_COMMIT, text=text, action="create", note="pinner hooks")
-    old = path.read_text(encoding="utf-8")
-    if REPO_URL in old:
-        return InitFile(path=PRE_COMMIT, text="", action="keep", note="already has pinner's hooks")
-    return InitFile(
-        path=PRE_COMMIT, text=append_hooks(old), action="append", note="pinner hooks appended"
-    )
-
-
-def append_hooks(text: str) -> str:
-    """`text` with the pinner entry added at the end of its top-level `repos:` block list;
-    every other line is kept as it was."""
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    head = next((i for i, ln in enumerate(lines) if re.match(r"^repos\s*:\s*(#.*)?$", ln)), None)
-    if head is None:
-        if any(re.match(r"^repos\s*:", ln) for ln in lines):
-            msg = (
-                f"{PRE_COMMIT}: repos: is not a block list, so pinner cannot append to it; "
-                f"add this entry yourself:\n{hook_block()}"
-            )
-            raise ConfigError(msg)
-        return "".join(lines) + "repos:\n" + hook_block()
-    end = head + 1
-    indent: str | None = None  # of the existing items ("" for items at column 0)
-    last_item = head + 1
-    while end < len(lines):
-        line = lines[end]
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            lead = line[: len(line) - len(line.lstrip())]
-            if not lead and not stripped.startswith("-"):
-                break  # the next top-level key
-            if stripped.startswith("-") and indent is None:
-                indent = lead
-            last_item = end + 1
-        end += 1
-    block = hook_block("  " if indent is None else indent)
-    return "".join(lines[:last_item]) + block + "".join(lines[last_item:])
-
-
-# --- the workflow --------------------------------------------------------------------------------
-
-
-def workflow_text(*, python: str) -> str:
-    import jinja2
-
-    from pinner.output import packaged_templates
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(packaged_templates() / "init")),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    return env.get_template("pinner-update.yml.j2").render(
-        version=__version__,
-        python=python,
-        cron=CRON,
-        branch=BRANCH,
-        body=PR_BODY,
-        paths=["pinner.lock", "pinned/"],
-    )

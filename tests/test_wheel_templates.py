@@ -41,7 +41,7 @@ def wheel(tmp_path_factory):
         text=True,
         timeout=300,
     )
-    (built,) = out.glob("pinner-*-py3-none-any.whl")
+    (built,) = out.glob("torch_pinner-*-py3-none-any.whl")
     return built
 
 
