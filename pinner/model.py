@@ -154,6 +154,10 @@ class Plan:
 class PlanResult:
     plan: Plan | None  # None when any finding is an error
     findings: tuple[Finding, ...]
+    # The torch builds that fit, split into segments that one resolver run can serve (one index,
+    # one set of plan constraints), in preference order; each a tuple of pins ("2.15.0",
+    # "2.7.1+cu128"). `plan` is made for the first pin of the first segment.
+    segments: tuple[tuple[str, ...], ...] = ()
 
 
 Source = str  # "default" | "pytorch" | "url" | "local" | the name of an [indexes] table

@@ -10,10 +10,12 @@ from pinner.errors import PlanError
 from pinner.matrix import load_matrix, select_targets
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
     from pinner.diff import Changes
     from pinner.doctor import Diagnosis
+    from pinner.knowledge import Knowledge
     from pinner.model import (
         Artifact,
         Finding,
@@ -108,6 +110,7 @@ def lock_targets(
 
     from pinner import knowledge, lock
     from pinner.fingerprint import target_inputs
+    from pinner.plan import segment_spec
     from pinner.resolve import build_job, get_resolver
     from pinner.resolve.environment import ignored, mirror
 
@@ -140,21 +143,43 @@ def lock_targets(
             f"ignored when resolving: {', '.join(skipped)} (pinner chooses the indexes; "
             "PINNER_INDEX_URL sets a mirror of the default index)"
         )
+    kb = knowledge.load_knowledge()
     jobs = []
     for target, result in results:
         assert result.plan is not None
-        job = build_job(
-            result.plan,
-            requirements_of(matrix, target),
-            matrix.root,
-            previous=old_by_name.get(target.name),
-            upgrade=upgrade,
-            offline=offline,
-            mirror=default_mirror,
-            torch_mirror=torch_mirror(result.plan),
-            timeout=timeout,
+        reqs = requirements_of(matrix, target)
+        previous = old_by_name.get(target.name)
+
+        def make_job(
+            plan: Plan, segment: tuple[str, ...], reqs: Requirements = reqs, prev: Any = previous
+        ) -> Job:
+            return build_job(
+                plan,
+                reqs,
+                matrix.root,
+                previous=prev,
+                upgrade=upgrade,
+                offline=offline,
+                mirror=default_mirror,
+                torch_mirror=torch_mirror(plan),
+                timeout=timeout,
+                torch_spec=segment_spec(kb, segment),
+            )
+
+        segment = result.segments[0] if result.segments else (result.plan.torch.pin,)
+        job = make_job(result.plan, segment)
+        jobs.append(
+            Work(
+                target=target,
+                result=result,
+                job=job,
+                make_job=make_job,
+                replan=_replanner(target, kb, reqs),
+                free_job=(
+                    _free_job(job, reqs) if _compare(result, offline, upgrade, previous) else None
+                ),
+            )
         )
-        jobs.append((target, result, job))
     resolved, failed = _resolve_parallel(resolver, jobs, inputs, progress)
     kept = {
         n: t
@@ -237,46 +262,105 @@ def _read_old_lock(path: Path, *, upgrade: bool = False) -> LockFile | None:
         raise
 
 
+@dataclass(frozen=True, kw_only=True)
+class Work:
+    """One target's resolution: its first job, and how to make the others."""
+
+    target: Target
+    result: PlanResult
+    job: Job
+    make_job: Callable[[Plan, tuple[str, ...]], Job]
+    replan: Callable[[str], Plan]
+    free_job: Job | None
+
+
+def _replanner(target: Target, kb: Knowledge, reqs: Requirements) -> Callable[[str], Plan]:
+    """The plan finished from the torch build the resolver chose."""
+    from pinner.plan import plan_target
+
+    def replan(pin: str) -> Plan:
+        result = plan_target(target, kb, reqs, torch=pin)
+        assert result.plan is not None
+        return result.plan
+
+    return replan
+
+
+def _compare(result: PlanResult, offline: bool, upgrade: bool, previous: object) -> bool:
+    """Whether a comparison run can tell anything: a fresh resolution (not offline, not keeping
+    an old lock's versions) with more than one torch build to choose from."""
+    builds = sum(len(s) for s in result.segments)
+    return not offline and (upgrade or previous is None) and builds > 1
+
+
+def _free_job(job: Job, reqs: Requirements) -> Job | None:
+    """The comparison run: the user's requirements as a bare `uv pip compile` would take them
+    (no torch bounds, no plan constraints), for the same Python and platform."""
+    from dataclasses import replace
+
+    from pinner.resolve.choose import direct_names
+
+    if not direct_names(job):
+        return None
+    return replace(
+        job,
+        direct=(),
+        constraints=tuple(r.text for r in reqs.items if r.constraint),
+        torch_index="",
+        torch_committed="",
+        routed=(),
+        optional=(),
+        preferences=(),
+        upgrade=True,
+        files_pass=False,
+        roots=tuple(r for r in job.roots if r[2] != "pinner plan"),
+    )
+
+
 def _resolve_parallel(
     resolver: Resolver,
-    jobs: list[tuple[Target, PlanResult, Job]],
+    jobs: list[Work],
     inputs: dict[str, str],
     progress: Progress | None,
 ) -> tuple[dict[str, TargetLock], dict[str, str]]:
-    """Resolve jobs on a thread pool; identical jobs (same build, Python, platform and
+    """Resolve jobs on a thread pool; identical jobs (same builds, Python, platform and
     requirements) are resolved once. A failed job fails its targets only."""
     from concurrent.futures import ThreadPoolExecutor
 
     from pinner.errors import PinnerError
-    from pinner.resolve import resolve_target
+    from pinner.resolve.choose import choose
     from pinner.resolve.uv import job_key
 
-    groups: dict[str, list[tuple[Target, PlanResult, Job]]] = {}
+    groups: dict[str, list[Work]] = {}
     for item in jobs:
-        key = job_key(item[2]) + resolver.name
+        key = job_key(item.job) + resolver.name + repr(item.result.segments)
         groups.setdefault(key, []).append(item)
     out: dict[str, TargetLock] = {}
     failed: dict[str, str] = {}
 
-    def work(group: list[tuple[Target, PlanResult, Job]]) -> None:
-        first_target, first_result, first_job = group[0]
-        names = [t.name for t, _, _ in group]
+    def work(group: list[Work]) -> None:
+        first = group[0]
+        names = [w.target.name for w in group]
         if progress:
             progress.start(names)
-        assert first_result.plan is not None
         try:
-            locked = resolve_target(
-                resolver, first_result.plan, first_job, inputs[first_target.name]
+            locked = choose(
+                resolver,
+                first.result,
+                make_job=first.make_job,
+                replan=first.replan,
+                inputs=inputs[first.target.name],
+                free_job=first.free_job,
             )
         except PinnerError as e:
             for name in names:
-                failed[name] = str(e) if name == first_target.name else f"target {name}: {e}"
+                failed[name] = str(e) if name == first.target.name else f"target {name}: {e}"
             if progress:
                 progress.done(names, 0, failed=True)
             return
-        for target, result, _ in group:
-            assert result.plan is not None
-            out[target.name] = _rebind(locked, result, inputs[target.name])
+        for item in group:
+            plan = locked.plan if item is first else item.replan(locked.plan.torch.pin)
+            out[item.target.name] = _rebind(locked, plan, inputs[item.target.name])
         if progress:
             progress.done(names, len(locked.pins))
 
@@ -286,14 +370,15 @@ def _resolve_parallel(
     return out, failed
 
 
-def _rebind(locked: TargetLock, result: PlanResult, inputs: str) -> TargetLock:
+def _rebind(locked: TargetLock, plan: Plan, inputs: str) -> TargetLock:
     from dataclasses import replace
 
     from pinner.lint import lint_lock
 
-    assert result.plan is not None
-    tl = replace(locked, plan=result.plan, inputs=inputs)
-    return replace(tl, findings=lint_lock(tl))
+    if plan is not locked.plan:  # another target of the group: the resolution's own steps too
+        plan = replace(plan, steps=plan.steps + locked.plan.steps[len(plan.steps) :])
+    tl = replace(locked, plan=plan, inputs=inputs)
+    return replace(tl, findings=tl.findings + lint_lock(tl))
 
 
 # --- check ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ rejected. Rules (shared/reference/facts.md sections 2-4):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from packaging.version import Version
@@ -42,6 +43,7 @@ from pinner.model import (
     Target,
     TorchBuild,
 )
+from pinner.wheels import find_wheel
 
 if TYPE_CHECKING:
     from pinner.fit import Context
@@ -49,8 +51,12 @@ if TYPE_CHECKING:
 PYPI = "PyPI (the installer's configured index)"
 
 
-def plan_target(target: Target, kb: Knowledge, reqs: Requirements) -> PlanResult:
-    """Decide how `target` gets torch, or say why it cannot and what would work."""
+def plan_target(
+    target: Target, kb: Knowledge, reqs: Requirements, *, torch: str = ""
+) -> PlanResult:
+    """Decide how `target` gets torch, or say why it cannot and what would work: the builds that
+    fit, in segments, and the plan for the preferred one (or for `torch`, a pin such as "2.14.0"
+    or "2.7.1+cu128" that the resolver chose within the segments)."""
     findings: list[Finding] = []
     gpu: Gpu | None = None
     if target.gpu.casefold() != "cpu":
@@ -77,15 +83,73 @@ def plan_target(target: Target, kb: Knowledge, reqs: Requirements) -> PlanResult
     ctx.bounds += ext_plan.torch_bounds
     options = list(build_options(kb, target.platform))
     ctx.extension_check = ext_plan.check if ext_plan.wheel_seekers else None
-    chosen = next((o for o in options if not fit.failures(o, ctx)), None)
-    if chosen is None and "auto" in ext_plan.modes.values():
+    fitting = [o for o in options if not fit.failures(o, ctx)]
+    if not fitting and "auto" in ext_plan.modes.values():
         ext_plan = ext_plan.without_wheels()  # no wheel anywhere: build from source instead
         ctx.extension_check = ext_plan.check if ext_plan.wheel_seekers else None
-        chosen = next((o for o in options if not fit.failures(o, ctx)), None)
-    if chosen is None:
+        fitting = [o for o in options if not fit.failures(o, ctx)]
+    if not fitting:
         findings.append(diagnose.impossible(ctx, options))
         return PlanResult(plan=None, findings=tuple(findings))
-    return _finish(ctx, chosen, options, ext_plan, findings)
+    segments = split_segments(ctx, fitting, ext_plan)
+    chosen = fitting[0]
+    if torch:
+        chosen = next((o for o in fitting if _pin(o) == torch), chosen)
+    result = _finish(ctx, chosen, options, ext_plan, findings)
+    return replace(result, segments=segments)
+
+
+def _pin(option: Option) -> str:
+    return (
+        option.release.version if option.on_pypi else f"{option.release.version}+{option.variant}"
+    )
+
+
+def split_segments(
+    ctx: Context, fitting: list[Option], ext_plan: ext.ExtensionPlan
+) -> tuple[tuple[str, ...], ...]:
+    """The fitting builds that one resolver run can serve together: the same index (PyPI, or one
+    variant of the PyTorch index) and the same plan constraints (numpy<2 for old torch, the
+    transformers bound, the bitsandbytes minimum, extension pins and wheels). Segments come in
+    the order of their most preferred build; within one, newest first."""
+    out: dict[tuple[object, ...], list[str]] = {}
+    for option in fitting:
+        out.setdefault(_segment_key(ctx, option, ext_plan), []).append(_pin(option))
+    return tuple(tuple(s) for s in out.values())
+
+
+def segment_spec(kb: Knowledge, pins: tuple[str, ...]) -> str:
+    """The torch specifier of a segment: its versions and no other release pinner knows, and
+    nothing newer than pinner's knowledge ("==2.15.0", ">=2.13.0,<=2.14.1,!=2.13.1")."""
+    versions = sorted({Version(p.split("+")[0]) for p in pins})
+    if len(versions) == 1:
+        return f"=={versions[0]}"
+    low, high = versions[0], versions[-1]
+    holes = sorted(
+        {Version(r.version) for r in kb.releases if low < Version(r.version) < high} - set(versions)
+    )
+    return ",".join([f">={low}", f"<={high}", *(f"!={v}" for v in holes)])
+
+
+def _segment_key(ctx: Context, option: Option, ext_plan: ext.ExtensionPlan) -> tuple[object, ...]:
+    torch = TorchBuild(
+        version=option.release.version,
+        variant=option.variant,
+        cuda=variant_to_cuda(option.variant),
+        on_pypi=option.on_pypi,
+        arches=(),
+        ptx="",
+        cxx11_abi=option.release.cxx11_abi,
+    )
+    constraints = tuple(
+        c.requirement for c in _constraints(ctx.kb, option.release, torch, ext_plan)
+    )
+    wheels = tuple(
+        (name, str(find_wheel(ctx.kb, option, ctx.target.python, ctx.gpu, ext_plan.specs[name])))
+        for name in ext_plan.wheel_seekers
+    )
+    where = "pypi" if option.on_pypi else option.variant
+    return (where, constraints, wheels)
 
 
 def _finish(

@@ -64,14 +64,15 @@ def project(tmp_path: Path, loopback: LocalIndex, monkeypatch: pytest.MonkeyPatc
 @pytest.fixture
 def uv_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The command line of every resolving `uv pip compile` pinner runs during the test (not the
-    files pass, which lists the files of versions already chosen: `--no-deps`)."""
+    files pass, which lists the files of versions already chosen: `--no-deps`, nor the
+    comparison run without pinner's bounds)."""
     from pinner.resolve.uv import UvResolver
 
     runs: list[list[str]] = []
     real = UvResolver._run
 
     def recording(self: UvResolver, job: Any, cmd: list[str]) -> None:
-        if "--no-deps" not in cmd:
+        if "--no-deps" not in cmd and job.files_pass:  # not the comparison run either
             runs.append(cmd)
         real(self, job, cmd)
 

@@ -88,7 +88,7 @@ def test_lock_real_requirements_for_another_python(
     project = make_project(
         tmp_path / "proj", torch_only_index, monkeypatch, matrix=MATRIX, requirements=REQUIREMENTS
     )
-    monkeypatch.delenv("UV_DEFAULT_INDEX")  # the real PyPI
+    monkeypatch.delenv("PINNER_INDEX_URL")  # the real PyPI
     result = run_retrying(cli, "lock")
 
     assert result.code == 0, result.err

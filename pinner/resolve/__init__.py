@@ -19,7 +19,7 @@ from pinner.errors import ConfigError, ResolveError
 from pinner.model import File, Layer, Pin, Plan, Requirements, TargetLock
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 FAMILY_ROOTS = ("torch", "torchvision", "torchaudio")
 # Names that belong to the torch layer when torch (or a companion) pulls them.
@@ -65,6 +65,7 @@ class Job:
     roots: tuple[tuple[str, tuple[str, ...], str], ...] = ()  # (name, extras, via label)
     hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the user's --hash values per name
     timeout: float = 0.0  # seconds for the whole engine run, 0 for none
+    files_pass: bool = True  # list every file an installer may pick (off for comparison runs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +76,7 @@ class ResolvedPin:
     source: str  # default | pytorch | url | local
     url: str = ""  # source url: the URL; local: the path relative to the project root
     via: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()  # its Requires-Dist, where the engine read it
 
     @property
     def hashes(self) -> tuple[str, ...]:
@@ -119,20 +121,29 @@ def build_job(
     mirror: str = "",
     torch_mirror: str = "",
     timeout: float = 0.0,
+    torch_spec: str = "",
 ) -> Job:
     """The first job for a plan: routes torch and the companions the project asks for, plus the
-    torch-layer names an earlier lock of the same torch build found."""
+    torch-layer names an earlier lock of the same torch build found. With `torch_spec` (a
+    segment of builds from one index), the resolver chooses torch within it, and each companion
+    pairs with that torch through its own metadata."""
     torch = plan.torch
     names = {r.name for r in reqs.items if not r.constraint}
-    direct = [f"torch=={torch.pin}"]
-    constraints = [f"torch=={torch.pin}"]
+    spec = torch_spec if torch_spec and torch_spec != f"=={torch.version}" else ""
+    direct = [f"torch{spec}" if spec else f"torch=={torch.pin}"]
+    constraints = [direct[0]]
     for companion in plan.companions:
+        name = companion.split("==")[0]
+        if spec:
+            if name in names:
+                direct.append(name)
+            continue
         constraints.append(companion)
-        if companion.split("==")[0] in names:
+        if name in names:
             direct.append(companion)
     routed = [d.split("==")[0] for d in direct]
     optional = []
-    if previous is not None and previous.plan.torch == torch and not torch.on_pypi:
+    if previous is not None and previous.plan.torch == torch and not torch.on_pypi and not spec:
         for old in previous.pins:
             if old.layer == "torch" and old.name not in routed:
                 direct.append(f"{old.name}=={old.version}")
@@ -242,15 +253,23 @@ def resolve_target(
     plan: Plan,
     job: Job,
     inputs: str,
+    replan: Callable[[str], Plan] | None = None,
 ) -> TargetLock:
     """Run the engine (twice when an index build pulled CUDA libraries not yet routed, or a
-    requirement pulled a companion such as torchvision that was not routed)."""
+    requirement pulled a companion such as torchvision that was not routed). When the resolver
+    chose torch within a segment, `replan` finishes the plan from the torch it chose."""
     try:
         pins = resolver.resolve(job)
     except ResolveError as e:
         # Sources route direct requirements only: a companion that a requirement pulls is
         # looked up on the default index, which lacks the index build (torchvision 0.28.0+cpu).
-        pulled = [c for c in plan.companions if c not in job.direct and c in str(e)]
+        exact = job.direct[0] == f"torch=={plan.torch.pin}"
+        pulled = [
+            c if exact else c.split("==")[0]
+            for c in plan.companions
+            if c.split("==")[0] not in job.routed
+            and re.search(rf"\b{re.escape(c.split('==')[0])}\b", str(e))
+        ]
         if not job.torch_index or not pulled:
             raise
         names = tuple(c.split("==")[0] for c in pulled)
@@ -274,6 +293,9 @@ def resolve_target(
             )
             pins = resolver.resolve(job)
     pins = _drop_unrequired(pins, job)
+    chosen = next((p.version for p in pins if p.name == "torch"), plan.torch.pin)
+    if replan is not None and chosen != plan.torch.pin:
+        plan = replan(chosen)
     _check_answer(plan, job, pins)
     return assemble(plan, job, pins, inputs)
 

@@ -158,7 +158,8 @@ class UvResolver:
                 (work / "pylock.toml").write_text(_preferences(job), encoding="utf-8")
             self._run(job, argv(job, uv_binary(), work))
             located = read_pylock((work / "pylock.toml").read_text(encoding="utf-8"), _indexes(job))
-            located = self._every_file(job, located, work)
+            if job.files_pass:
+                located = self._every_file(job, located, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         pins = _with_graph(job, located, self.cache)
@@ -285,7 +286,7 @@ def _with_graph(job: Job, located: tuple[Located, ...], cache: Path) -> tuple[Re
     return tuple(
         ResolvedPin(
             name=p.name, version=p.version, files=p.files, source=p.source, url=p.url,
-            via=tuple(sorted(via.get(p.name, ()))),
+            via=tuple(sorted(via.get(p.name, ()))), requires=nodes[p.name].requires,
         )
         for p in located
     )  # fmt: skip
@@ -329,6 +330,7 @@ def _load_result(path: Path) -> tuple[ResolvedPin, ...]:
             source=d["source"],
             url=d["url"],
             via=tuple(d["via"]),
+            requires=tuple(d.get("requires", ())),
         )
         for d in data
     )
