@@ -63,7 +63,7 @@ def pyproject_lines(path: Path, extras: tuple[str, ...], shown: str) -> list[Lin
         raise ConfigError(msg)
     by_name = {canonicalize_name(k): k for k in optional}
     out: list[Line] = []
-    done: set[str] = set()
+    done: set[tuple[str, tuple[str, ...]]] = set()  # (extra, guards): read once per path
 
     def add(key: str, values: object, guards: tuple[str, ...]) -> None:
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
@@ -89,9 +89,9 @@ def pyproject_lines(path: Path, extras: tuple[str, ...], shown: str) -> list[Lin
             known = ", ".join(sorted(optional)) or "none"
             msg = f"{via}: {shown} has no extra {extra!r} (its extras: {known})"
             raise ConfigError(msg)
-        if key in done:
+        if (key, guards) in done:
             return
-        done.add(key)
+        done.add((key, guards))
         add(f"project.optional-dependencies.{key}", optional[key], guards)
 
     add("project.dependencies", project.get("dependencies", []), ())

@@ -57,7 +57,9 @@ def from_line(
     if editable:
         if _scheme(text) and _scheme(text) != "file":
             return spec.refuse_url(text, "-e takes a local project folder")
-        return spec.local(_file_path(text, origin) if _scheme(text) else text, "", "")
+        m = _EXTRAS.match(text)
+        path, extras = (m.group(1), m.group(2)) if m else (text, "")
+        return spec.local(_file_path(path, origin) if _scheme(path) else path, extras, "")
     if _scheme(text) in ("http", "https", "file", "ftp") or _scheme(text).split("+")[0] in _VCS:
         url, _, marker = text.partition("; ")  # pip's separator after a bare URL
         return spec.url(url.strip(), marker, name="", extras="")

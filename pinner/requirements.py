@@ -14,9 +14,8 @@ from __future__ import annotations
 import codecs
 import re
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pinner.errors import ConfigError
 
@@ -78,8 +77,7 @@ _REASONS = {
 }
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
     """One logical line of a requirements file, split as pip splits it."""
 
     no: int  # number of its first physical line
@@ -270,20 +268,21 @@ def files_of(paths: Sequence[Path]) -> list[Path]:
     return seen
 
 
-@dataclass
 class _Frame:
-    path: Path
-    constraint: bool
-    lines: list[tuple[int, str]]
-    at: int = 0
+    """A file being read: where the walk stands in it."""
+
+    def __init__(self, path: Path, constraint: bool, lines: list[tuple[int, str]]) -> None:
+        self.path, self.constraint, self.lines, self.at = path, constraint, lines, 0
 
 
-@dataclass
 class _Walk:
-    root: Path
-    items: list[tuple[str, Line, bool]] = field(default_factory=list)  # (where, line, constraint)
-    files: list[Path] = field(default_factory=list)
-    done: set[tuple[Path, bool]] = field(default_factory=set)
+    """The iterative walk over requirements files and what they include."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.items: list[tuple[str, Line, bool]] = []  # (where, line, constraint)
+        self.files: list[Path] = []
+        self.done: set[tuple[Path, bool]] = set()
 
     def shown(self, path: Path) -> str:
         try:
@@ -369,7 +368,7 @@ def read_requirements(
 
     root = root.resolve()
     env = marker_environment(python, platform)
-    walk = _Walk(root=root)
+    walk = _Walk(root)
     parsed: list[tuple[Requirement, bool]] = []
     for path in paths:
         entry = pyproject_entry(path)
