@@ -63,8 +63,9 @@ def from_line(
     if _scheme(text) in ("http", "https", "file", "ftp") or _scheme(text).split("+")[0] in _VCS:
         url, _, marker = text.partition("; ")  # pip's separator after a bare URL
         return spec.url(url.strip(), marker, name="", extras="")
+    head = text.split(";", 1)[0].strip()  # pip looks for a path before the marker
     if not _NAMED_URL.match(text) and (
-        "/" in text or text.startswith(".") or text.split(";", 1)[0].strip().endswith(_ARCHIVES)
+        "/" in head or head.startswith(".") or head.endswith(_ARCHIVES)
     ):
         path, _, marker = text.partition(";")
         m = _EXTRAS.match(path.strip())
@@ -248,7 +249,10 @@ class _Spec:
             self.fail(f"{text} is not a Python project (no pyproject.toml or setup.py)")
         if self.hashes:
             self.fail(f"{text}: a local project is not hashed; remove --hash")
-        name = name or _project_name(path)
+        static = _project_name(path)
+        if name and static and name != static:
+            self.fail(f"{text} is the project {static}, not {name}; fix the name")
+        name = name or static
         if not name:
             self.fail(
                 f"{text}: pinner cannot read the project's name (no [project] name in its "

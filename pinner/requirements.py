@@ -165,10 +165,10 @@ def split_line(no: int, line: str, where: str) -> Line:
     tokens = line.split(" ")
     cut = next((i for i, t in enumerate(tokens) if t.startswith("-")), len(tokens))
     args, rest = " ".join(tokens[:cut]), " ".join(tokens[cut:])
-    if _ENV_VAR.search(line):
-        name = _ENV_VAR.search(line).group(1)  # type: ignore[union-attr]
+    variable = _ENV_VAR.search(line)
+    if variable is not None:
         msg = (
-            f"{where}: ${{{name}}}: environment variables are not expanded (the lock must not "
+            f"{where}: ${{{variable.group(1)}}}: environment variables are not expanded (the lock must not "
             "depend on the machine that made it); write the value (credentials belong in a "
             "netrc or keyring, not in requirements)"
         )
@@ -256,14 +256,17 @@ def files_of(paths: Sequence[Path]) -> list[Path]:
         if entry is not None:
             continue
         try:
-            text = decode(path, str(path))
-            nested = []
-            for no, line in logical_lines(text):
+            lines = logical_lines(decode(path, str(path)))
+        except ConfigError:
+            continue
+        nested = []
+        for no, line in lines:
+            try:
                 for name, value in split_line(no, line, "").options:
                     if name in ("-r", "-c"):
                         nested.append((_include_target(value, path.parent, ""), False))
-        except ConfigError:
-            continue
+            except ConfigError:
+                continue
         stack.extend(reversed(nested))
     return seen
 

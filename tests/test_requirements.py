@@ -136,6 +136,10 @@ ACCEPTED: dict[str, tuple[str, dict[str, Any]]] = {
     "name @ file:./dir": ("local-pkg @ file:./pkg", {"path": "pkg", "local_project": True}),
     "setup.py project named in setup.cfg": ("-e ./legacy", {"name": "legacy-pkg"}),
     "setup.py project named by the line": ("thing @ file:./noname", {"name": "thing"}),
+    "a / inside the marker is no path": (
+        'six ; sys_platform != "a/b"',
+        {"name": "six", "marker": 'sys_platform != "a/b"'},
+    ),
     "marker kept as written": (
         'six ; python_version >= "3.8"',
         {"marker": 'python_version >= "3.8"', "text": "six"},
@@ -320,6 +324,7 @@ REFUSED: dict[str, tuple[str, str]] = {
         "./noname",
         "requirements.in:1: ./noname: pinner cannot read the project's name",
     ),
+    "name differs from the project": ("other @ file:./pkg", "is the project local-pkg, not other"),
     "-e of a file": (f"-e dist/{WHEEL}", "-e takes a project folder; drop -e"),
     "hash on a local project": (f"./pkg --hash=sha256:{SHA}", "a local project is not hashed"),
     "hash on -e": (f"-e ./pkg --hash=sha256:{SHA}", "--hash on an editable project"),
