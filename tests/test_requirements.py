@@ -582,3 +582,19 @@ def test_files_of_imports_nothing_heavy():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# --- torch-family spelling ------------------------------------------------------------------------
+
+
+def test_companion_spelling_does_not_change_planning(plan_for):
+    # issue 10: `torchaudio` and `torchaudio>=2.0.0` gave different torch
+    bare = plan_for("A100", "torchaudio")
+    assert bare.plan is not None
+    for line in ("torchaudio>=2.0.0", "torchaudio<100", "TorchAudio>=0", "torchvision>=0.1"):
+        spelled = plan_for("A100", line)
+        assert spelled.plan is not None
+        assert spelled.plan.torch == bare.plan.torch, line
+    pinned = plan_for("A100", "torchaudio==2.5.1")  # a real bound still bounds
+    assert pinned.plan is not None
+    assert pinned.plan.torch.version == "2.5.1"
