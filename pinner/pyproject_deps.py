@@ -15,14 +15,13 @@ from packaging.utils import canonicalize_name
 from pinner.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-Line = tuple[str, str, tuple[str, ...]]  # (origin, PEP 508 text, guard markers)
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -36,9 +35,12 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(msg) from None
 
 
-def pyproject_lines(path: Path, extras: tuple[str, ...], shown: str) -> list[Line]:
-    """The dependencies and the named extras' dependencies, in file order, each with its
-    origin (`pyproject.toml:project.optional-dependencies.train[0]`)."""
+def pyproject_lines(
+    path: Path, extras: tuple[str, ...], shown: str, holds: Callable[[str, str], bool]
+) -> list[tuple[str, str]]:
+    """(origin, PEP 508 text) of the dependencies and of the named extras, in file order; a
+    reference to the project's own extras (`app[eval]`) is replaced by that extra's entries
+    when its marker `holds(marker, origin)` for the target. Iterative: any depth of extras."""
     project = load_toml(path).get("project")
     if not isinstance(project, dict):
         msg = (
@@ -47,8 +49,7 @@ def pyproject_lines(path: Path, extras: tuple[str, ...], shown: str) -> list[Lin
         )
         raise ConfigError(msg)
     dynamic = project.get("dynamic", [])
-    keys = ["dependencies"] + (["optional-dependencies"] if extras else [])
-    for key in keys:
+    for key in ["dependencies"] + (["optional-dependencies"] if extras else []):
         if isinstance(dynamic, list) and key in dynamic:
             msg = (
                 f"{shown}: project.{key} is dynamic (listed in project.dynamic): pinner reads "
@@ -56,45 +57,51 @@ def pyproject_lines(path: Path, extras: tuple[str, ...], shown: str) -> list[Lin
                 "requirements file in `requirements`"
             )
             raise ConfigError(msg)
-    own = canonicalize_name(str(project.get("name", "")))
     optional = project.get("optional-dependencies", {})
     if not isinstance(optional, dict):
         msg = f"{shown}: project.optional-dependencies must be a table of lists"
         raise ConfigError(msg)
+    own = canonicalize_name(str(project.get("name", "")))
     by_name = {canonicalize_name(k): k for k in optional}
-    out: list[Line] = []
-    done: set[tuple[str, tuple[str, ...]]] = set()  # (extra, guards): read once per path
-
-    def add(key: str, values: object, guards: tuple[str, ...]) -> None:
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            msg = f"{shown}: {key} must be a list of requirement strings"
-            raise ConfigError(msg)
-        for i, text in enumerate(values):
-            origin = f"{shown}:{key}[{i}]"
-            try:
-                req = Requirement(text)
-            except InvalidRequirement as e:
-                msg = f"{origin}: not a valid requirement: {text!r} ({str(e).splitlines()[0]})"
-                raise ConfigError(msg) from None
-            if own and canonicalize_name(req.name) == own:  # the project's own extras
-                marker = (str(req.marker),) if req.marker else ()
-                for extra in sorted(req.extras):
-                    expand(extra, origin, guards + marker)
-                continue
-            out.append((origin, text, guards))
-
-    def expand(extra: str, via: str, guards: tuple[str, ...]) -> None:
-        key = by_name.get(canonicalize_name(extra))
-        if key is None:
-            known = ", ".join(sorted(optional)) or "none"
-            msg = f"{via}: {shown} has no extra {extra!r} (its extras: {known})"
-            raise ConfigError(msg)
-        if (key, guards) in done:
-            return
-        done.add((key, guards))
-        add(f"project.optional-dependencies.{key}", optional[key], guards)
-
-    add("project.dependencies", project.get("dependencies", []), ())
-    for extra in extras:
-        expand(extra, f"{shown}[{','.join(extras)}]", ())
+    out: list[tuple[str, str]] = []
+    done: set[str] = set()
+    via = f"{shown}[{','.join(extras)}]"
+    # work items: ("extra", name, via) or ("list", key, values, index); a stack keeps file order
+    work: list[tuple[Any, ...]] = [("extra", e, via) for e in reversed(extras)]
+    work.append(("list", "project.dependencies", _strings(project, "dependencies", shown), 0))
+    while work:
+        item = work.pop()
+        if item[0] == "extra":
+            extra = by_name.get(canonicalize_name(item[1]))
+            if extra is None:
+                known = ", ".join(sorted(optional)) or "none"
+                msg = f"{item[2]}: {shown} has no extra {item[1]!r} (its extras: {known})"
+                raise ConfigError(msg)
+            if extra not in done:
+                done.add(extra)
+                values = _strings(optional, extra, shown, "project.optional-dependencies.")
+                work.append(("list", f"project.optional-dependencies.{extra}", values, 0))
+            continue
+        _, key, values, i = item
+        if i == len(values):
+            continue
+        work.append(("list", key, values, i + 1))
+        origin, text = f"{shown}:{key}[{i}]", values[i]
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as e:
+            msg = f"{origin}: not a valid requirement: {text!r} ({str(e).splitlines()[0]})"
+            raise ConfigError(msg) from None
+        if not own or canonicalize_name(req.name) != own:
+            out.append((origin, text))
+        elif req.marker is None or holds(str(req.marker), origin):  # the project's own extras
+            work += [("extra", extra, origin) for extra in sorted(req.extras, reverse=True)]
     return out
+
+
+def _strings(table: dict[str, Any], key: str, shown: str, prefix: str = "project.") -> list[str]:
+    values = table.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        msg = f"{shown}: {prefix}{key} must be a list of requirement strings"
+        raise ConfigError(msg)
+    return values

@@ -75,13 +75,16 @@ def from_line(
 
 
 def from_pep508(
-    text: str, origin: str, root: Path, env: Mapping[str, str], guards: tuple[str, ...]
+    text: str, origin: str, root: Path, env: Mapping[str, str]
 ) -> tuple[Requirement, bool]:
-    """A PEP 508 string of a pyproject.toml; `guards`: markers of the self-referencing extras
-    that brought it in, which must hold too."""
-    spec = _Spec(origin=origin, root=root, env=env, constraint=False)
-    spec.guards = guards
-    return spec.pep508(text)
+    """A PEP 508 string of a pyproject.toml."""
+    return _Spec(origin=origin, root=root, env=env, constraint=False).pep508(text)
+
+
+def marker_holds(marker: str, origin: str, *, env: Mapping[str, str]) -> bool:
+    """Whether `marker` is true for the target (refused where pinner cannot know)."""
+    spec = _Spec(origin=origin, root=Path(), env=env, constraint=False)
+    return spec.holds(spec.marker(marker))
 
 
 def _scheme(text: str) -> str:
@@ -119,7 +122,6 @@ class _Spec:
         self.origin, self.root, self.env, self.constraint = origin, root, env, constraint
         self.hashes: tuple[str, ...] = ()
         self.editable = False
-        self.guards: tuple[str, ...] = ()
 
     def fail(self, what: str) -> NoReturn:
         msg = f"{self.origin}: {what}"
@@ -281,7 +283,7 @@ class _Spec:
         local_project: bool = False,
     ) -> tuple[Requirement, bool]:
         marker = self.marker(marker)
-        keep = all(self.holds(m) for m in (*self.guards, marker) if m)
+        keep = not marker or self.holds(marker)
         req = Requirement(
             name=name,
             text=text,

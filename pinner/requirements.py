@@ -12,6 +12,7 @@ this module imports only the standard library; `packaging` is loaded by `read_re
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import shlex
 from pathlib import Path
@@ -384,8 +385,9 @@ def read_requirements(
         file = entry[0].resolve()
         if file not in walk.files:
             walk.files.append(file)
-        for origin, text, guards in pyproject_lines(file, entry[1], walk.shown(file)):
-            parsed.append(forms.from_pep508(text, origin, root, env, guards))
+        holds = functools.partial(forms.marker_holds, env=env)
+        for origin, text in pyproject_lines(file, entry[1], walk.shown(file), holds):
+            parsed.append(forms.from_pep508(text, origin, root, env))
     return Requirements(
         items=tuple(r for r, keep in parsed if keep),
         skipped=tuple(r for r, keep in parsed if not keep),

@@ -552,6 +552,25 @@ def test_pyproject_refusals(tmp_path, text, entry, fragment):
     assert fragment in refused(tmp_path, entries=(entry,))
 
 
+def test_pyproject_deep_chain_of_own_extras_is_iterative(tmp_path):
+    depth = 3000
+    lines = [f'e{i} = ["app[e{i + 1}]"]' for i in range(depth)] + [f'e{depth} = ["six"]']
+    text = '[project]\nname = "app"\n[project.optional-dependencies]\n' + "\n".join(lines)
+    write(tmp_path, {"pyproject.toml": text + "\n"})
+    (req,) = read(tmp_path, entries=("pyproject.toml[e0]",)).items
+    assert req.origin == f"pyproject.toml:project.optional-dependencies.e{depth}[0]"
+
+
+def test_pyproject_own_extra_that_does_not_exist(tmp_path):
+    text = '[project]\nname = "app"\n[project.optional-dependencies]\na = ["app[zz]"]\n'
+    write(tmp_path, {"pyproject.toml": text})
+    message = refused(tmp_path, entries=("pyproject.toml[a]",))
+    assert message == (
+        "pyproject.toml:project.optional-dependencies.a[0]: pyproject.toml has no extra 'zz' "
+        "(its extras: a)"
+    )
+
+
 # --- files_of: the same walk for `pinner check` ----------------------------------------------------
 
 
