@@ -182,8 +182,8 @@ def _default_requirements(doc: Mapping[str, Any], table: str, root: Path) -> tup
     if (root / "requirements.in").is_file():
         return ("requirements.in",)
     project = doc.get("project")
-    if table and isinstance(project, dict) and "dependencies" not in project.get("dynamic", []):
-        return ("pyproject.toml",)
+    if table and isinstance(project, dict) and project.get("dependencies"):
+        return ("pyproject.toml",)  # static ones: dynamic dependencies are not in the table
     return ()
 
 
