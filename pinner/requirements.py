@@ -244,7 +244,7 @@ def files_of(paths: Sequence[Path]) -> list[Path]:
     """Every file reachable from `paths` (requirements files through -r/-c, pyproject.toml named
     as `pyproject.toml[extras]`), in reading order. Fast and lenient: a file it cannot read or
     a line it cannot split is read as bytes by the caller and refused by `read_requirements`."""
-    seen: list[Path] = []
+    seen: dict[Path, None] = {}  # ordered; a set's lookups keep long chains linear
     stack = [(p, True) for p in reversed(paths)]
     while stack:
         path, top = stack.pop()
@@ -253,7 +253,7 @@ def files_of(paths: Sequence[Path]) -> list[Path]:
             path = entry[0]
         if path in seen or not path.is_file():
             continue
-        seen.append(path)
+        seen[path] = None
         if entry is not None:
             continue
         try:
@@ -269,7 +269,7 @@ def files_of(paths: Sequence[Path]) -> list[Path]:
             except ConfigError:
                 continue
         stack.extend(reversed(nested))
-    return seen
+    return list(seen)
 
 
 class _Frame:
@@ -285,7 +285,8 @@ class _Walk:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.items: list[tuple[str, Line, bool]] = []  # (where, line, constraint)
-        self.files: list[Path] = []
+        self.files: dict[Path, None] = {}  # every file read, in order
+        self.open: set[Path] = set()  # the files of the include chain being read
         self.done: set[tuple[Path, bool]] = set()
 
     def shown(self, path: Path) -> str:
@@ -303,6 +304,7 @@ class _Walk:
             frame = stack[-1]
             if frame.at >= len(frame.lines):
                 stack.pop()
+                self.open.discard(frame.path)
                 self.done.add((frame.path, frame.constraint))
                 continue
             no, text = frame.lines[frame.at]
@@ -324,17 +326,20 @@ class _Walk:
             stack.append(self._open(path, constraint, stack, f"{where}: {name} {value}"))
 
     def _open(self, path: Path, constraint: bool, stack: list[_Frame], via: str) -> _Frame:
-        chain = [f.path for f in stack]
-        if path in chain:
-            cycle = " -> ".join(self.shown(p) for p in [*chain[chain.index(path) :], path])
+        if path in self.open:
+            chain = [f.path for f in stack]
+            names = [self.shown(p) for p in [*chain[chain.index(path) :], path]]
+            if len(names) > 6:  # a long cycle: its ends say enough
+                names = [*names[:3], f"... {len(names) - 5} more", *names[-2:]]
+            cycle = " -> ".join(names)
             msg = f"{via}: includes {self.shown(path)} again ({cycle}); remove one of the includes"
             raise ConfigError(msg)
         if not path.is_file():
             what = "is not a file" if path.exists() else "does not exist"
             msg = f"{via}: {self.shown(path)} {what}"
             raise ConfigError(msg)
-        if path not in self.files:
-            self.files.append(path)
+        self.files[path] = None
+        self.open.add(path)
         return _Frame(path, constraint, logical_lines(decode(path, self.shown(path))))
 
 
@@ -383,15 +388,14 @@ def read_requirements(
                 parsed.append(_from_line(where, line, constraint, root, env))
             continue
         file = entry[0].resolve()
-        if file not in walk.files:
-            walk.files.append(file)
+        walk.files[file] = None
         holds = functools.partial(forms.marker_holds, env=env)
         for origin, text in pyproject_lines(file, entry[1], walk.shown(file), holds):
             parsed.append(forms.from_pep508(text, origin, root, env))
     return Requirements(
         items=tuple(r for r, keep in parsed if keep),
         skipped=tuple(r for r, keep in parsed if not keep),
-        files=tuple(walk.files),
+        files=tuple(walk.files),  # the keys, in reading order
     )
 
 

@@ -366,6 +366,16 @@ def test_read_refuses_include_cycle(tmp_path):
     )
 
 
+def test_read_refuses_a_long_cycle_in_one_short_line(tmp_path):
+    for i in range(500):
+        write(tmp_path, {f"r{i}.in": f"-r r{(i + 1) % 500}.in\n"})
+    message = refused(tmp_path, entries=("r0.in",))
+    assert message == (
+        "r499.in:1: -r r0.in: includes r0.in again "
+        "(r0.in -> r1.in -> r2.in -> ... 496 more -> r499.in -> r0.in); remove one of the includes"
+    )
+
+
 def test_read_refuses_invalid_utf8(tmp_path):
     (tmp_path / "requirements.in").write_bytes(b"six\nnumpy \xff\n")
     assert refused(tmp_path) == "requirements.in:2: not UTF-8 text (byte 10); save it as UTF-8"
