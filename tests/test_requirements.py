@@ -403,6 +403,7 @@ MARKERS = (
     'python_version >= "3.8"',
     'python_version < "3.11"',
     'python_version == "3.11"',
+    'python_version >= "3.12"',
     'python_version ~= "3.10"',
     'python_version == "3.*"',
     'python_version > "3.1"',
@@ -412,6 +413,7 @@ MARKERS = (
     'python_full_version < "3.12"',
     'implementation_version >= "3.11"',
     '"linux" in sys_platform',
+    'sys_platform != "a/b"',
     'python_version >= "3.11" and platform_machine == "aarch64" or sys_platform == "linux"',
     '(sys_platform == "win32" or os_name == "nt") and python_version > "3"',
 )
