@@ -202,7 +202,8 @@ def _default_note(
         )
         return (note,)
     what = "its [project] dependencies" if fallback == ("pyproject.toml",) else fallback[0]
-    return (f"{who}requirements: {what} {where} (the matrix names none)",)
+    names = "the built-in presets name" if source == "presets" else "the matrix names"
+    return (f"{who}requirements: {what} {where} ({names} none)",)
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -87,7 +87,10 @@ def test_presets_say_which_requirements_they_read(in_tmp, cli):
     assert NO_REQUIREMENTS in cli("explain", "--target", "a100").err
     (in_tmp / "requirements.in").write_text("torch<2.9\n", encoding="utf-8")
     result = cli("explain", "--target", "a100")
-    assert "note: requirements: requirements.in in the working folder" in result.err
+    assert result.err == (
+        "note: requirements: requirements.in in the working folder (the built-in presets name "
+        "none)\n"
+    )
     assert torch_of(result.out).startswith("2.8.")
 
 
