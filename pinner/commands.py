@@ -6,11 +6,14 @@ them. `pinner.cli.main` is the entry point and the only exit.
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pinner import __version__
+
+if TYPE_CHECKING:
+    from pinner.model import Matrix
 
 app = typer.Typer(
     name="pinner",
@@ -51,6 +54,16 @@ def _root(
     """pinner: GPU-aware, hash-locked install recipes."""
 
 
+def _load(matrix: Path | None) -> "Matrix":
+    """The matrix, saying once which requirements a default chose."""
+    from pinner import pipeline
+
+    m = pipeline.load(matrix)
+    for note in m.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return m
+
+
 @app.command()
 def gpus(json_out: JsonOpt = False) -> None:
     """List the GPUs pinner knows, with their compute capability."""
@@ -65,7 +78,7 @@ def targets(matrix: MatrixOpt = None, json_out: JsonOpt = False) -> None:
     """List the matrix's targets, each resolved to the torch build it gets."""
     from pinner import pipeline, report
 
-    m = pipeline.load(matrix)
+    m = _load(matrix)
     results = pipeline.plan_all(m, ())
     print(report.targets(m, results, as_json=json_out), end="")
     pipeline.require_plans(results)
@@ -80,7 +93,7 @@ def explain(
     """Show a target's plan and the reason for each choice: GPU, arch, CUDA variant, torch, ..."""
     from pinner import pipeline, report
 
-    m = pipeline.load(matrix)
+    m = _load(matrix)
     results = pipeline.plan_all(m, (target,))
     if json_out or results[0][1].plan is not None:
         print(report.explain(m, results[0], as_json=json_out), end="")
@@ -112,7 +125,7 @@ def lock(
     from pinner import pipeline
     from pinner.progress import Progress
 
-    m = pipeline.load(matrix)
+    m = _load(matrix)
     with Progress(total=len(target or m.targets)) as progress:
         result = pipeline.lock_targets(
             m,
@@ -172,7 +185,7 @@ def generate(
     from pinner import pipeline
     from pinner.progress import Progress
 
-    m = pipeline.load(matrix)
+    m = _load(matrix)
     notes: list[str] = []
     with Progress(total=len(target or m.targets)) as progress:
         written = pipeline.generate(
@@ -228,7 +241,7 @@ def update(
     from pinner.output import write_text_atomic
     from pinner.progress import Progress
 
-    m = pipeline.load(matrix)
+    m = _load(matrix)
     with Progress(total=len(target or m.targets)) as progress:
         changes, written = pipeline.update(m, target or (), engine=resolver, progress=progress)
     if pr_body is not None:

@@ -51,6 +51,9 @@ def context(
         if req.name == "torch":
             ctx.bounds.append((f"{req.origin} asks for {req.text}", req_spec))
         else:  # a companion pin implies the torch release it was built for
+            known = {companion(r, req.name) for r in kb.releases} - {"0"}
+            if all(req_spec.contains(v, prereleases=True) for v in known):
+                continue  # admits every known release (torchaudio>=2.0): spelled out, no bound
             allowed = [r.version for r in kb.releases if companion(r, req.name) in req_spec]
             pinned = SpecifierSet(
                 ",".join(f"!={r.version}" for r in kb.releases if r.version not in allowed)

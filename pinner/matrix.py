@@ -55,6 +55,7 @@ PLATFORMS = {
 }
 _SPEC = re.compile(r"^\s*(~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_EXTRA = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 
 
 def preset_path() -> Path:
@@ -88,6 +89,7 @@ def load_matrix(explicit: Path | None = None, cwd: Path | None = None) -> Matrix
 
     raw = read_matrix(explicit, cwd)
     return Matrix(
+        notes=raw["notes"],
         path=raw["path"],
         root=raw["root"],
         targets=tuple(Target(**fields) for fields in raw["targets"]),
@@ -120,6 +122,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]:
     doc: Mapping[str, Any] = _read_toml(path)
+    fallback = _default_requirements(doc, table, root)
     if table:
         doc = doc.get("tool", {}).get("pinner", {})
     shown = "built-in presets" if preset else _shown(path, root)
@@ -135,9 +138,7 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
     if not isinstance(targets_doc, dict) or not targets_doc:
         problems.append(f"{shown}: {prefix}targets: define at least one [targets.<name>] table")
         targets_doc = {}
-    if preset and "requirements" not in defaults:
-        found = [n for n in ("requirements.in",) if (root / n).is_file()]
-        defaults = {**defaults, "requirements": found}
+    defaulted: list[str] = []  # targets that name no requirements
     targets = []
     for name, raw in targets_doc.items():
         where = f"{shown}: {prefix}targets.{name}"
@@ -146,7 +147,11 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
         if not isinstance(raw, dict):
             problems.append(f"{where}: must be a table")
             continue
-        target = _target(name, {**defaults, **raw}, raw, defaults, where, root, problems)
+        merged = {**defaults, **raw}
+        if "requirements" not in merged:
+            merged["requirements"] = list(fallback)
+            defaulted.append(name)
+        target = _target(name, merged, raw, defaults, where, root, problems)
         if target is not None:
             targets.append({**target, "origin": origin})
     settings = {k: doc.get(k) for k in ("lock", "out", "templates")}
@@ -157,6 +162,9 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
         raise ConfigError("\n".join(problems))
     templates = settings["templates"]
     return {
+        "notes": _default_note(
+            defaulted, len(targets_doc), fallback, "presets" if preset else path
+        ),
         "path": None if preset else path,
         "root": root,
         "targets": targets,
@@ -164,6 +172,37 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
         "out": root / (settings["out"] or "pinned"),
         "templates": (root / templates) if templates else None,
     }
+
+
+def _default_requirements(doc: Mapping[str, Any], table: str, root: Path) -> tuple[str, ...]:
+    """What a target without `requirements` reads: requirements.in beside the matrix file (in
+    the working folder for the presets), else, for [tool.pinner], that pyproject's static
+    dependencies; nothing when neither exists."""
+    if (root / "requirements.in").is_file():
+        return ("requirements.in",)
+    project = doc.get("project")
+    if table and isinstance(project, dict) and project.get("dependencies"):
+        return ("pyproject.toml",)  # static ones: dynamic dependencies are not in the table
+    return ()
+
+
+def _default_note(
+    defaulted: list[str], count: int, fallback: tuple[str, ...], source: Path | str
+) -> tuple[str, ...]:
+    """One note, said once, when a default chose the requirements."""
+    if not defaulted:
+        return ()
+    where = "in the working folder" if source == "presets" else f"beside {Path(source).name}"
+    who = "" if len(defaulted) == count else f"targets {', '.join(defaulted)}: "
+    if not fallback:
+        note = (
+            f"{who}no requirements: locking the torch layer alone (name them with "
+            f'requirements = ["requirements.in"] in [defaults], or create requirements.in {where})'
+        )
+        return (note,)
+    what = "its [project] dependencies" if fallback == ("pyproject.toml",) else fallback[0]
+    names = "the built-in presets name" if source == "presets" else "the matrix names"
+    return (f"{who}requirements: {what} {where} ({names} none)",)
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -280,9 +319,18 @@ def _requirements(value: object, where: str, root: Path, problems: list[str]) ->
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         problems.append(f'{where}: must be a list of file paths, e.g. ["requirements.in"]')
         return ()
+    from pinner.requirements import pyproject_entry
+
     for rel in value:
-        if not (root / rel).is_file():
-            problems.append(f"{where}: {rel} does not exist (paths are relative to {root})")
+        entry = pyproject_entry(Path(rel))
+        path, extras = entry if entry is not None else (Path(rel), ())
+        if entry is not None and "[" in rel and not all(_EXTRA.match(e) for e in extras):
+            problems.append(
+                f'{where}: {rel!r}: name extras as in "pyproject.toml[train,eval]" '
+                "(letters, digits, '-', '_', '.')"
+            )
+        elif not (root / path).is_file():
+            problems.append(f"{where}: {path} does not exist (paths are relative to {root})")
     return tuple(value)
 
 

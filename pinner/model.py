@@ -39,28 +39,32 @@ class Matrix:
     lock: Path
     out: Path
     templates: Path | None
+    notes: tuple[str, ...] = ()  # said once by the commands: which requirements a default chose
 
 
 @dataclass(frozen=True, kw_only=True)
 class Requirement:
-    name: str  # canonical (PEP 503) name
-    text: str  # the requirement as written, normalized ("flash-attn>=2.7")
-    specifier: str  # version specifier only (">=2.7"), "" when none
-    origin: str  # "requirements.in:3"
+    """One requirement line (or pyproject.toml entry) as pinner hands it to the resolver."""
+
+    name: str  # canonical (PEP 503) name; for a bare wheel URL, from the file name
+    text: str  # normalized PEP 508, no marker: "flash-attn[x]>=2.7", "pkg @ https://.../pkg.whl"
+    specifier: str  # version specifier only (">=2.7"), "" when none or a URL
+    origin: str  # "requirements.in:3", "pyproject.toml:project.dependencies[2]"
     constraint: bool  # came from a -c file
-    extras: tuple[str, ...] = ()
-    marker: str = ""
-    url: str = ""
-    path: str = ""
-    editable: bool = False
-    local_project: bool = False
-    hashes: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()  # canonical, sorted
+    marker: str = ""  # normalized str(Marker), "" when none
+    url: str = ""  # direct URL (name @ URL, a bare URL, a file: URL of a wheel or sdist)
+    path: str = ""  # a local file or project: POSIX path relative to the project root
+    editable: bool = False  # -e
+    local_project: bool = False  # -e ., ./pkg, pkg @ file:./dir: a folder with a project
+    hashes: tuple[str, ...] = ()  # the user's --hash and #sha256= values, "sha256:<hex>"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Requirements:
-    items: tuple[Requirement, ...]
-    files: tuple[Path, ...]  # every file read, nested -r/-c included
+    items: tuple[Requirement, ...]  # lines whose marker holds for the target (or have none)
+    files: tuple[Path, ...]  # every file read, nested -r/-c and pyproject.toml included
+    skipped: tuple[Requirement, ...] = ()  # lines whose marker is false for the target
 
 
 @dataclass(frozen=True, kw_only=True)

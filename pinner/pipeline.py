@@ -38,7 +38,12 @@ def load(matrix_path: Path | None, cwd: Path | None = None) -> Matrix:
 def requirements_of(matrix: Matrix, target: Target) -> Requirements:
     from pinner.requirements import read_requirements
 
-    return read_requirements(tuple(matrix.root / r for r in target.requirements), matrix.root)
+    return read_requirements(
+        tuple(matrix.root / r for r in target.requirements),
+        matrix.root,
+        python=target.python,
+        platform=target.platform,
+    )
 
 
 def plan_all(matrix: Matrix, names: Sequence[str]) -> list[tuple[Target, PlanResult]]:

@@ -133,6 +133,8 @@ def _extension_pin(tl: TargetLock, name: str) -> Pin:
 
 def requirement_line(pin: Pin) -> str:
     """How a requirements file names a locked package: by version, or by the URL the user wrote."""
+    if pin.source == "url" and pin.url.startswith("file:"):
+        return "./" + pin.url.removeprefix("file:")  # a file of the project, by its path
     if pin.source == "url" and pin.url and pin.layer != "extension":
         return f"{pin.name} @ {pin.url}"
     return f"{pin.name}=={pin.version}"

@@ -83,7 +83,7 @@ def make_requirements(tmp_path: Path) -> Callable[..., Requirements]:
     def make(*lines: str) -> Requirements:
         path = tmp_path / "requirements.in"
         path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-        return read_requirements((path,), tmp_path)
+        return read_requirements((path,), tmp_path, python="3.11", platform="linux-x86_64")
 
     return make
 

@@ -68,15 +68,20 @@ def _package(p: dict[str, Any], ix: Indexes) -> Located:
         url = str(archive.get("url") or "")
         if not url and archive.get("path"):
             url = (ix.root / str(archive["path"])).resolve().as_uri()
+        original = url
+        if url.startswith("file:"):  # a wheel or sdist inside the project: its path, relative
+            url = "file:" + _relative(
+                Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)), ix
+            )
         files: tuple[File, ...] = (File(name=_basename(url), hashes=_hashes(archive), url=url),)
-        if url not in ix.urls and not url.startswith("file:"):
+        if original not in ix.urls and not original.startswith("file:"):
             msg = (
                 f"target {ix.target}: the resolver took {name} {version} from {url}, a URL no "
                 "requirement names; refusing it"
             )
             raise ResolveError(msg)
         return Located(
-            name=name, version=version, source="url", files=files, url=url, fetched=(url,)
+            name=name, version=version, source="url", files=files, url=url, fetched=(original,)
         )
     if "vcs" in p:
         msg = f"target {ix.target}: {name} comes from a VCS checkout, which cannot be hashed"
