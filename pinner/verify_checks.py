@@ -26,15 +26,27 @@ MACHINES = {
     "arm64": "linux-aarch64",
 }
 PROBE = """
-import json, torch
-info = {"version": torch.__version__, "cuda": torch.version.cuda,
-        "available": bool(torch.cuda.is_available())}
-if info["available"]:
+import json, sys, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import torch
+    available = bool(torch.cuda.is_available())
+info = {"version": torch.__version__, "cuda": torch.version.cuda, "available": available,
+        "warnings": [str(w.message) for w in caught if "CUDA" in str(w.message)]}
+if available:
     info["arch_list"] = list(torch.cuda.get_arch_list())
     info["capability"] = "%d.%d" % torch.cuda.get_device_capability(0)
     info["name"] = torch.cuda.get_device_name(0)
+    info["count"] = torch.cuda.device_count()
+info["companions"] = {}
+for name in json.loads(sys.argv[1]):
+    try:
+        info["companions"][name] = str(__import__(name).__version__)
+    except Exception as e:
+        info["companions"][name] = "!" + type(e).__name__ + ": " + (str(e).splitlines() or [""])[0]
 print("PINNER-PROBE" + json.dumps(info))
 """
+COMPANIONS = ("torchvision", "torchaudio")
 
 
 def _result(status: str, check: str, message: str) -> dict[str, str]:
@@ -98,9 +110,11 @@ def _driver() -> str:
     )
 
 
-def _child(code: str, python: str) -> subprocess.CompletedProcess[str]:
+def _child(
+    code: str, python: str, *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [python, "-c", code], capture_output=True, text=True, timeout=600, check=False
+        [python, "-c", code, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -162,23 +176,77 @@ def check_packages(
     return out
 
 
-def check_torch(expected: dict[str, Any], python: str) -> list[dict[str, str]]:
+def _public(version: str) -> str:
+    return version.partition("+")[0]
+
+
+def tag_cuda(tag: str) -> str | None:
+    """The CUDA version a local version tag names: cu132 -> 13.2, cpu -> "", other -> None."""
+    if tag == "cpu":
+        return ""
+    if re.fullmatch(r"cu\d{3,}", tag):
+        return f"{tag[2:-1]}.{tag[-1]}"
+    return None
+
+
+def _build_line(name: str, shown: str, want_cuda: str) -> dict[str, str] | None:
+    """A FAIL when the local tag of `shown` (e.g. torch.__version__ 2.15.0+cu128) names a build
+    other than the plan's CUDA; None when it matches or carries no tag."""
+    tag = shown.partition("+")[2]
+    if not tag:
+        return None
+    have = tag_cuda(tag)
+    if have == want_cuda:
+        return None
+    what = f"a CUDA {have} build" if have else ("a CPU build" if have == "" else f"a {tag} build")
+    want = f"CUDA {want_cuda}" if want_cuda else "no CUDA (a CPU build)"
+    return _result(FAIL, name, f"{name} {shown} is {what}, but the plan's build has {want}")
+
+
+def check_distribution(
+    name: str, shown: str, expected: dict[str, Any], installed: dict[str, str]
+) -> list[dict[str, str]]:
+    """torch, torchvision, torchaudio: the installed *distribution* against the lock (PyPI's
+    torch is distribution 2.11.0 with __version__ 2.11.0+cu130); the module's __version__ local
+    tag only against the plan's CUDA, and shown."""
+    want = expected["packages"][name]
+    want_cuda = expected["torch"]["cuda"] or ""
+    have = installed.get(name)
+    if shown.startswith("!"):
+        return [_result(FAIL, name, f"import {name} failed: {shown[1:]}")]
+    if have is None:
+        return [_result(FAIL, name, f"{name} is not installed (locked: {want})")]
+    if have != want:
+        return [_result(FAIL, name, f"{name} {have}, but the lock says {want}")]
+    if _public(shown) != _public(have):
+        return [
+            _result(
+                FAIL,
+                name,
+                f"{name}.__version__ is {shown}, but the installed distribution is {have}: "
+                f"another {name} shadows it on sys.path",
+            )
+        ]
+    bad = _build_line(name, shown, want_cuda) or _build_line(name, have, want_cuda)
+    if bad:
+        return [bad]
+    detail = f" ({name}.__version__ {shown})" if shown != have else ""
+    return [_result(OK, name, f"{name} {have}{detail}")]
+
+
+def check_torch(
+    expected: dict[str, Any], python: str, installed: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    installed = _installed() if installed is None else installed
     torch = expected["torch"]
-    proc = _child(PROBE, python)
+    companions = [c for c in COMPANIONS if c in expected["packages"]]
+    proc = _child(PROBE, python, json.dumps(companions))
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("PINNER-PROBE")), "")
     if not line:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return [_result(FAIL, "torch", f"import torch failed: {tail}")]
     info = json.loads(line[len("PINNER-PROBE") :])
-    out = []
-    ok = info["version"] == torch["version"]
-    out.append(
-        _result(
-            OK if ok else FAIL,
-            "torch",
-            f"torch {info['version']}" + ("" if ok else f", but the lock says {torch['version']}"),
-        )
-    )
+    out = check_distribution("torch", info["version"], expected, installed)
     cuda_ok = (info["cuda"] or "") == (torch["cuda"] or "")
     have = info["cuda"] or "None (a CPU build)"
     want = torch["cuda"] or "none (a CPU build)"
@@ -189,6 +257,8 @@ def check_torch(expected: dict[str, Any], python: str) -> list[dict[str, str]]:
             have if cuda_ok else f"{have}, but the plan's build has CUDA {want}",
         )
     )
+    for name in companions:
+        out += check_distribution(name, info["companions"][name], expected, installed)
     out += _check_gpu(expected, info)
     return out
 
@@ -288,7 +358,7 @@ def run_checks(expected: dict[str, Any], python: str = sys.executable) -> list[d
     installed = _installed()
     results = check_python(expected) + check_packages(expected, installed)
     if "torch" in expected.get("packages", {}):
-        results += check_torch(expected, python) + check_numpy(expected, installed)
+        results += check_torch(expected, python, installed) + check_numpy(expected, installed)
     return results + check_extensions(expected, python, installed)
 
 
