@@ -114,8 +114,11 @@ def run(expected: dict[str, Any], python: str | None = None) -> Results:
 
 
 def verify_target(
-    lock_path: Path, name: str, *, python: str | None = None
+    lock_path: Path, name: str, *, python: str | None = None, gpu: bool = False
 ) -> tuple[dict[str, Any], Results]:
-    """The expectation for one locked target, and the checks' results against an environment."""
+    """The expectation for one locked target, and the checks' results against an environment.
+    `gpu`: a GPU must be visible (the smoke test runs whenever one is)."""
     expected = expected_from_lock(target_lock(lock_path, name))
+    if gpu:
+        expected["require_gpu"] = True
     return expected, run(expected, python)

@@ -33,11 +33,14 @@ with warnings.catch_warnings(record=True) as caught:
     available = bool(torch.cuda.is_available())
 info = {"version": torch.__version__, "cuda": torch.version.cuda, "available": available,
         "warnings": [str(w.message) for w in caught if "CUDA" in str(w.message)]}
-if available:
-    info["arch_list"] = list(torch.cuda.get_arch_list())
-    info["capability"] = "%d.%d" % torch.cuda.get_device_capability(0)
-    info["name"] = torch.cuda.get_device_name(0)
-    info["count"] = torch.cuda.device_count()
+try:
+    if available:
+        info["arch_list"] = list(torch.cuda.get_arch_list())
+        info["capability"] = "%d.%d" % tuple(torch.cuda.get_device_capability(0))
+        info["name"] = torch.cuda.get_device_name(0)
+        info["count"] = torch.cuda.device_count()
+except Exception as e:
+    info["gpu_error"] = type(e).__name__ + ": " + str(e)
 info["companions"] = {}
 for name in json.loads(sys.argv[1]):
     try:
@@ -47,6 +50,90 @@ for name in json.loads(sys.argv[1]):
 print("PINNER-PROBE" + json.dumps(info))
 """
 COMPANIONS = ("torchvision", "torchaudio")
+SMOKE_TIMEOUT = 300  # seconds for the whole GPU smoke test (a hung GPU or driver fails it)
+# On each visible GPU: allocate, one float16 matmul (bfloat16 too from compute capability 8.0),
+# synchronize; then one real call of each extension verify knows a cheap call for.
+SMOKE = """
+import json, sys
+import torch
+
+def error(e):
+    return type(e).__name__ + ": " + str(e)
+
+def flash_attn():
+    from flash_attn import flash_attn_func
+    q = torch.randn(1, 16, 2, 64, device="cuda", dtype=torch.float16)
+    flash_attn_func(q, q, q).sum().item()
+
+def bitsandbytes():
+    import bitsandbytes as bnb
+    layer = bnb.nn.Linear8bitLt(64, 64, bias=False, has_fp16_weights=False).to("cuda")
+    layer(torch.randn(4, 64, device="cuda", dtype=torch.float16)).sum().item()
+
+CALLS = {"flash-attn": flash_attn, "bitsandbytes": bitsandbytes}
+gpus, calls = [], []
+for i in range(torch.cuda.device_count()):
+    cap = tuple(torch.cuda.get_device_capability(i))
+    done, step = [], "allocate"
+    entry = {"index": i, "name": torch.cuda.get_device_name(i), "capability": "%d.%d" % cap}
+    try:
+        dev = torch.device("cuda", i)
+        a = torch.ones(64, 64, device=dev, dtype=torch.float16)
+        step = "float16 matmul"
+        (a @ a).sum().item()
+        done.append("float16")
+        if cap >= (8, 0):
+            step = "bfloat16 matmul"
+            b = a.to(torch.bfloat16)
+            (b @ b).sum().item()
+            done.append("bfloat16")
+        step = "synchronize"
+        torch.cuda.synchronize(dev)
+    except Exception as e:
+        entry["error"], entry["step"] = error(e), step
+    entry["done"] = done
+    gpus.append(entry)
+for name in json.loads(sys.argv[1]):
+    try:
+        CALLS[name]()
+        torch.cuda.synchronize()
+        calls.append({"name": name})
+    except Exception as e:
+        calls.append({"name": name, "error": error(e)})
+print("PINNER-SMOKE" + json.dumps({"gpus": gpus, "calls": calls}))
+"""
+SMOKE_CALLS = ("flash-attn", "bitsandbytes")
+# CUDA errors that mean one thing each: (pattern, what it means and what to do).
+CUDA_ERRORS = (
+    (
+        r"no kernel image is available",
+        (
+            "no kernel image is available for execution on the device: this build has no code for "
+            "this GPU's architecture; lock a build for it (`pinner explain` shows the arch rule)"
+        ),
+    ),
+    (
+        r"driver version is insufficient|driver on your system is too old",
+        (
+            "CUDA driver version is insufficient for CUDA runtime version: driver {driver} is too "
+            "old for this build's CUDA {cuda}; install driver >= {min_driver} or lock an older CUDA"
+        ),
+    ),
+    (
+        r"forward compatibility was attempted on non supported HW",
+        (
+            "forward compatibility was attempted on non supported HW: the image's cuda-compat "
+            "libraries need a data-center GPU; use a base image this driver runs natively"
+        ),
+    ),
+    (
+        r"out of memory",
+        (
+            "out of memory: the GPU has no room for a 64x64 matrix; another process holds its "
+            "memory (nvidia-smi lists them)"
+        ),
+    ),
+)
 
 
 def _result(status: str, check: str, message: str) -> dict[str, str]:
@@ -260,14 +347,87 @@ def check_torch(
     for name in companions:
         out += check_distribution(name, info["companions"][name], expected, installed)
     out += _check_gpu(expected, info)
+    if torch["cuda"] and info["available"] and "gpu_error" not in info:
+        out += check_smoke(expected, python)
     return out
+
+
+def cuda_error(text: str, expected: dict[str, Any]) -> str:
+    """One line for a CUDA failure: the known ones say what they mean and what to do."""
+    for pattern, meaning in CUDA_ERRORS:
+        if re.search(pattern, text, re.IGNORECASE):
+            return meaning.format(
+                driver=_driver() or "(unknown)",
+                cuda=expected["torch"]["cuda"],
+                min_driver=expected.get("min_driver") or "the build's minimum",
+            )
+    return (text.strip().splitlines() or ["no output"])[-1]
+
+
+def check_smoke(expected: dict[str, Any], python: str) -> list[dict[str, str]]:
+    """The GPU smoke test in a child process, under SMOKE_TIMEOUT."""
+    calls = [n for n in SMOKE_CALLS if n in expected["packages"]]
+    try:
+        proc = _child(SMOKE, python, json.dumps(calls), timeout=SMOKE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return [
+            _result(
+                FAIL,
+                "cuda smoke",
+                f"no answer within {SMOKE_TIMEOUT} s: the GPU or its driver hangs "
+                "(nvidia-smi shows its state)",
+            )
+        ]
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("PINNER-SMOKE")), "")
+    if not line:
+        return [_result(FAIL, "cuda smoke", cuda_error(proc.stderr, expected))]
+    data = json.loads(line[len("PINNER-SMOKE") :])
+    out = []
+    for gpu in data["gpus"]:
+        what = f"GPU {gpu['index']} {gpu['name']} ({gpu['capability']})"
+        if "error" in gpu:
+            message = f"{what}: {gpu['step']}: {cuda_error(gpu['error'], expected)}"
+            out.append(_result(FAIL, "cuda smoke", message))
+        else:
+            done = " and ".join(gpu["done"])
+            out.append(_result(OK, "cuda smoke", f"{what}: {done} matmul, synchronized"))
+    for call in data["calls"]:
+        name = call["name"]
+        if "error" in call:
+            out.append(_result(FAIL, f"{name} call", cuda_error(call["error"], expected)))
+        else:
+            out.append(_result(OK, f"{name} call", "one real call on GPU 0"))
+    return out
+
+
+def _no_gpu(expected: dict[str, Any], info: dict[str, Any]) -> list[dict[str, str]]:
+    """torch sees no GPU: a driver torch cannot use is a failure; none at all is a skip, unless
+    the caller requires a GPU (--gpu)."""
+    broken = [w for w in info.get("warnings", []) if re.search(CUDA_ERRORS[1][0], w, re.IGNORECASE)]
+    broken += [info["gpu_error"]] if "gpu_error" in info else []
+    if broken:
+        return [_result(FAIL, "gpu", cuda_error(broken[0], expected))]
+    if expected.get("require_gpu"):
+        return [
+            _result(
+                FAIL,
+                "gpu",
+                "no GPU visible, and --gpu requires one: run the container with --gpus all "
+                "(or NVIDIA_VISIBLE_DEVICES), and check nvidia-smi",
+            )
+        ]
+    return [
+        _result(SKIP, "gpu arch", NO_GPU),
+        _result(SKIP, "driver", NO_GPU),
+        _result(SKIP, "cuda smoke", NO_GPU),
+    ]
 
 
 def _check_gpu(expected: dict[str, Any], info: dict[str, Any]) -> list[dict[str, str]]:
     if not expected["torch"]["cuda"]:
         return [_result(SKIP, "gpu", "CPU build: no GPU checks")]
-    if not info["available"]:
-        return [_result(SKIP, "gpu arch", NO_GPU), _result(SKIP, "driver", NO_GPU)]
+    if not info["available"] or "gpu_error" in info:
+        return _no_gpu(expected, info)
     out = []
     serving = arch_runs(info["capability"], info["arch_list"])
     message = f"{info['name']} (compute capability {info['capability']})"
@@ -385,7 +545,18 @@ def report(results: list[dict[str, str]], target: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+USAGE = "usage: python verify_env.py [--json] [--gpu]"
+
+
 def main(argv: list[str], expected: dict[str, Any]) -> int:
+    """--gpu: a GPU must be visible (a container started without --gpus all fails); without it,
+    GPU checks run when a GPU is visible and say "not checked: no GPU" otherwise (docker build)."""
+    unknown = [a for a in argv if a not in ("--json", "--gpu")]
+    if unknown:
+        print(f"{USAGE}\nverify_env.py: error: unknown argument {unknown[0]!r}", file=sys.stderr)
+        return 2
+    if "--gpu" in argv:
+        expected = {**expected, "require_gpu": True}
     results = run_checks(expected)
     if "--json" in argv:
         print(json.dumps({"target": expected["target"], "results": results}, indent=2))
