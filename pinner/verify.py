@@ -39,11 +39,15 @@ def expected_from_lock(tl: TargetLock) -> dict[str, Any]:
     from pinner.knowledge import load_knowledge
 
     release = load_knowledge().release(plan.torch.version)
+    packages = {p.name: p.version for p in sorted(tl.pins, key=lambda p: p.name)}
+    builds = {
+        e.name: e.wheel or f"source build against torch {plan.torch.pin}" for e in plan.extensions
+    }
     return {
         "target": plan.target.name,
         "python": plan.target.python,
         "platform": plan.target.platform,
-        "packages": {p.name: p.version for p in sorted(tl.pins, key=lambda p: p.name)},
+        "packages": packages,
         "torch": {
             "version": next((p.version for p in tl.pins if p.name == "torch"), plan.torch.pin),
             "cuda": plan.torch.cuda or None,
@@ -62,7 +66,34 @@ def expected_from_lock(tl: TargetLock) -> dict[str, Any]:
             }
             for e in plan.extensions
         ],
+        "loads": compiled_loads(plan.torch.cuda, packages, builds),
     }
+
+
+def compiled_loads(
+    cuda: str, packages: dict[str, str], builds: dict[str, str]
+) -> list[dict[str, Any]]:
+    """What verify loads for each torch-linked package of the lock (knowledge/verify.toml)."""
+    from pinner.knowledge import load_knowledge
+
+    out = []
+    for entry in load_knowledge().docs["verify"]["package"]:
+        name = entry["name"]
+        if name not in packages and name not in builds:
+            continue
+        library = entry["library"] if cuda else entry.get("library_cpu", entry["library"])
+        out.append(
+            {
+                "name": name,
+                "version": packages.get(name, ""),
+                "build": builds.get(name, ""),
+                "import": list(entry["import"]),
+                "dir": entry["import"][0].split(".")[0],
+                "library": [lib.replace("{cuda}", cuda.replace(".", "")) for lib in library],
+                "fallback": list(entry["fallback"]),
+            }
+        )
+    return out
 
 
 def source_text() -> str:

@@ -103,6 +103,45 @@ for name in json.loads(sys.argv[1]):
 print("PINNER-SMOKE" + json.dumps({"gpus": gpus, "calls": calls}))
 """
 SMOKE_CALLS = ("flash-attn", "bitsandbytes")
+LOAD_TIMEOUT = 300
+# Loads one package's compiled part after `import torch` (spec: one entry of expected["loads"]).
+LOAD = """
+import ctypes, importlib, importlib.util, json, os, sys
+spec = json.loads(sys.argv[1])
+done = []
+try:
+    import torch
+except Exception:
+    pass
+try:
+    for name in spec["import"]:
+        importlib.import_module(name)
+        done.append(name)
+    if spec["library"]:
+        found_spec = importlib.util.find_spec(spec["dir"])
+        where = (found_spec.submodule_search_locations or [os.path.dirname(found_spec.origin)])[0]
+        paths = [os.path.join(where, lib) for lib in spec["library"]]
+        found = [p for p in paths if os.path.exists(p)]
+        if not found:
+            raise FileNotFoundError("no " + " or ".join(spec["library"]) + " in " + where)
+        errors = []
+        for path in found:
+            try:
+                ctypes.CDLL(path)
+                done.append(os.path.basename(path))
+                break
+            except OSError as e:
+                errors.append(str(e))
+        else:
+            raise OSError(errors[0])
+except BaseException as e:
+    print("PINNER-LOAD" + json.dumps({"done": done, "error": type(e).__name__ + ": " + str(e)}))
+    sys.exit(0)
+print("PINNER-LOAD" + json.dumps({"done": done}))
+"""
+CUDA_LIBS = (
+    r"(?:cudart|cublas|cublasLt|cudnn\w*|cufft|curand|cusolver|cusparse|nvrtc|nvJitLink|nccl)"
+)
 # CUDA errors that mean one thing each: (pattern, what it means and what to do).
 CUDA_ERRORS = (
     (
@@ -489,12 +528,69 @@ def check_numpy(
     return [_result(OK, "numpy", f"numpy {have} suits torch {expected['torch']['version']}")]
 
 
+def load_error(text: str, what: str, expected: dict[str, Any], torch_version: str) -> str:
+    """One line for a compiled part that does not load."""
+    symbols = re.findall(r"undefined symbol: ([\w$.@]+)", text)
+    if symbols:
+        return (
+            f"{what} does not match the installed torch {torch_version}: undefined symbol "
+            f"{symbols[-1]}"
+        )
+    missing = re.search(r"(lib[\w+.-]+?\.so(?:\.(\d+))?[\w.]*): cannot open shared object", text)
+    if missing:
+        lib, major = missing.group(1), missing.group(2)
+        cuda = expected["torch"]["cuda"]
+        if major and re.match(r"lib" + CUDA_LIBS + r"\.so", lib):
+            have = f"CUDA {cuda}" if cuda else "no CUDA (a CPU build)"
+            return (
+                f"{what} needs {lib}, which is not installed: it was built for CUDA {major}; "
+                f"the locked torch brings {have}"
+            )
+        return f"{what} needs {lib}, which is not installed"
+    last = (text.strip().splitlines() or ["no output"])[-1]
+    return f"{what} fails to load: {last}"
+
+
+def check_loads(
+    expected: dict[str, Any], python: str, installed: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    """Each torch-linked package's compiled part, loaded in its own child (no GPU needed)."""
+    torch_version = (_installed() if installed is None else installed).get("torch", "not installed")
+    out = []
+    for spec in expected.get("loads", []):
+        name = spec["name"]
+        what = f"{name} {spec['version']}" + (f" ({spec['build']})" if spec["build"] else "")
+        try:
+            proc = _child(LOAD, python, json.dumps(spec), timeout=LOAD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            out.append(_result(FAIL, name, f"{what}: loading took over {LOAD_TIMEOUT} s"))
+            continue
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("PINNER-LOAD")), "")
+        data = json.loads(line[len("PINNER-LOAD") :]) if line else {"error": proc.stderr}
+        fell_back = next(
+            (ln.strip() for ln in proc.stderr.splitlines() for f in spec["fallback"] if f in ln),
+            "",
+        )
+        if "error" in data:
+            out.append(
+                _result(FAIL, name, load_error(data["error"], what, expected, torch_version))
+            )
+        elif fell_back:
+            out.append(_result(FAIL, name, f"{what} imports but falls back: {fell_back}"))
+        else:
+            out.append(_result(OK, name, f"{what}: loads {', '.join(data['done'])}"))
+    return out
+
+
 def check_extensions(
     expected: dict[str, Any], python: str, installed: dict[str, str] | None = None
 ) -> list[dict[str, str]]:
     out = []
     torch_version = (_installed() if installed is None else installed).get("torch", "not installed")
+    loaded = {spec["name"] for spec in expected.get("loads", [])}
     for ext in expected.get("extensions", []):
+        if ext["name"] in loaded:
+            continue
         proc = _child(f"import {ext['module']}", python)
         if proc.returncode == 0:
             out.append(_result(OK, ext["name"], f"imports ({ext['build']})"))
@@ -519,7 +615,11 @@ def run_checks(expected: dict[str, Any], python: str = sys.executable) -> list[d
     results = check_python(expected) + check_packages(expected, installed)
     if "torch" in expected.get("packages", {}):
         results += check_torch(expected, python, installed) + check_numpy(expected, installed)
-    return results + check_extensions(expected, python, installed)
+    return (
+        results
+        + check_loads(expected, python, installed)
+        + check_extensions(expected, python, installed)
+    )
 
 
 def report(results: list[dict[str, str]], target: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pinner import verify
-from tests.support.stubs import add_dist, add_torch, make_env, site_packages
+from tests.support.stubs import add_dist, add_loads, add_torch, make_env, site_packages
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "llm-service" / "pinned"
@@ -107,7 +107,9 @@ def example_expected(target: str) -> dict[str, Any]:
 
 
 def pypi_shaped_env(site: Path, exp: dict[str, Any]) -> None:
-    """Every locked package installed at its locked version; torch shaped like PyPI's."""
+    """Every locked package installed at its locked version; torch shaped like PyPI's; the
+    compiled parts verify loads (triton's libtriton, bitsandbytes' CUDA library) present."""
+    add_loads(site, exp.get("loads", []))
     cuda = exp["torch"]["cuda"]
     tag = "cu" + cuda.replace(".", "")
     for name, version in exp["packages"].items():

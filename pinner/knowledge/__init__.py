@@ -22,7 +22,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 HERE = Path(__file__).parent
-FILES = ("gpus.toml", "torch.toml", "cuda.toml", "packages.toml", "extensions.toml")
+FILES = (
+    "gpus.toml",
+    "torch.toml",
+    "cuda.toml",
+    "packages.toml",
+    "extensions.toml",
+    "verify.toml",
+)
 CONFIDENCE = ("verified", "secondary", "unverified")
 
 

@@ -139,3 +139,56 @@ def set_stub(site: Path, **knobs: object) -> None:
     lines = dict(ln.split(" = ", 1) for ln in path.read_text(encoding="utf-8").splitlines())
     lines.update({k: repr(v) for k, v in knobs.items()})
     path.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()), encoding="utf-8")
+
+
+def compile_so(path: Path, *, calls: str = "", needs: str = "") -> Path:
+    """A real shared library at `path` (cc): `calls` names an undefined function it calls (dlopen
+    then fails with 'undefined symbol'); `needs` a soname it links against that will not exist
+    (dlopen fails with '<needs>: cannot open shared object file')."""
+    work = path.parent / f".build-{path.name}"
+    work.mkdir(parents=True, exist_ok=True)
+    body = (
+        f"extern void {calls}(int);\nvoid pinner_stub(void) {{ {calls}(0); }}\n"
+        if calls
+        else ("int pinner_stub(void) { return 0; }\n")
+    )
+    (work / "lib.c").write_text(body, encoding="utf-8")
+    cmd = ["cc", "-shared", "-fPIC", "-o", str(path), str(work / "lib.c")]
+    if needs:
+        (work / "dep.c").write_text("int pinner_dep(void) { return 0; }\n", encoding="utf-8")
+        dep = work / needs
+        subprocess.run(
+            ["cc", "-shared", "-fPIC", f"-Wl,-soname,{needs}", "-o", str(dep), str(work / "dep.c")],
+            check=True,
+        )
+        cmd += ["-Wl,--no-as-needed", f"-L{work}", f"-l:{needs}"]
+    subprocess.run(cmd, check=True)
+    for item in work.iterdir():
+        item.unlink()
+    work.rmdir()
+    return path
+
+
+def add_loads(site: Path, loads: list[dict[str, object]]) -> None:
+    """Make each verify load spec pass: its modules as .py files, its first library compiled."""
+    for spec in loads:
+        if spec["library"]:
+            package = site / str(spec["dir"]) / "__init__.py"
+            package.parent.mkdir(parents=True, exist_ok=True)
+            package.touch()
+        for module in spec["import"]:  # type: ignore[attr-defined]
+            parts = str(module).split(".")
+            for i in range(1, len(parts)):
+                init = site.joinpath(*parts[:i], "__init__.py")
+                if not init.exists():
+                    init.parent.mkdir(parents=True, exist_ok=True)
+                    init.write_text("", encoding="utf-8")
+            path = site.joinpath(*parts)
+            if not (path / "__init__.py").exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.with_suffix(".py").write_text("", encoding="utf-8")
+        libraries = list(spec["library"])  # type: ignore[call-overload]
+        if libraries:
+            target = site / str(spec["dir"]) / str(libraries[0])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            compile_so(target)
