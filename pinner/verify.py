@@ -38,7 +38,9 @@ def expected_from_lock(tl: TargetLock) -> dict[str, Any]:
     plan = tl.plan
     from pinner.knowledge import load_knowledge
 
-    release = load_knowledge().release(plan.torch.version)
+    kb = load_knowledge()
+    release = kb.release(plan.torch.version)
+    gpu = kb.find_gpu(plan.target.gpu) if plan.compute_capability else None
     packages = {p.name: p.version for p in sorted(tl.pins, key=lambda p: p.name)}
     builds = {
         e.name: e.wheel or f"source build against torch {plan.torch.pin}" for e in plan.extensions
@@ -53,9 +55,14 @@ def expected_from_lock(tl: TargetLock) -> dict[str, Any]:
             "cuda": plan.torch.cuda or None,
             "numpy2": release.numpy2 if release else True,
         },
-        "gpu": {"name": plan.gpu_name, "compute_capability": plan.compute_capability}
+        "gpu": {
+            "name": plan.gpu_name,
+            "compute_capability": plan.compute_capability,
+            "brand": gpu.brand if gpu else "",
+        }
         if plan.compute_capability
         else None,
+        "image": _image(plan.base_image),
         "min_driver": plan.min_driver,
         "extensions": [
             {
@@ -67,6 +74,24 @@ def expected_from_lock(tl: TargetLock) -> dict[str, Any]:
             for e in plan.extensions
         ],
         "loads": compiled_loads(plan.torch.cuda, packages, builds),
+    }
+
+
+def _image(name: str) -> dict[str, Any] | None:
+    """The base image's NVIDIA_REQUIRE_CUDA, for verify to apply to the host's driver."""
+    from pinner import images
+    from pinner.knowledge import load_knowledge
+
+    kb = load_knowledge()
+    image = next((i for i in kb.images if name in (i.runtime, i.devel)), None)
+    if image is None or not image.require_cuda:
+        return None
+    return {
+        "name": name,
+        "cuda": image.require_cuda,
+        "min_driver": images.toolkit_driver(kb, image.require_cuda),
+        "branches": list(image.require_branches),
+        "brands": list(image.require_brands),
     }
 
 

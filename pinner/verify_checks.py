@@ -2,7 +2,8 @@
 
 Standard library only, and no pinner imports: this file's source is embedded in every rendered
 verify_env.py, so a built image needs no pinner to check itself; `pinner verify` runs the same code.
-Checks that need a GPU say "not checked: no GPU" when none is visible; they never fail for it.
+Checks that need a GPU say "not checked: no GPU" when none is visible (as in `docker build`); they
+fail for it only when the caller requires a GPU (--gpu).
 """
 
 from __future__ import annotations
@@ -506,7 +507,32 @@ def _check_gpu(expected: dict[str, Any], info: dict[str, Any]) -> list[dict[str,
         out.append(
             _result(OK, "driver", f"driver {driver}" + (f" (needs >= {needed})" if needed else ""))
         )
+    if driver and expected.get("image"):
+        same = gpu.get("compute_capability") == info["capability"]
+        out.append(check_image(expected["image"], driver, gpu.get("brand", "") if same else ""))
     return out
+
+
+def check_image(image: dict[str, Any], driver: str, brand: str) -> dict[str, str]:
+    """Does this host's driver start the lock's base image? Its NVIDIA_REQUIRE_CUDA: the driver
+    supports CUDA >= X.Y natively, or the GPU's brand is on one of the listed driver branches."""
+    name = image["name"]
+    if _version_tuple(driver) >= _version_tuple(image["min_driver"]):
+        return _result(OK, "image", f"driver {driver} starts {name} (CUDA {image['cuda']})")
+    branch = str(_version_tuple(driver)[0])
+    if brand in image["brands"] and branch in image["branches"]:
+        return _result(
+            OK, "image", f"driver {driver} starts {name} (brand={brand}, driver branch {branch})"
+        )
+    branches = ", ".join(image["branches"])
+    also = f", or a listed brand on driver branch {branches}" if branches else ""
+    return _result(
+        FAIL,
+        "image",
+        f"the NVIDIA container runtime refuses {name} on driver {driver}: it needs driver >= "
+        f'{image["min_driver"]} (CUDA {image["cuda"]}){also}; set driver = "{driver}" on '
+        "the target and re-lock (pinner then picks an image this driver starts)",
+    )
 
 
 def check_numpy(

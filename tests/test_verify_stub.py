@@ -312,3 +312,41 @@ def test_verify_env_gpu_flag_requires_a_gpu(env):
     )
     assert proc.returncode == 2
     assert proc.stderr.endswith("verify_env.py: error: unknown argument '--gpus'\n")
+
+
+# --- the base image vs this host's driver (issue 9.4) ----------------------------------------
+
+IMAGE_12_6 = {
+    "name": "nvidia/cuda:12.6.3-runtime-ubuntu24.04",
+    "cuda": "12.6",
+    "min_driver": "560.28.03",
+    "branches": ["470", "535", "550"],
+    "brands": ["tesla", "nvidia", "quadro", "nvidiartx"],
+}
+
+
+@pytest.mark.usefixtures("smi")
+def test_verify_applies_the_image_rule_to_the_hosts_driver(env):
+    gpu = {"name": "GeForce RTX 4090", "compute_capability": "8.9", "brand": "geforce"}
+    got = gpu_run(
+        env,
+        [("NVIDIA GeForce RTX 4090", (8, 9))],
+        gpu=gpu,
+        image=IMAGE_12_6,
+        min_driver="525.60.13",
+    )
+    assert (
+        "FAIL image: the NVIDIA container runtime refuses nvidia/cuda:12.6.3-runtime-ubuntu24.04 "
+        "on driver 550.54.15: it needs driver >= 560.28.03 (CUDA 12.6), or a listed brand on "
+        'driver branch 470, 535, 550; set driver = "550.54.15" on the target and re-lock (pinner '
+        "then picks an image this driver starts)"
+    ) in got
+    # a data-center GPU on the 550 branch starts it through its brand clause
+    tesla = {"name": "NVIDIA L40S", "compute_capability": "8.9", "brand": "tesla"}
+    got = gpu_run(
+        env, [("NVIDIA L40S", (8, 9))], gpu=tesla, image=IMAGE_12_6, min_driver="525.60.13"
+    )
+    assert (
+        "ok image: driver 550.54.15 starts nvidia/cuda:12.6.3-runtime-ubuntu24.04 (brand=tesla, "
+        "driver branch 550)"
+    ) in got
