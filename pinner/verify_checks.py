@@ -237,6 +237,23 @@ def _driver() -> str:
     )
 
 
+def _brand() -> str:
+    """The GPU's product brand as the container runtime names it ("NVIDIA RTX" -> nvidiartx),
+    from `nvidia-smi -q`; "" when unknown."""
+    try:
+        proc = subprocess.run(
+            [os.environ.get("PINNER_NVIDIA_SMI") or "nvidia-smi", "-q"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    found = re.search(r"Product Brand\s*:\s*(.+)", proc.stdout)
+    return re.sub(r"\s+", "", found.group(1)).lower() if found else ""
+
+
 def _child(
     code: str, python: str, *args: str, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
@@ -509,7 +526,8 @@ def _check_gpu(expected: dict[str, Any], info: dict[str, Any]) -> list[dict[str,
         )
     if driver and expected.get("image"):
         same = gpu.get("compute_capability") == info["capability"]
-        out.append(check_image(expected["image"], driver, gpu.get("brand", "") if same else ""))
+        brand = _brand() or (gpu.get("brand", "") if same else "")
+        out.append(check_image(expected["image"], driver, brand))
     return out
 
 
@@ -519,13 +537,21 @@ def check_image(image: dict[str, Any], driver: str, brand: str) -> dict[str, str
     name = image["name"]
     if _version_tuple(driver) >= _version_tuple(image["min_driver"]):
         return _result(OK, "image", f"driver {driver} starts {name} (CUDA {image['cuda']})")
-    branch = str(_version_tuple(driver)[0])
+    branch = str((_version_tuple(driver) or (0,))[0])
     if brand in image["brands"] and branch in image["branches"]:
         return _result(
             OK, "image", f"driver {driver} starts {name} (brand={brand}, driver branch {branch})"
         )
     branches = ", ".join(image["branches"])
     also = f", or a listed brand on driver branch {branches}" if branches else ""
+    if not brand and branch in image["branches"]:
+        return _result(
+            WARN,
+            "image",
+            f"{name} needs driver >= {image['min_driver']} (CUDA {image['cuda']}), or a listed "
+            f"brand on driver branch {branches}: driver {driver} is on branch {branch}, and this "
+            "GPU's brand is unknown (nvidia-smi -q shows no Product Brand)",
+        )
     return _result(
         FAIL,
         "image",

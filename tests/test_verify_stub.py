@@ -350,3 +350,21 @@ def test_verify_applies_the_image_rule_to_the_hosts_driver(env):
         "ok image: driver 550.54.15 starts nvidia/cuda:12.6.3-runtime-ubuntu24.04 (brand=tesla, "
         "driver branch 550)"
     ) in got
+
+
+def test_verify_reads_the_hosts_brand_from_nvidia_smi(env, tmp_path, monkeypatch):
+    """A host GPU other than the lock's: its brand comes from `nvidia-smi -q` (Product Brand)."""
+    smi = tmp_path / "nvidia-smi-q"
+    smi.write_text(
+        '#!/bin/sh\ncase "$1" in -q) echo "    Product Brand                         : NVIDIA";;'
+        " *) echo 550.54.15;; esac\n",
+        encoding="utf-8",
+    )
+    smi.chmod(0o755)
+    monkeypatch.setenv("PINNER_NVIDIA_SMI", str(smi))
+    gpu = {"name": "GeForce RTX 4090", "compute_capability": "8.9", "brand": "geforce"}
+    got = gpu_run(env, [H200], gpu=gpu, image=IMAGE_12_6, min_driver="525.60.13")
+    assert (
+        "ok image: driver 550.54.15 starts nvidia/cuda:12.6.3-runtime-ubuntu24.04 (brand=nvidia, "
+        "driver branch 550)"
+    ) in got
