@@ -73,7 +73,9 @@ def expected_from_lock(tl: TargetLock) -> dict[str, Any]:
             }
             for e in plan.extensions
         ],
-        "loads": compiled_loads(plan.torch.cuda, packages, builds),
+        "loads": compiled_loads(
+            plan.torch.cuda, packages | {e.name: e.version for e in plan.extensions}, builds
+        ),
     }
 
 
