@@ -328,10 +328,13 @@ def verify(
         str | None,
         typer.Option("--python", help="Check this interpreter's environment (default: pinner's)."),
     ] = None,
+    gpu: Annotated[
+        bool, typer.Option("--gpu", help="Require a visible GPU (the smoke test runs on it).")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Check that the environment is what the lock says: versions, torch.version.cuda, GPU arch
-    and driver, numpy, extension imports. Exit 1 on any failure."""
+    """Check that the environment is what the lock says: distributions, torch's CUDA build, GPU
+    arch, driver and a CUDA smoke test, numpy, compiled modules. Exit 1 on any failure."""
     import json
 
     from pinner import pipeline, verify_checks
@@ -339,7 +342,7 @@ def verify(
     from pinner.errors import CheckFailed
 
     path = lock_path if lock_path is not None else pipeline.load(matrix).lock
-    expected, results = verify_mod.verify_target(path, target, python=python)
+    expected, results = verify_mod.verify_target(path, target, python=python, gpu=gpu)
     failed = [r for r in results if r["status"] == verify_checks.FAIL]
     if json_out:
         print(

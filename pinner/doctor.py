@@ -253,6 +253,17 @@ def judge(
             else f"set {setting} on {target.origin}"
         )
         fixes.append(f"upgrade the driver to >= {plan.min_driver}, or {where}{alt}")
+    elif gpu.driver:
+        refused = _image_refused(gpu, plan, kb)
+        if refused:
+            problems.append(refused)
+            setting = f'driver = "{gpu.driver}"'
+            where = (
+                f"pinner init --target {target.name} and set {setting}"
+                if origin == PRESETS
+                else f"set {setting} on {target.origin}"
+            )
+            fixes.append(f"{where} (pinner then picks a base image this driver starts)")
     label = f"{plan.gpu_name} ({plan.compute_capability}), {build}"
     if not problems:
         what = match if mine else f"for another GPU; its build also {runs} here"
@@ -272,6 +283,22 @@ def judge(
         level=level,
         message=f"{label}: {match}, but {'; '.join(problems)}",
         fix="; or ".join(fixes),
+    )
+
+
+def _image_refused(gpu: HostGpu, plan: Plan, kb: Knowledge) -> str:
+    """Why the container runtime would refuse the plan's base image on this host ("" if not)."""
+    from pinner import images
+
+    image = next((i for i in kb.images if plan.base_image in (i.runtime, i.devel)), None)
+    if image is None or not image.require_cuda:
+        return ""
+    known = kb.find_gpu(gpu.key) if gpu.key else None
+    if images.starts(image, kb, gpu.driver, known.brand if known else ""):
+        return ""
+    return (
+        f"its base image {plan.base_image} needs {images.needs(image, kb)}; the NVIDIA container "
+        f"runtime refuses to start it on driver {gpu.driver}"
     )
 
 

@@ -14,7 +14,14 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 KNOWLEDGE = Path(__file__).parent / "knowledge"
-KNOWLEDGE_FILES = ("gpus.toml", "torch.toml", "cuda.toml", "packages.toml", "extensions.toml")
+KNOWLEDGE_FILES = (
+    "gpus.toml",
+    "torch.toml",
+    "cuda.toml",
+    "packages.toml",
+    "extensions.toml",
+    "verify.toml",
+)
 
 
 def sha256(data: bytes | str) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
-from pinner import diagnose, fit
+from pinner import diagnose, fit, images
 from pinner import extensions as ext
 from pinner.builds import (
     CUBIN_RULE,
@@ -32,7 +32,7 @@ from pinner.builds import (
 from pinner.builds import (
     options as build_options,
 )
-from pinner.knowledge import Build, Gpu, Knowledge, TorchRelease, variant_to_cuda
+from pinner.knowledge import BaseImage, Build, Gpu, Knowledge, TorchRelease, variant_to_cuda
 from pinner.model import (
     Constraint,
     Finding,
@@ -182,7 +182,9 @@ def _finish(
     findings += ext_findings
     if any(f.severity == "error" for f in ext_findings):
         return PlanResult(plan=None, findings=tuple(findings))
-    base_image = _base_image(ctx, torch, devel, steps)
+    base_image = _base_image(ctx, torch, devel, steps, findings)
+    if any(f.severity == "error" for f in findings):
+        return PlanResult(plan=None, findings=tuple(findings))
     if not base_image:
         findings.append(
             Finding(
@@ -374,7 +376,9 @@ def _constraints(
     return tuple(out)
 
 
-def _base_image(ctx: Context, torch: TorchBuild, devel: bool, steps: list[Step]) -> str:
+def _base_image(
+    ctx: Context, torch: TorchBuild, devel: bool, steps: list[Step], findings: list[Finding]
+) -> str:
     target, kb = ctx.target, ctx.kb
     if target.base_image:
         steps.append(
@@ -398,23 +402,127 @@ def _base_image(ctx: Context, torch: TorchBuild, devel: bool, steps: list[Step])
             )
         )
         return ""
+    if devel and torch.cuda and ctx.gpu is not None:
+        return _devel_image(ctx, torch, image, steps, findings)
     name = image.devel if devel else image.runtime
     kind = "devel image: a source build needs nvcc" if devel else "runtime image"
     what = f"CUDA {torch.cuda} {kind}" if torch.cuda else "CPU image"
-    steps.append(Step(topic="base image", choice=name, why=what, source=image.source))
-    return name
+    if not torch.cuda or ctx.gpu is None:
+        steps.append(Step(topic="base image", choice=name, why=what, source=image.source))
+        return name
+    source = f"{image.source}; {image.require_source}"
+    if not target.driver:
+        why = (
+            f"{what}; its NVIDIA_REQUIRE_CUDA lets the container runtime start it on "
+            f"{images.needs(image, kb)}, stricter than the wheels' own minimum "
+            f"(>= {min_driver(kb, torch.variant)})"
+        )
+        steps.append(Step(topic="base image", choice=name, why=why, source=source))
+        return name
+    ok = images.starts(image, kb, target.driver, ctx.gpu.brand)
+    if ok:
+        why = f"{what}; driver {target.driver} starts it: {ok}"
+        steps.append(Step(topic="base image", choice=name, why=why, source=source))
+        return name
+    plain = kb.image("")
+    assert plain is not None
+    why = (
+        f"{name} needs {images.needs(image, kb)} (its NVIDIA_REQUIRE_CUDA); driver "
+        f"{target.driver} on a {ctx.gpu.brand or 'unknown-brand'} GPU meets neither, so the "
+        f"container runtime would refuse to start it. torch's wheels bring their own CUDA "
+        f"{torch.cuda} libraries and need only driver >= {min_driver(kb, torch.variant)}, so a "
+        "plain OS image with NVIDIA_VISIBLE_DEVICES=all and "
+        "NVIDIA_DRIVER_CAPABILITIES=compute,utility (as the CUDA images set) runs them; an older "
+        "nvidia/cuda image would put a second, older CUDA runtime on the library path"
+    )
+    steps.append(
+        Step(topic="base image", choice=plain.runtime, why=why, source=f"{source}; {plain.source}")
+    )
+    return plain.runtime
+
+
+def _devel_image(
+    ctx: Context, torch: TorchBuild, image: BaseImage, steps: list[Step], findings: list[Finding]
+) -> str:
+    """A source build compiles against torch's CUDA major with an nvcc that knows the GPU's arch,
+    in an image the target's driver starts; the exact CUDA first, then older, then newer."""
+    target, kb, gpu = ctx.target, ctx.kb, ctx.gpu
+    assert gpu is not None
+    major = torch.cuda.split(".")[0]
+    here = _vkey(torch.cuda)
+    same = [i for i in kb.images if i.cuda.split(".")[0] == major and i.devel]
+    same.sort(
+        key=lambda i: (_vkey(i.cuda) != here, _vkey(i.cuda) > here, abs(_vdist(i.cuda, here)))
+    )
+    fitting = [i for i in same if images.fits_arch(i, gpu.compute_capability)]
+    why = f"CUDA {torch.cuda} devel image: a source build needs nvcc"
+    if not target.driver:
+        chosen = (fitting or [image])[0]
+        why += (
+            f" for {gpu.sm}; its NVIDIA_REQUIRE_CUDA lets the container runtime start it on "
+            f"{images.needs(chosen, kb)}"
+        )
+        source = f"{chosen.source}; {chosen.require_source}"
+        steps.append(Step(topic="base image", choice=chosen.devel, why=why, source=source))
+        return chosen.devel
+    for cand in fitting:
+        ok = images.starts(cand, kb, target.driver, gpu.brand)
+        if ok:
+            if cand is not image:
+                why = (
+                    f"CUDA {cand.cuda} devel image (torch's CUDA major {major}; nvcc knows "
+                    f"{gpu.sm}): {image.devel} needs {images.needs(image, kb)}"
+                )
+            why += f"; driver {target.driver} starts it: {ok}"
+            source = f"{cand.source}; {cand.require_source}"
+            steps.append(Step(topic="base image", choice=cand.devel, why=why, source=source))
+            return cand.devel
+    floors = [images.toolkit_driver(kb, i.require_cuda) for i in fitting]
+    floor = min((f for f in floors if f), key=_vkey, default="")
+    findings.append(
+        Finding(
+            target=target.name,
+            severity="error",
+            code="devel-image-driver",
+            message=f"{target.origin}: the source build needs a CUDA {major} devel image whose "
+            f"nvcc compiles for {gpu.sm}, and driver {target.driver} on "
+            f"{gpu.name} ({gpu.brand or 'unknown brand'}) starts none of them: "
+            f"{image.devel} needs {images.needs(image, kb)}",
+            fix=(f"upgrade the driver to >= {floor}, or " if floor else "")
+            + f"set base-image on {target.origin} to a devel image this driver starts, or use "
+            "prebuilt extension wheels",
+            source=image.require_source,
+        )
+    )
+    return ""
+
+
+def _vkey(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
+def _vdist(version: str, other: tuple[int, ...]) -> int:
+    mine = _vkey(version)
+    return (mine[0] - other[0]) * 100 + (mine[1] - other[1])
 
 
 def _notes(ctx: Context, chosen: Option, driver: str, findings: list[Finding]) -> None:
     target, kb = ctx.target, ctx.kb
     if driver and not target.driver:
         major = kb.major(int(variant_to_cuda(chosen.variant).split(".")[0]))
+        image = None if target.base_image else kb.image(variant_to_cuda(chosen.variant))
+        also = (
+            f", and its base image (nvidia/cuda, CUDA {image.require_cuda}) starts on "
+            f"{images.needs(image, kb)}"
+            if image is not None and image.require_cuda
+            else ""
+        )
         findings.append(
             Finding(
                 target=target.name,
                 severity="note",
                 code="driver-unchecked",
-                message=f"this build needs NVIDIA driver >= {driver}; no driver was given",
+                message=f"this build needs NVIDIA driver >= {driver}{also}; no driver was given",
                 fix=f'set driver = "<version>" on {target.origin} to have it checked',
                 source=major.source if major else "",
             )

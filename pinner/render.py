@@ -82,7 +82,7 @@ def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
             layer="verify",
             title="verify: the environment is exactly what pinner.lock says",
             why="fails the build, not the first request, when a version, a CUDA build or an "
-            "extension import is wrong",
+            "extension import is wrong; no GPU here: run `python verify_env.py --gpu` in the container",
             files=("verify_env.py",),
             command="python verify_env.py",
             cache="",

@@ -38,20 +38,31 @@ def expected_from_lock(tl: TargetLock) -> dict[str, Any]:
     plan = tl.plan
     from pinner.knowledge import load_knowledge
 
-    release = load_knowledge().release(plan.torch.version)
+    kb = load_knowledge()
+    release = kb.release(plan.torch.version)
+    gpu = kb.find_gpu(plan.target.gpu) if plan.compute_capability else None
+    packages = {p.name: p.version for p in sorted(tl.pins, key=lambda p: p.name)}
+    builds = {
+        e.name: e.wheel or f"source build against torch {plan.torch.pin}" for e in plan.extensions
+    }
     return {
         "target": plan.target.name,
         "python": plan.target.python,
         "platform": plan.target.platform,
-        "packages": {p.name: p.version for p in sorted(tl.pins, key=lambda p: p.name)},
+        "packages": packages,
         "torch": {
             "version": next((p.version for p in tl.pins if p.name == "torch"), plan.torch.pin),
             "cuda": plan.torch.cuda or None,
             "numpy2": release.numpy2 if release else True,
         },
-        "gpu": {"name": plan.gpu_name, "compute_capability": plan.compute_capability}
+        "gpu": {
+            "name": plan.gpu_name,
+            "compute_capability": plan.compute_capability,
+            "brand": gpu.brand if gpu else "",
+        }
         if plan.compute_capability
         else None,
+        "image": _image(plan.base_image),
         "min_driver": plan.min_driver,
         "extensions": [
             {
@@ -62,7 +73,54 @@ def expected_from_lock(tl: TargetLock) -> dict[str, Any]:
             }
             for e in plan.extensions
         ],
+        "loads": compiled_loads(
+            plan.torch.cuda, packages | {e.name: e.version for e in plan.extensions}, builds
+        ),
     }
+
+
+def _image(name: str) -> dict[str, Any] | None:
+    """The base image's NVIDIA_REQUIRE_CUDA, for verify to apply to the host's driver."""
+    from pinner import images
+    from pinner.knowledge import load_knowledge
+
+    kb = load_knowledge()
+    image = next((i for i in kb.images if name in (i.runtime, i.devel)), None)
+    if image is None or not image.require_cuda:
+        return None
+    return {
+        "name": name,
+        "cuda": image.require_cuda,
+        "min_driver": images.toolkit_driver(kb, image.require_cuda),
+        "branches": list(image.require_branches),
+        "brands": list(image.require_brands),
+    }
+
+
+def compiled_loads(
+    cuda: str, packages: dict[str, str], builds: dict[str, str]
+) -> list[dict[str, Any]]:
+    """What verify loads for each torch-linked package of the lock (knowledge/verify.toml)."""
+    from pinner.knowledge import load_knowledge
+
+    out = []
+    for entry in load_knowledge().docs["verify"]["package"]:
+        name = entry["name"]
+        if name not in packages and name not in builds:
+            continue
+        library = entry["library"] if cuda else entry.get("library_cpu", entry["library"])
+        out.append(
+            {
+                "name": name,
+                "version": packages.get(name, ""),
+                "build": builds.get(name, ""),
+                "import": list(entry["import"]),
+                "dir": entry["import"][0].split(".")[0],
+                "library": [lib.replace("{cuda}", cuda.replace(".", "")) for lib in library],
+                "fallback": list(entry["fallback"]),
+            }
+        )
+    return out
 
 
 def source_text() -> str:
@@ -114,8 +172,11 @@ def run(expected: dict[str, Any], python: str | None = None) -> Results:
 
 
 def verify_target(
-    lock_path: Path, name: str, *, python: str | None = None
+    lock_path: Path, name: str, *, python: str | None = None, gpu: bool = False
 ) -> tuple[dict[str, Any], Results]:
-    """The expectation for one locked target, and the checks' results against an environment."""
+    """The expectation for one locked target, and the checks' results against an environment.
+    `gpu`: a GPU must be visible (the smoke test runs whenever one is)."""
     expected = expected_from_lock(target_lock(lock_path, name))
+    if gpu:
+        expected["require_gpu"] = True
     return expected, run(expected, python)

@@ -383,8 +383,15 @@ def test_verify_env_expects_the_locked_builds():
 
     assert expected["torch"] == {"version": "2.5.1+cu121", "cuda": "12.1", "numpy2": True}
     assert expected["packages"]["torch"] == "2.5.1+cu121"
-    assert expected["gpu"] == {"name": "NVIDIA A100", "compute_capability": "8.0"}
+    assert expected["gpu"] == {"name": "NVIDIA A100", "compute_capability": "8.0", "brand": "tesla"}
     assert [e["module"] for e in expected["extensions"]] == ["flash_attn"]
+    # flash-attn's compiled module is loaded (knowledge/verify.toml), not only imported
+    assert [(s["name"], s["import"]) for s in expected["loads"]] == [
+        ("triton", ["triton._C.libtriton"]),
+        ("flash-attn", ["flash_attn", "flash_attn_2_cuda"]),
+    ]
+    assert expected["image"]["name"] == "nvidia/cuda:12.1.1-runtime-ubuntu22.04"
+    assert expected["image"]["min_driver"] == "530.30.02"
     assert text.rstrip().endswith("sys.exit(main(sys.argv[1:], EXPECTED))")
 
 

@@ -204,9 +204,12 @@ def test_verify_cuda_plan_on_the_cpu_build(torch_env, make_target, kb, tmp_path,
     assert (
         "FAIL  torch.version.cuda: None (a CPU build), but the plan's build has CUDA 13.0\n" in out
     )
+    assert (
+        "FAIL  torch: torch 2.13.0+cpu is a CPU build, but the plan's build has CUDA 13.0\n" in out
+    )
     assert "skip  gpu arch: not checked: no GPU\n" in out
     assert "skip  driver: not checked: no GPU\n" in out
-    assert err == "pinner: error: verify gpu: 1 check failed\n"
+    assert err == "pinner: error: verify gpu: 2 checks failed\n"
 
 
 @pytest.mark.slow

@@ -22,7 +22,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 HERE = Path(__file__).parent
-FILES = ("gpus.toml", "torch.toml", "cuda.toml", "packages.toml", "extensions.toml")
+FILES = (
+    "gpus.toml",
+    "torch.toml",
+    "cuda.toml",
+    "packages.toml",
+    "extensions.toml",
+    "verify.toml",
+)
 CONFIDENCE = ("verified", "secondary", "unverified")
 
 
@@ -41,6 +48,7 @@ class Gpu:
     segment: str
     source: str
     confidence: str
+    brand: str = ""  # product brand for NVIDIA_REQUIRE_CUDA brand= clauses (tesla, geforce, ...)
 
     @property
     def sm(self) -> str:
@@ -101,6 +109,26 @@ class BaseImage:
     runtime: str
     devel: str
     source: str
+    # NVIDIA_REQUIRE_CUDA of the image (both tags): cuda>=require_cuda, or a GPU of one of the
+    # brands on one of the driver branches (see cuda.toml)
+    require_cuda: str = ""
+    require_branches: tuple[str, ...] = ()
+    require_brands: tuple[str, ...] = ()
+    require_source: str = ""
+    require_confidence: str = ""
+    nvcc_max_cc: str = ""  # newest compute capability the devel image's nvcc compiles for
+
+    @property
+    def require(self) -> str:
+        """The NVIDIA_REQUIRE_CUDA value as the image sets it ("" for a plain OS image)."""
+        if not self.require_cuda:
+            return ""
+        clauses = [f"cuda>={self.require_cuda}"] + [
+            f"brand={b},driver>={n},driver<{int(n) + 1}"
+            for n in self.require_branches
+            for b in self.require_brands
+        ]
+        return " ".join(clauses)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,6 +294,7 @@ def _build(docs: dict[str, dict[str, Any]], sha: str) -> Knowledge:
             segment=g["segment"],
             source=g["source"],
             confidence=g.get("confidence", "verified"),
+            brand=g.get("brand", ""),
         )
         for g in docs["gpus"]["gpu"]
     )
@@ -312,7 +341,18 @@ def _build(docs: dict[str, dict[str, Any]], sha: str) -> Knowledge:
         for m in docs["cuda"]["major"]
     )
     images = tuple(
-        BaseImage(cuda=i["cuda"], runtime=i["runtime"], devel=i["devel"], source=i["source"])
+        BaseImage(
+            cuda=i["cuda"],
+            runtime=i["runtime"],
+            devel=i["devel"],
+            source=i["source"],
+            require_cuda=i.get("require_cuda", ""),
+            require_branches=tuple(i.get("require_branches", ())),
+            require_brands=tuple(i.get("require_brands", ())),
+            require_source=i.get("require_source", ""),
+            require_confidence=i.get("require_confidence", ""),
+            nvcc_max_cc=i.get("nvcc_max_cc", ""),
+        )
         for i in docs["cuda"].get("image", ())
     )
     return Knowledge(
