@@ -2,7 +2,7 @@
 
 Up to 0.49.x the exact `libbitsandbytes_cuda<NNN>.so` must be bundled (else the CPU library
 loads, with a warning only); from 0.50.0 the closest library of the same CUDA major is used;
-`BNB_CUDA_VERSION=<NNN>` forces another bundled library (facts.md section 6).
+`BNB_CUDA_VERSION=<NNN>` forces another bundled library (data: packages.toml [bitsandbytes_rules]).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def constraints(plan: ExtensionPlan, torch: TorchBuild) -> list[Constraint]:
         Constraint(
             requirement=f"bitsandbytes>={minimum}",
             why=f"{why} (it would load the CPU library instead)",
-            source=f"{source}; {plan.kb.docs['packages']['bitsandbytes_rules']['source']}",
+            source=f"{source} {plan.kb.docs['packages']['bitsandbytes_rules']['source']}",
         )
     ]
 

@@ -14,7 +14,11 @@ CUBIN_RULE = (
     "a cubin for sm_X.y runs on GPUs of major X with minor >= y, never across majors; "
     "PTX compiles forward to newer GPUs"
 )
-CUBIN_SOURCE = "NVIDIA Blackwell Compatibility Guide 1.2 (shared/reference/facts.md section 2)"
+
+
+def cubin_source(kb: Knowledge) -> str:
+    """Where the cubin/PTX rule is documented (data: cuda.toml [cubin_rule])."""
+    return str(kb.docs["cuda"]["cubin_rule"]["source"])
 
 
 @dataclass(frozen=True)

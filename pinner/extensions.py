@@ -150,8 +150,9 @@ class ExtensionPlan:
             why=f"prebuilt wheel matching torch {option.release.minor}, CUDA "
             f"{variant_to_cuda(option.variant).split('.')[0]}, C++ ABI "
             f"{'TRUE' if option.release.cxx11_abi else 'FALSE'}, "
-            f"cp{self.target.python.replace('.', '')}, kernels {' '.join(wheel.arches)}{held}",
-            source=f"{wheel.source} [{wheel.confidence}]",
+            f"cp{self.target.python.replace('.', '')}, kernels {' '.join(wheel.arches)}{held}"
+            + ("" if wheel.confidence == "verified" else f" ({wheel.confidence} knowledge)"),
+            source=wheel.source,
         )
 
     def _source_extension(self, name: str, torch: TorchBuild) -> Extension | None:
@@ -167,7 +168,7 @@ class ExtensionPlan:
                     message=f"no {name} release in pinner's knowledge satisfies "
                     f"{name}{self.specs.get(name, '')} with torch {torch.version}",
                     fix=f"relax the {name} requirement",
-                    source="pinner/knowledge/extensions.toml",
+                    source=_release_sources(self.kb, name),
                 )
             )
             return None
@@ -290,6 +291,12 @@ def _source_rules(kb: Knowledge, name: str) -> Mapping[str, Any]:
     return next(
         (s for s in kb.docs["extensions"].get("source_build", []) if s["package"] == name), {}
     )
+
+
+def _release_sources(kb: Knowledge, name: str) -> str:
+    """The sources of every known release of `name` (what pinner's knowledge rests on)."""
+    entries = kb.docs["extensions"].get("package_release", [])
+    return " ".join(e["source"] for e in entries if e["package"] == name)
 
 
 def _known_package(kb: Knowledge, name: str) -> bool:

@@ -22,8 +22,8 @@ from pinner import diagnose, fit
 from pinner import extensions as ext
 from pinner.builds import (
     CUBIN_RULE,
-    CUBIN_SOURCE,
     Option,
+    cubin_source,
     describe_arches,
     min_driver,
     serving_arch,
@@ -177,6 +177,8 @@ def _hardware_steps(ctx: Context, build: Build | None) -> list[Step]:
     assert build is not None
     serving = serving_arch(gpu.compute_capability, build)
     why = f"the build carries {describe_arches(build)}"
+    if build.confidence != "verified":
+        why += f" ({build.confidence}: not read from the wheel)"
     if serving != gpu.sm:
         why += f"; {serving} runs on {gpu.sm}: {CUBIN_RULE}"
     return [
@@ -191,7 +193,7 @@ def _hardware_steps(ctx: Context, build: Build | None) -> list[Step]:
             topic="arch",
             choice=f"{gpu.sm} served by {serving}",
             why=why,
-            source=f"{build.source} [{build.confidence}]; {CUBIN_SOURCE}",
+            source=f"{build.source} {cubin_source(ctx.kb)}",
         ),
     ]
 
@@ -205,11 +207,9 @@ def _variant_step(ctx: Context, chosen: Option, index_url: str) -> Step:
     else:
         how = f"cuda = {target.cuda} was requested"
     where = PYPI if chosen.on_pypi else index_url
-    source = (
-        release.source
-        if chosen.on_pypi
-        else f"{release.variants_source} [{release.variants_confidence}]"
-    )
+    source = release.source if chosen.on_pypi else release.variants_source
+    if not chosen.on_pypi and release.variants_confidence != "verified":
+        how += f" (the index's variants are {release.variants_confidence} knowledge)"
     return Step(topic="variant", choice=f"{chosen.variant} from {where}", why=how, source=source)
 
 

@@ -206,18 +206,48 @@ def iter_facts(doc: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, Ma
             yield here, value
 
 
+# A public locator: an https URL, `owner/repo@ref:path` on GitHub, or a file name on PyPI.
+_URL = re.compile(r"https://[A-Za-z0-9.-]+\.[a-z]{2,}(/\S*)?")
+_REPO_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+@[A-Za-z0-9._/+-]+:[^\s:]+")
+_PYPI_FILE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_.]*-[0-9][A-Za-z0-9_.!+]*(-[A-Za-z0-9_.]+){0,4}\.(whl|tar\.gz|zip)"
+)
+# Words that mark a citation of private notes or opaque handles, not of something a user can open.
+_PRIVATE = re.compile(r"facts(-addendum)?\.(md|toml)|docs/research|stored (file|cop)|\bids? \d{5,}")
+
+
+def is_locator(text: str) -> bool:
+    """True for one public locator (see _URL, _REPO_PATH, _PYPI_FILE)."""
+    return any(p.fullmatch(text) for p in (_URL, _REPO_PATH, _PYPI_FILE))
+
+
+def locators(source: str) -> tuple[str, ...]:
+    """The locators of a `source` value: one or more, separated by whitespace."""
+    return tuple(source.split())
+
+
 def check_sources(name: str, doc: Mapping[str, Any]) -> list[str]:
-    """Problems in one data document: every fact needs a non-empty `source`, a known confidence."""
+    """Problems in one data document: every fact needs a `source` of public locators (URLs,
+    `owner/repo@ref:path`, PyPI file names) and a known confidence; notes name no private handle."""
     problems = []
     if not doc.get("as_of"):
         problems.append(f"{name}: missing as_of")
-    for where, fact in iter_facts(doc):
-        if not str(fact.get("source", "")).strip():
+    top = {k: v for k, v in doc.items() if not isinstance(v, (dict, list))}
+    for where, fact in [("(top)", top), *iter_facts(doc)]:
+        if where != "(top)" and not str(fact.get("source", "")).strip():
             problems.append(f"{name}: {where}: fact without a source")
-        if "confidence" in fact and fact["confidence"] not in CONFIDENCE:
-            problems.append(
-                f"{name}: {where}: confidence {fact['confidence']!r} not in {CONFIDENCE}"
-            )
+        for key, value in fact.items():
+            if key.endswith("source") and isinstance(value, str):
+                bad = [loc for loc in locators(value) if not is_locator(loc)]
+                if bad:
+                    problems.append(
+                        f"{name}: {where}.{key}: {' '.join(bad) or 'empty'!r} is not a public "
+                        "locator (an https URL, owner/repo@ref:path, or a PyPI file name)"
+                    )
+            elif key.endswith("confidence") and value not in CONFIDENCE:
+                problems.append(f"{name}: {where}.{key}: {value!r} not in {CONFIDENCE}")
+            elif key.endswith(("note", "source")) and _PRIVATE.search(str(value)):
+                problems.append(f"{name}: {where}.{key}: cites private notes or a handle")
     return problems
 
 
