@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from packaging.version import Version
 
-from pinner.knowledge import load_knowledge
+from pinner.knowledge import Knowledge, load_knowledge
 from pinner.model import Finding, TargetLock
 
 
@@ -29,16 +29,31 @@ def lint_lock(tl: TargetLock) -> tuple[Finding, ...]:
                     source=known["source"],
                 )
             )
-    if "torchaudio" in pins and not any(c.startswith("torchaudio==") for c in tl.plan.companions):
-        out.append(
-            Finding(
-                target=name,
-                severity="warning",
-                code="torchaudio-mismatch",
-                message=f"torchaudio {pins['torchaudio'].version} is locked although no torchaudio "
-                f"matches torch {tl.plan.torch.version}; its extension may fail to load",
-                fix='keep torch below 2.12 (torch = "<2.12") if you need torchaudio',
-                source="facts-addendum.md Q3",
-            )
-        )
+    if "torchaudio" in pins:
+        out += _torchaudio(kb, tl, pins["torchaudio"].version)
     return tuple(out)
+
+
+def _torchaudio(kb: Knowledge, tl: TargetLock, locked: str) -> list[Finding]:
+    """A locked torchaudio that neither pairs exactly with torch nor admits it by its range."""
+    release = kb.release(tl.plan.torch.version)
+    if release is None:
+        return []
+    plain = locked.split("+", maxsplit=1)[0]
+    ok = plain == release.torchaudio or any(c.version == plain for c in release.torchaudio_ranged)
+    if ok:
+        return []
+    return [
+        Finding(
+            target=tl.plan.target.name,
+            severity="warning",
+            code="torchaudio-mismatch",
+            message=f"torchaudio {locked} is locked, but it is not built for torch "
+            f"{release.version}; its extension may fail to load",
+            fix="let pinner pair torchaudio (drop the torchaudio pin), or pin torch to the "
+            "release that torchaudio is built for",
+            source=" ".join(
+                filter(None, [release.source, *(c.source for c in release.torchaudio_ranged)])
+            ),
+        )
+    ]

@@ -76,11 +76,11 @@ def plan_target(target: Target, kb: Knowledge, reqs: Requirements) -> PlanResult
         return PlanResult(plan=None, findings=tuple(findings))
     ctx.bounds += ext_plan.torch_bounds
     options = list(build_options(kb, target.platform))
-    ctx.extension_check = ext_plan.check if ext_plan.wheel_seekers else None
+    ctx.extension_check = ext_plan.check if ext_plan.checks else None
     chosen = next((o for o in options if not fit.failures(o, ctx)), None)
     if chosen is None and "auto" in ext_plan.modes.values():
         ext_plan = ext_plan.without_wheels()  # no wheel anywhere: build from source instead
-        ctx.extension_check = ext_plan.check if ext_plan.wheel_seekers else None
+        ctx.extension_check = ext_plan.check if ext_plan.checks else None
         chosen = next((o for o in options if not fit.failures(o, ctx)), None)
     if chosen is None:
         findings.append(diagnose.impossible(ctx, options))
@@ -258,25 +258,40 @@ def _companions(
     local = "" if torch.on_pypi else f"+{torch.variant}"
     pins = [f"torchvision=={release.torchvision}{local}"]
     why = f"torchvision {release.torchvision} is built for torch {release.version}"
-    if release.torchaudio:
-        pins.append(f"torchaudio=={release.torchaudio}{local}")
-        why += f"; torchaudio {release.torchaudio} likewise"
+    audio, ranged = release.torchaudio_for(torch.variant, torch.on_pypi)
+    source = release.source
+    if audio and ranged is None:
+        pins.append(f"torchaudio=={audio}{local}")
+        why += f"; torchaudio {audio} likewise"
+    elif ranged is not None:
+        # a ranged release (torch>=2.11) is pinned when the project asks for torchaudio; otherwise
+        # it stays free, so a package pinning another admitting torchaudio (vllm) still resolves
+        source = f"{source} {ranged.source}"
+        why += (
+            f"; torchaudio {audio} is the newest release whose requirement (torch{ranged.torch}) "
+            f"admits torch {release.version}"
+        )
+        if ranged.confidence != "verified":
+            why += f" ({ranged.confidence} knowledge)"
+        if "torchaudio" in reqs_names:
+            pins.append(f"torchaudio=={audio}{local}")
     else:
-        why += "; no torchaudio exists for it (torchaudio ends at 2.11.0 on PyPI)"
+        where = "PyPI" if torch.on_pypi else f"the {torch.variant} index"
+        why += f"; no torchaudio known to pinner admits torch {release.version} on {where}"
         if "torchaudio" in reqs_names:
             findings.append(
                 Finding(
                     target=target.name,
                     severity="warning",
                     code="no-torchaudio",
-                    message=f"torchaudio is required, but no torchaudio release matches torch "
-                    f"{release.version}: torchaudio ends at 2.11.0 on PyPI, and its C++ extension "
-                    "is built for torch 2.11",
-                    fix='keep torch below 2.12 (torch = "<2.12") if you need torchaudio',
-                    source="PyPI torchaudio (newest 2.11.0); facts-addendum.md Q3",
+                    message=f"torchaudio is required, but pinner knows no torchaudio release for "
+                    f"torch {release.version} on {where}",
+                    fix='use PyPI\'s own torch build (cuda = "auto"), or pin torch to a release '
+                    "whose torchaudio is on that index",
+                    source=" ".join(c.source for c in release.torchaudio_ranged) or release.source,
                 )
             )
-    steps.append(Step(topic="companions", choice=", ".join(pins), why=why, source=release.source))
+    steps.append(Step(topic="companions", choice=", ".join(pins), why=why, source=source))
     return tuple(pins)
 
 
