@@ -38,7 +38,9 @@ TargetsOpt = Annotated[
 
 def _version(value: bool) -> None:
     if value:
-        print(f"pinner {__version__}")
+        from pinner.knowledge import knowledge_as_of
+
+        print(f"pinner {__version__} (knowledge {knowledge_as_of()})")
         raise typer.Exit
 
 
@@ -177,8 +179,12 @@ def generate(
 
 
 def _print_findings(lockfile: object) -> None:
+    seen: set[str] = set()  # a note with the same words for many targets is printed once per run
     for tl in getattr(lockfile, "targets", ()):
         for f in tl.findings:
+            if f.severity == "note" and f.message in seen:
+                continue
+            seen.add(f.message)
             print(f"{f.severity}: {tl.plan.target.name}: {f.message}", file=sys.stderr)
 
 

@@ -18,17 +18,35 @@ def lint_lock(tl: TargetLock) -> tuple[Finding, ...]:
         version = Version(pins["transformers"].version)
         newest = Version(known["newest_line"])
         if (version.major, version.minor) > (newest.major, newest.minor):
+            # the same words for every target: the run prints it once
             out.append(
                 Finding(
                     target=name,
-                    severity="warning",
-                    code="transformers-unknown",
-                    message=f"transformers {version} is newer than pinner's knowledge ({known['newest_line']}); "
-                    "its minimum torch is not verified",
-                    fix="check transformers' import-time torch minimum, or pin transformers",
+                    severity="note",
+                    code="newer-than-knowledge",
+                    message=f"transformers {version} is newer than pinner's knowledge "
+                    f"({kb.as_of}): its import-time minimum torch is not verified; upgrade pinner",
+                    fix="upgrade pinner, or pin transformers to a release it knows",
                     source=known["source"],
                 )
             )
+    for package in ("xformers", "vllm"):
+        builds = kb.extension_builds(package)
+        if package in pins and builds:
+            locked = Version(pins[package].version)
+            if locked > Version(builds[0].version):
+                out.append(
+                    Finding(
+                        target=name,
+                        severity="warning",
+                        code="newer-than-knowledge",
+                        message=f"{package} {locked} is newer than pinner's knowledge ({kb.as_of}): "
+                        "the CUDA major and torch build of its wheel are not verified; upgrade pinner",
+                        fix=f"upgrade pinner, or pin {package} to a release it knows "
+                        f"(<={builds[0].version})",
+                        source=builds[0].source,
+                    )
+                )
     if "torchaudio" in pins:
         out += _torchaudio(kb, tl, pins["torchaudio"].version)
     return tuple(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pinner.knowledge import spec_admits
+from pinner.model import Pin, Plan, TargetLock
 
 # --- extension builds: the CUDA major and torch build of PyPI wheels (xformers, vllm) -------------
 
@@ -190,3 +191,67 @@ def test_bitsandbytes_constraint_names_the_runtime_error(plan_for):
 )
 def test_spec_admits(spec, version, ok):
     assert spec_admits(spec, version) is ok
+
+
+# --- as-of honesty ---------------------------------------------------------------------------------
+
+
+def _locked(plan: Plan, *pins: tuple[str, str]) -> TargetLock:
+
+    return TargetLock(
+        plan=plan,
+        pins=tuple(
+            Pin(
+                name=n,
+                version=v,
+                hashes=(),
+                index="default",
+                layer="main",
+                via=("requirements.in",),
+            )
+            for n, v in pins
+        ),
+        inputs="sha256:0",
+        findings=(),
+    )
+
+
+def test_version_shows_the_knowledge_date(capsys, kb):
+    from pinner.cli import main
+
+    assert main(["--version"]) == 0
+    assert f"(knowledge {kb.as_of})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("pins", "codes"),
+    [
+        # a pure-Python package newer than the knowledge: locked, with a note (not a warning)
+        ((("transformers", "5.24.0"),), [("note", "newer-than-knowledge")]),
+        ((("transformers", "5.23.0"),), []),
+        # a compiled wheel newer than the knowledge: its CUDA build is unknown
+        ((("xformers", "0.0.36"),), [("warning", "newer-than-knowledge")]),
+        # torchaudio 2.11.1 admits PyPI's torch 2.15; 2.10.0 is built for torch 2.10 only
+        ((("torchaudio", "2.11.1"),), []),
+        ((("torchaudio", "2.10.0"),), [("warning", "torchaudio-mismatch")]),
+    ],
+)
+def test_lint_after_resolution(plan_for, pins, codes):
+    from pinner.lint import lint_lock
+
+    plan = plan_for("A100").plan
+    assert plan is not None
+    found = lint_lock(_locked(plan, *pins))
+    assert [(f.severity, f.code) for f in found] == codes
+
+
+def test_newer_than_knowledge_note_reads_the_same_for_every_target(plan_for, kb):
+    from pinner.lint import lint_lock
+
+    a, b = plan_for("A100").plan, plan_for("RTX 5090").plan
+    notes = {f.message for p in (a, b) for f in lint_lock(_locked(p, ("transformers", "5.24.0")))}
+    expected = (
+        f"transformers 5.24.0 is newer than pinner's knowledge ({kb.as_of}): its import-time "
+        "minimum torch is not verified; upgrade pinner"
+    )
+    assert notes == {expected}

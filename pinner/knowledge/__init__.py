@@ -355,6 +355,18 @@ def _read(name: str) -> tuple[dict[str, Any], bytes]:
         raise KnowledgeError(msg) from e
 
 
+def knowledge_as_of() -> str:
+    """The knowledge date (the oldest file's as_of), cheap enough for `--version`: no TOML parse."""
+    dates = []
+    for name in FILES:
+        match = re.search(
+            r'^as_of = "([^"]+)"', (HERE / name).read_text(encoding="utf-8"), re.MULTILINE
+        )
+        if match:
+            dates.append(match.group(1))
+    return min(dates)
+
+
 def digest() -> str:
     """Fingerprint of the data files, cheap enough for `pinner check` (no TOML parsing)."""
     from pinner.fingerprint import knowledge_digest
