@@ -255,3 +255,22 @@ def test_newer_than_knowledge_note_reads_the_same_for_every_target(plan_for, kb)
         "minimum torch is not verified; upgrade pinner"
     )
     assert notes == {expected}
+
+
+def test_a_run_prints_an_identical_note_once(plan_for, capsys):
+    from dataclasses import replace
+
+    from pinner.commands import _print_findings
+    from pinner.lint import lint_lock
+    from pinner.model import LockFile
+
+    targets = []
+    for gpu in ("A100", "RTX 5090"):
+        plan = plan_for(gpu).plan
+        assert plan is not None
+        tl = _locked(plan, ("transformers", "5.24.0"), ("torchaudio", "2.10.0"))
+        targets.append(replace(tl, findings=lint_lock(tl)))
+    _print_findings(LockFile(pinner="0", knowledge="2026-11-23", targets=tuple(targets)))
+    err = capsys.readouterr().err
+    assert err.count("transformers 5.24.0 is newer than pinner's knowledge") == 1
+    assert err.count("torchaudio 2.10.0 is locked") == 2  # warnings stay per target
