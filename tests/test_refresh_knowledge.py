@@ -277,3 +277,17 @@ def test_loopback_index_answers_range_requests(tmp_path):
             assert response.status == 200
             assert response.read() == data
         assert idx.range_requests == 1
+
+
+@pytest.mark.network
+def test_refresh_reads_the_real_pypi_by_range(knowledge):
+    """The file and pattern the tool relies on still exist on PyPI (a few range requests)."""
+    tool, _ = knowledge
+    facts = tool.Facts()
+    tool.derive_transformers(tool.PYPI, facts)
+    (minimum,) = [v for k, (v, _) in facts.items.items() if k.endswith(" min_torch")]
+    assert minimum.startswith("2.")
+    files = tool.project_files(tool.PYPI, "bitsandbytes")
+    versions = {f.version for f in files} - {"0.50.2"}
+    tool.derive_bitsandbytes(tool.PYPI, versions, facts)
+    assert facts.items["bitsandbytes 0.50.2 cuda"][0] == "118 121 124 126 128 130 132"
