@@ -122,10 +122,14 @@ def hardware_problem(
     return None
 
 
-def min_driver(kb: Knowledge, variant: str) -> str:
-    """Driver a build of `variant` needs (minor-version compatibility of its CUDA major)."""
+def min_driver(kb: Knowledge, variant: str, gpu: Gpu | None = None) -> str:
+    """Driver a build of `variant` needs (minor-version compatibility of its CUDA major), raised
+    to the GPU's own floor where it has one (Blackwell: 570.26 even for a CUDA 12.8 build)."""
     cuda = variant_to_cuda(variant)
     if not cuda:
         return ""
     major = kb.major(int(cuda.split(".")[0]))
-    return major.min_driver if major else ""
+    floor = major.min_driver if major else ""
+    if gpu is not None and gpu.min_driver and (not floor or vtuple(gpu.min_driver) > vtuple(floor)):
+        return gpu.min_driver
+    return floor

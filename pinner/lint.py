@@ -8,6 +8,19 @@ from pinner.knowledge import Knowledge, load_knowledge
 from pinner.model import Finding, TargetLock
 
 
+def newer_than_knowledge(kb: Knowledge, package: str, version: str) -> str:
+    """ "torch 2.16.0 is newer than pinner's knowledge (2026-11-23): upgrade pinner" when
+    `version` is newer than every release of `package` the knowledge holds (torch, xformers,
+    vllm), else "". For the update PR body and `explain` notes of held-back releases."""
+    if package == "torch":
+        known = [r.version for r in kb.releases]
+    else:
+        known = [b.version for b in kb.extension_builds(package)]
+    if not known or Version(version) <= max(Version(v) for v in known):
+        return ""
+    return f"{package} {version} is newer than pinner's knowledge ({kb.as_of}): upgrade pinner"
+
+
 def lint_lock(tl: TargetLock) -> tuple[Finding, ...]:
     kb = load_knowledge()
     pins = {p.name: p for p in tl.pins}
@@ -31,22 +44,20 @@ def lint_lock(tl: TargetLock) -> tuple[Finding, ...]:
                 )
             )
     for package in ("xformers", "vllm"):
-        builds = kb.extension_builds(package)
-        if package in pins and builds:
-            locked = Version(pins[package].version)
-            if locked > Version(builds[0].version):
-                out.append(
-                    Finding(
-                        target=name,
-                        severity="warning",
-                        code="newer-than-knowledge",
-                        message=f"{package} {locked} is newer than pinner's knowledge ({kb.as_of}): "
-                        "the CUDA major and torch build of its wheel are not verified; upgrade pinner",
-                        fix=f"upgrade pinner, or pin {package} to a release it knows "
-                        f"(<={builds[0].version})",
-                        source=builds[0].source,
-                    )
+        note = newer_than_knowledge(kb, package, pins[package].version) if package in pins else ""
+        if note:
+            latest = kb.extension_builds(package)[0]
+            out.append(
+                Finding(
+                    target=name,
+                    severity="warning",
+                    code="newer-than-knowledge",
+                    message=f"{note.removesuffix(': upgrade pinner')}: the CUDA major and torch "
+                    "build of its wheel are not verified; upgrade pinner",
+                    fix=f"upgrade pinner, or pin {package} to a release it knows (<={latest.version})",
+                    source=latest.source,
                 )
+            )
     if "torchaudio" in pins:
         out += _torchaudio(kb, tl, pins["torchaudio"].version)
     return tuple(out)

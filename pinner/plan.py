@@ -132,7 +132,7 @@ def _finish(
                 source="",
             )
         )
-    driver = min_driver(kb, chosen.variant)
+    driver = min_driver(kb, chosen.variant, gpu)
     _notes(ctx, chosen, driver, findings)
     plan = Plan(
         target=target,
@@ -227,7 +227,7 @@ def _torch_step(ctx: Context, chosen: Option) -> Step:
 
 
 def _driver_step(ctx: Context, chosen: Option) -> list[Step]:
-    driver = min_driver(ctx.kb, chosen.variant)
+    driver = min_driver(ctx.kb, chosen.variant, ctx.gpu)
     if not driver:
         return []
     major = ctx.kb.major(int(variant_to_cuda(chosen.variant).split(".")[0]))
@@ -236,14 +236,17 @@ def _driver_step(ctx: Context, chosen: Option) -> list[Step]:
         if ctx.target.driver
         else "driver not given: not checked"
     )
-    return [
-        Step(
-            topic="driver",
-            choice=f">= {driver}",
-            why=f"CUDA {major.major if major else '?'} builds need it; {given}",
-            source=major.source if major else "",
-        )
-    ]
+    gpu = ctx.gpu
+    if (
+        gpu is not None
+        and driver == gpu.min_driver
+        and driver != min_driver(ctx.kb, chosen.variant)
+    ):
+        why, source = f"the {gpu.name} ({gpu.architecture}) needs it", gpu.min_driver_source
+    else:
+        why = f"CUDA {major.major if major else '?'} builds need it"
+        source = major.source if major else ""
+    return [Step(topic="driver", choice=f">= {driver}", why=f"{why}; {given}", source=source)]
 
 
 def _companions(

@@ -274,3 +274,35 @@ def test_a_run_prints_an_identical_note_once(plan_for, capsys):
     err = capsys.readouterr().err
     assert err.count("transformers 5.24.0 is newer than pinner's knowledge") == 1
     assert err.count("torchaudio 2.10.0 is locked") == 2  # warnings stay per target
+
+
+def test_blackwell_driver_floor_raises_a_cuda12_plans_minimum(plan_for):
+    plan = plan_for("RTX 5090", cuda="cu128").plan
+    assert plan is not None
+    assert plan.min_driver == "570.26"  # CUDA 12 alone would say 525.60.13
+    (step,) = [s for s in plan.steps if s.topic == "driver"]
+    assert "the GeForce RTX 5090 (Blackwell) needs it" in step.why
+
+
+@pytest.mark.parametrize(
+    ("package", "version", "note"),
+    [
+        (
+            "torch",
+            "2.16.0",
+            "torch 2.16.0 is newer than pinner's knowledge (2026-11-23): upgrade pinner",
+        ),
+        ("torch", "2.15.0", ""),
+        (
+            "xformers",
+            "0.0.36",
+            "xformers 0.0.36 is newer than pinner's knowledge (2026-11-23): upgrade pinner",
+        ),
+        ("vllm", "0.33.0", ""),
+        ("numpy", "9.0", ""),  # no release table: nothing to compare with
+    ],
+)
+def test_newer_than_knowledge_note(kb, package, version, note):
+    from pinner.lint import newer_than_knowledge
+
+    assert newer_than_knowledge(kb, package, version) == note

@@ -123,7 +123,8 @@ def test_plan_target_index_build_pins_local_tags(plan_for):
     plan = chosen(plan_for("RTX 5090", cuda="cu128"))
     assert plan.companions == ("torchvision==0.26.0+cu128", "torchaudio==2.11.0+cu128")
     assert plan.base_image == "nvidia/cuda:12.8.2-runtime-ubuntu24.04"
-    assert plan.min_driver == "525.60.13"  # 4: minor-version compatibility of CUDA 12
+    # CUDA 12 builds need 525.60.13 (minor-version compatibility); Blackwell GPUs need 570.26
+    assert plan.min_driver == "570.26"
     assert plan.torch.arches[-1] == "sm_120"
 
 
