@@ -1,8 +1,8 @@
 """bitsandbytes in a plan: a version whose bundled CUDA library matches the torch build's CUDA.
 
-Up to 0.49.x the exact `libbitsandbytes_cuda<NNN>.so` must be bundled (else the CPU library
-loads, with a warning only); from 0.50.0 the closest library of the same CUDA major is used;
-`BNB_CUDA_VERSION=<NNN>` forces another bundled library (facts.md section 6).
+Up to 0.49.x the exact `libbitsandbytes_cuda<NNN>.so` must be bundled (else 0.45.x and older
+load the CPU library with a warning, 0.46-0.49 raise "Configured CUDA binary not found"); from 0.50.0 the closest library of the same CUDA major is used;
+`BNB_CUDA_VERSION=<NNN>` forces another bundled library (data: packages.toml [bitsandbytes_rules]).
 """
 
 from __future__ import annotations
@@ -69,10 +69,22 @@ def constraints(plan: ExtensionPlan, torch: TorchBuild) -> list[Constraint]:
     return [
         Constraint(
             requirement=f"bitsandbytes>={minimum}",
-            why=f"{why} (it would load the CPU library instead)",
-            source=f"{source}; {plan.kb.docs['packages']['bitsandbytes_rules']['source']}",
+            why=f"{why} ({missing_library_effect(plan.kb, Version(minimum))})",
+            source=f"{source} {plan.kb.docs['packages']['bitsandbytes_rules']['source']}",
         )
     ]
+
+
+def missing_library_effect(kb: Knowledge, below: Version) -> str:
+    """What the versions below `below` do on a build whose CUDA library they lack."""
+    raises = Version(kb.docs["packages"]["bitsandbytes_rules"]["raises_when_missing_from"])
+    cpu = "versions before it load the CPU library instead, with a warning"
+    if below <= raises:
+        return cpu.replace("versions before it", "they")
+    return (
+        f"{raises} and newer raise RuntimeError 'Configured CUDA binary not found' at import; "
+        f"older {cpu.removeprefix('versions before it ')}"
+    )
 
 
 def _bnb_override(plan: ExtensionPlan, torch: TorchBuild) -> tuple[str, str] | None:
@@ -106,8 +118,16 @@ def _bnb_override(plan: ExtensionPlan, torch: TorchBuild) -> tuple[str, str] | N
     if not same:
         return "", (
             f"bitsandbytes {version} bundles no CUDA {digits[:-1]} library (it has "
-            f"{', '.join(sorted(libs))}): on this CUDA {torch.cuda} build it would load its CPU "
-            f"library, without GPU quantization; use bitsandbytes>={window[0]}"
+            f"{', '.join(sorted(libs))}): on this CUDA {torch.cuda} build "
+            + (
+                "it raises RuntimeError 'Configured CUDA binary not found' at import"
+                if version
+                >= Version(
+                    plan.kb.docs["packages"]["bitsandbytes_rules"]["raises_when_missing_from"]
+                )
+                else "it would load its CPU library, without GPU quantization"
+            )
+            + f"; use bitsandbytes>={window[0]}"
         )
     return same[0], (
         f"bitsandbytes {version} bundles no libbitsandbytes_cuda{digits}.so; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pinner.knowledge import Build, Knowledge, TorchRelease, cuda_to_variant, variant_to_cuda
+from pinner.knowledge import Build, Gpu, Knowledge, TorchRelease, cuda_to_variant, variant_to_cuda
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -14,7 +14,11 @@ CUBIN_RULE = (
     "a cubin for sm_X.y runs on GPUs of major X with minor >= y, never across majors; "
     "PTX compiles forward to newer GPUs"
 )
-CUBIN_SOURCE = "NVIDIA Blackwell Compatibility Guide 1.2 (shared/reference/facts.md section 2)"
+
+
+def cubin_source(kb: Knowledge) -> str:
+    """Where the cubin/PTX rule is documented (data: cuda.toml [cubin_rule])."""
+    return str(kb.docs["cuda"]["cubin_rule"]["source"])
 
 
 @dataclass(frozen=True)
@@ -83,13 +87,49 @@ def parse_cc(cc: str) -> tuple[int, int]:
 
 
 def vtuple(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split("."))
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
-def min_driver(kb: Knowledge, variant: str) -> str:
-    """Driver a build of `variant` needs (minor-version compatibility of its CUDA major)."""
+def hardware_problem(
+    kb: Knowledge, gpu: Gpu, platform: str, driver: str
+) -> tuple[str, str, str, str] | None:
+    """Why this GPU cannot run any torch build pinner offers on this host, as (code, reason,
+    fix, source), or None. Jetson modules need driver >= 580 (JetPack 7) for the SBSA aarch64
+    wheels; a GPU with its own driver floor (Blackwell: 570.26) refuses an older driver."""
+    jetson = kb.docs["gpus"].get("jetson", {})
+    if gpu.key in jetson.get("gpus", ()) and platform == jetson["platform"]:
+        floor = jetson["min_driver"]
+        if not driver or vtuple(driver) < vtuple(floor):
+            given = f"the target's driver is {driver}" if driver else "no driver was given"
+            reason = (
+                f"{gpu.name} runs L4T: the aarch64 CUDA wheels on PyPI and the PyTorch index are "
+                f"SBSA builds that need driver >= {floor} (JetPack 7) and carry no sm_87 or sm_72 "
+                f"cubins, so JetPack 6 and older cannot run them; {given}"
+            )
+            fix = (
+                f'on JetPack 7 set driver = "<version>" (>= {floor}) on the target; on JetPack 6 '
+                "or older use NVIDIA's Jetson wheels (jetson-containers) instead of a pinner target"
+            )
+            return "jetson-platform", reason, fix, str(jetson["source"])
+        return None
+    if gpu.min_driver and driver and vtuple(driver) < vtuple(gpu.min_driver):
+        reason = (
+            f"the {gpu.name} ({gpu.architecture}) needs NVIDIA driver >= {gpu.min_driver}; "
+            f"the target's driver is {driver}"
+        )
+        fix = f"upgrade the host driver to {gpu.min_driver} or newer and set driver accordingly"
+        return "gpu-driver", reason, fix, gpu.min_driver_source
+    return None
+
+
+def min_driver(kb: Knowledge, variant: str, gpu: Gpu | None = None) -> str:
+    """Driver a build of `variant` needs (minor-version compatibility of its CUDA major), raised
+    to the GPU's own floor where it has one (Blackwell: 570.26 even for a CUDA 12.8 build)."""
     cuda = variant_to_cuda(variant)
     if not cuda:
         return ""
     major = kb.major(int(cuda.split(".")[0]))
-    return major.min_driver if major else ""
+    floor = major.min_driver if major else ""
+    if gpu is not None and gpu.min_driver and (not floor or vtuple(gpu.min_driver) > vtuple(floor)):
+        return gpu.min_driver
+    return floor

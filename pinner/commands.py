@@ -41,7 +41,9 @@ TargetsOpt = Annotated[
 
 def _version(value: bool) -> None:
     if value:
-        print(f"pinner {__version__}")
+        from pinner.knowledge import knowledge_as_of
+
+        print(f"pinner {__version__} (knowledge {knowledge_as_of()})")
         raise typer.Exit
 
 
@@ -214,8 +216,12 @@ def _print_notes(notes: list[str]) -> None:
 
 
 def _print_findings(lockfile: object) -> None:
+    seen: set[str] = set()  # a note with the same words for many targets is printed once per run
     for tl in getattr(lockfile, "targets", ()):
         for f in tl.findings:
+            if f.severity == "note" and f.message in seen:
+                continue
+            seen.add(f.message)
             print(f"{f.severity}: {tl.plan.target.name}: {f.message}", file=sys.stderr)
 
 

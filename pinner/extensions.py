@@ -19,8 +19,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from pinner import bitsandbytes
-from pinner.builds import Failure, Option, parse_cc
-from pinner.knowledge import Gpu, Knowledge, variant_to_cuda
+from pinner.builds import Failure, Option, hardware_problem, parse_arch, parse_cc
+from pinner.knowledge import ExtensionBuild, Gpu, Knowledge, variant_to_cuda
 from pinner.model import (
     Constraint,
     Extension,
@@ -34,7 +34,7 @@ from pinner.model import (
 from pinner.wheels import Wheel, find_wheel
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 FLASH = "flash-attn"
 FUTURE = "99999"  # stands for "a release newer than pinner knows" when testing a specifier
@@ -59,8 +59,40 @@ class ExtensionPlan:
     def wheel_seekers(self) -> list[str]:
         return [name for name, mode in self.modes.items() if mode in ("auto", "wheel")]
 
+    @property
+    def compiled(self) -> list[str]:
+        """Requested packages whose PyPI wheels are built for one CUDA major and torch build."""
+        return [name for name in self.specs if self.kb.extension_builds(name)]
+
+    @property
+    def checks(self) -> bool:
+        """Whether `check` can fail an option (a wheel to find or a compiled wheel to match)."""
+        return bool(self.wheel_seekers or self.compiled)
+
+    def builds_for(self, name: str, torch_version: str, cuda: str) -> list[ExtensionBuild]:
+        """The PyPI wheels of `name` the user's requirement admits that run next to this torch
+        build (same CUDA major, torch admitted by their requirement)."""
+        spec = SpecifierSet(self.specs.get(name, ""))
+        major = cuda.split(".", maxsplit=1)[0]
+        return [
+            b
+            for b in self.kb.extension_builds(name)
+            if spec.contains(b.version, prereleases=True) and b.runs_with(torch_version, major)
+        ]
+
     def check(self, option: Option) -> Failure | None:
-        """Fails an option for which a wheel-seeking extension has no prebuilt wheel."""
+        """Fails an option for which a wheel-seeking extension has no prebuilt wheel, or a
+        compiled package (xformers, vllm) has no PyPI wheel built for its CUDA major and torch."""
+        cuda = variant_to_cuda(option.variant)
+        for name in self.compiled if cuda else ():
+            if not self.builds_for(name, option.release.version, cuda):
+                newest = self.kb.extension_builds(name)[0]
+                return Failure(
+                    "extension",
+                    f"no {name} wheel on PyPI is built for torch {option.release.version} with "
+                    f"CUDA {cuda.split('.')[0]} ({name} {newest.version} is built for torch "
+                    f"{newest.built_for})",
+                )
         for name in self.wheel_seekers:
             if find_wheel(self.kb, option, self.target.python, self.gpu, self.specs[name]) is None:
                 torch_minor = option.release.minor
@@ -79,7 +111,44 @@ class ExtensionPlan:
         return replace(self, modes=modes, fell_back=auto, findings=list(self.findings))
 
     def constraints(self, torch: TorchBuild) -> list[Constraint]:
-        return bitsandbytes.constraints(self, torch)
+        out = bitsandbytes.constraints(self, torch)
+        for name in self.compiled if torch.cuda else ():
+            constraint = self._compiled_constraint(name, torch)
+            if constraint is not None:
+                out.append(constraint)
+        return out
+
+    def _compiled_constraint(self, name: str, torch: TorchBuild) -> Constraint | None:
+        """`xformers>=a,<=b,!=c`: only the PyPI wheels built for this torch build's CUDA major
+        and torch; none newer than pinner's knowledge."""
+        fits = self.builds_for(name, torch.version, torch.cuda)
+        if not fits:
+            return None
+        known = self.kb.extension_builds(name)
+        low, high = fits[-1].version, fits[0].version
+        fit_versions = {b.version for b in fits}
+        between = [
+            b.version
+            for b in known
+            if b.version not in fit_versions and Version(low) < Version(b.version) < Version(high)
+        ]
+        spec = ",".join(
+            [f">={low}", f"<={high}", *(f"!={v}" for v in sorted(between, key=Version))]
+        )
+        why = (
+            f"the {name} wheels on PyPI link one CUDA major and are built for one torch: "
+            f"{low} ... {high} run with torch {torch.version} (CUDA {torch.cuda.split('.')[0]})"
+        )
+        if high == known[0].version:
+            why += (
+                f"; a {name} newer than {high} is newer than pinner's knowledge "
+                f"({self.kb.as_of}): upgrade pinner"
+            )
+        return Constraint(
+            requirement=f"{name}{spec}",
+            why=why,
+            source=" ".join(dict.fromkeys(b.source for b in (fits[0], fits[-1]))),
+        )
 
     def finish(
         self, option: Option, torch: TorchBuild
@@ -150,13 +219,46 @@ class ExtensionPlan:
             why=f"prebuilt wheel matching torch {option.release.minor}, CUDA "
             f"{variant_to_cuda(option.variant).split('.')[0]}, C++ ABI "
             f"{'TRUE' if option.release.cxx11_abi else 'FALSE'}, "
-            f"cp{self.target.python.replace('.', '')}, kernels {' '.join(wheel.arches)}{held}",
-            source=f"{wheel.source} [{wheel.confidence}]",
+            f"cp{self.target.python.replace('.', '')}, kernels {' '.join(wheel.arches)}{held}"
+            + ("" if wheel.confidence == "verified" else f" ({wheel.confidence} knowledge)"),
+            source=wheel.source,
+        )
+
+    def _has_kernels(self, name: str, version: str, torch: TorchBuild) -> bool:
+        if self.gpu is None or not torch.cuda:
+            return True
+        kernels = source_kernels(self.kb, name, version, torch.cuda)
+        return kernels is None or _kernels_serve(kernels[0], self.gpu)
+
+    def _no_kernels(self, name: str, version: str, torch: TorchBuild) -> Finding:
+        """No release the requirement admits compiles kernels for this GPU with this CUDA."""
+        assert self.gpu is not None
+        kernels = source_kernels(self.kb, name, version, torch.cuda)
+        arches, row = kernels if kernels else ("", {})
+        return _finding(
+            self,
+            "error",
+            "extension-arch",
+            message=f"{self.target.origin}: no {name} release that {name}"
+            f"{self.specs.get(name, '') or ' (any version)'} admits compiles kernels for the "
+            f"{self.gpu.name} ({self.gpu.sm}) with CUDA {torch.cuda}: {name} {version} builds "
+            f"{arches or 'other arches'}",
+            fix=f"allow an older {name} release that still builds {self.gpu.sm} (relax the "
+            f"requirement), or drop {name} for this target",
+            source=str(row.get("source", "")) or _release_sources(self.kb, name),
         )
 
     def _source_extension(self, name: str, torch: TorchBuild) -> Extension | None:
         rules = _source_rules(self.kb, name)
-        release = _newest_release(self.kb, name, self.specs.get(name, ""), torch.version)
+        spec = self.specs.get(name, "")
+        release = _newest_release(
+            self.kb, name, spec, torch.version, lambda v: self._has_kernels(name, v, torch)
+        )
+        if release is None and self.gpu is not None:
+            without = _newest_release(self.kb, name, spec, torch.version)
+            if without is not None:
+                self.findings.append(self._no_kernels(name, without["version"], torch))
+                return None
         version, deps = (release["version"], tuple(release["requires"])) if release else ("", ())
         if release is None and _known_package(self.kb, name):
             self.findings.append(
@@ -167,7 +269,7 @@ class ExtensionPlan:
                     message=f"no {name} release in pinner's knowledge satisfies "
                     f"{name}{self.specs.get(name, '')} with torch {torch.version}",
                     fix=f"relax the {name} requirement",
-                    source="pinner/knowledge/extensions.toml",
+                    source=_release_sources(self.kb, name),
                 )
             )
             return None
@@ -216,9 +318,29 @@ def prepare(target: Target, kb: Knowledge, reqs: Requirements, gpu: Gpu | None) 
         if mode:
             modes[name] = mode
     plan = ExtensionPlan(target=target, kb=kb, gpu=gpu, specs=specs, modes=modes)
+    _hardware_rules(plan)
     _gpu_rules(plan)
     _torch_pins(plan, reqs)
     return plan
+
+
+def _hardware_rules(plan: ExtensionPlan) -> None:
+    """GPUs no offered torch build runs on, whatever the build (Jetson platform, driver floor)."""
+    if plan.gpu is None:
+        return
+    problem = hardware_problem(plan.kb, plan.gpu, plan.target.platform, plan.target.driver)
+    if problem is not None:
+        code, reason, fix, source = problem
+        plan.findings.append(
+            _finding(
+                plan,
+                "error",
+                code,
+                message=f"{plan.target.origin}: {reason}",
+                fix=fix,
+                source=source,
+            )
+        )
 
 
 def _gpu_rules(plan: ExtensionPlan) -> None:
@@ -292,15 +414,54 @@ def _source_rules(kb: Knowledge, name: str) -> Mapping[str, Any]:
     )
 
 
+def source_kernels(
+    kb: Knowledge, name: str, version: str, cuda: str
+) -> tuple[str, Mapping[str, Any]] | None:
+    """(the arches a source build of `name` `version` compiles with nvcc `cuda`, its data row);
+    None when pinner has no arch list for that release."""
+    for row in kb.docs["extensions"].get("source_arches", []):
+        if row["package"] != name:
+            continue
+        if not Version(row["first"]) <= Version(version) <= Version(row["last"]):
+            continue
+        nvcc = Version(cuda or "0")
+        arches = [
+            g["sm"]
+            for g in row["gencode"]
+            if Version(g.get("nvcc_min", "0")) <= nvcc <= Version(g.get("nvcc_max", "999"))
+        ]
+        return " ".join(arches), row
+    return None
+
+
+def _kernels_serve(arches: str, gpu: Gpu) -> bool:
+    """A cubin (no PTX) runs on a GPU of the same major with a minor >= its own."""
+    major, minor = parse_cc(gpu.compute_capability)
+    return any(
+        a_major == major and a_minor <= minor
+        for a_major, a_minor in map(parse_arch, arches.split())
+    )
+
+
+def _release_sources(kb: Knowledge, name: str) -> str:
+    """The sources of every known release of `name` (what pinner's knowledge rests on)."""
+    entries = kb.docs["extensions"].get("package_release", [])
+    return " ".join(e["source"] for e in entries if e["package"] == name)
+
+
 def _known_package(kb: Knowledge, name: str) -> bool:
     return any(p["package"] == name for p in kb.docs["extensions"].get("package_release", []))
 
 
-def _newest_release(kb: Knowledge, name: str, spec: str, torch: str) -> Mapping[str, Any] | None:
+def _newest_release(
+    kb: Knowledge, name: str, spec: str, torch: str, keep: Callable[[str], bool] = lambda _: True
+) -> Mapping[str, Any] | None:
     wanted = SpecifierSet(spec)
     best = None
     for entry in kb.docs["extensions"].get("package_release", []):
         if entry["package"] != name or not wanted.contains(entry["version"], prereleases=True):
+            continue
+        if not keep(entry["version"]):
             continue
         if entry.get("min_torch") and Version(torch) < Version(entry["min_torch"]):
             continue

@@ -23,8 +23,8 @@ from pinner import diagnose, fit, images
 from pinner import extensions as ext
 from pinner.builds import (
     CUBIN_RULE,
-    CUBIN_SOURCE,
     Option,
+    cubin_source,
     describe_arches,
     min_driver,
     serving_arch,
@@ -82,11 +82,11 @@ def plan_target(
         return PlanResult(plan=None, findings=tuple(findings))
     ctx.bounds += ext_plan.torch_bounds
     options = list(build_options(kb, target.platform))
-    ctx.extension_check = ext_plan.check if ext_plan.wheel_seekers else None
+    ctx.extension_check = ext_plan.check if ext_plan.checks else None
     fitting = [o for o in options if not fit.failures(o, ctx)]
     if not fitting and "auto" in ext_plan.modes.values():
         ext_plan = ext_plan.without_wheels()  # no wheel anywhere: build from source instead
-        ctx.extension_check = ext_plan.check if ext_plan.wheel_seekers else None
+        ctx.extension_check = ext_plan.check if ext_plan.checks else None
         fitting = [o for o in options if not fit.failures(o, ctx)]
     if not fitting:
         findings.append(diagnose.impossible(ctx, options))
@@ -198,7 +198,7 @@ def _finish(
                 source="",
             )
         )
-    driver = min_driver(kb, chosen.variant)
+    driver = min_driver(kb, chosen.variant, gpu)
     _notes(ctx, chosen, driver, findings)
     plan = Plan(
         target=target,
@@ -243,6 +243,8 @@ def _hardware_steps(ctx: Context, build: Build | None) -> list[Step]:
     assert build is not None
     serving = serving_arch(gpu.compute_capability, build)
     why = f"the build carries {describe_arches(build)}"
+    if build.confidence != "verified":
+        why += f" ({build.confidence}: not read from the wheel)"
     if serving != gpu.sm:
         why += f"; {serving} runs on {gpu.sm}: {CUBIN_RULE}"
     return [
@@ -257,7 +259,7 @@ def _hardware_steps(ctx: Context, build: Build | None) -> list[Step]:
             topic="arch",
             choice=f"{gpu.sm} served by {serving}",
             why=why,
-            source=f"{build.source} [{build.confidence}]; {CUBIN_SOURCE}",
+            source=f"{build.source} {cubin_source(ctx.kb)}",
         ),
     ]
 
@@ -271,11 +273,9 @@ def _variant_step(ctx: Context, chosen: Option, index_url: str) -> Step:
     else:
         how = f"cuda = {target.cuda} was requested"
     where = PYPI if chosen.on_pypi else index_url
-    source = (
-        release.source
-        if chosen.on_pypi
-        else f"{release.variants_source} [{release.variants_confidence}]"
-    )
+    source = release.source if chosen.on_pypi else release.variants_source
+    if not chosen.on_pypi and release.variants_confidence != "verified":
+        how += f" (the index's variants are {release.variants_confidence} knowledge)"
     return Step(topic="variant", choice=f"{chosen.variant} from {where}", why=how, source=source)
 
 
@@ -293,7 +293,7 @@ def _torch_step(ctx: Context, chosen: Option) -> Step:
 
 
 def _driver_step(ctx: Context, chosen: Option) -> list[Step]:
-    driver = min_driver(ctx.kb, chosen.variant)
+    driver = min_driver(ctx.kb, chosen.variant, ctx.gpu)
     if not driver:
         return []
     major = ctx.kb.major(int(variant_to_cuda(chosen.variant).split(".")[0]))
@@ -302,14 +302,17 @@ def _driver_step(ctx: Context, chosen: Option) -> list[Step]:
         if ctx.target.driver
         else "driver not given: not checked"
     )
-    return [
-        Step(
-            topic="driver",
-            choice=f">= {driver}",
-            why=f"CUDA {major.major if major else '?'} builds need it; {given}",
-            source=major.source if major else "",
-        )
-    ]
+    gpu = ctx.gpu
+    if (
+        gpu is not None
+        and driver == gpu.min_driver
+        and driver != min_driver(ctx.kb, chosen.variant)
+    ):
+        why, source = f"the {gpu.name} ({gpu.architecture}) needs it", gpu.min_driver_source
+    else:
+        why = f"CUDA {major.major if major else '?'} builds need it"
+        source = major.source if major else ""
+    return [Step(topic="driver", choice=f">= {driver}", why=f"{why}; {given}", source=source)]
 
 
 def _companions(
@@ -324,25 +327,40 @@ def _companions(
     local = "" if torch.on_pypi else f"+{torch.variant}"
     pins = [f"torchvision=={release.torchvision}{local}"]
     why = f"torchvision {release.torchvision} is built for torch {release.version}"
-    if release.torchaudio:
-        pins.append(f"torchaudio=={release.torchaudio}{local}")
-        why += f"; torchaudio {release.torchaudio} likewise"
+    audio, ranged = release.torchaudio_for(torch.variant, torch.on_pypi)
+    source = release.source
+    if audio and ranged is None:
+        pins.append(f"torchaudio=={audio}{local}")
+        why += f"; torchaudio {audio} likewise"
+    elif ranged is not None:
+        # a ranged release (torch>=2.11) is pinned when the project asks for torchaudio; otherwise
+        # it stays free, so a package pinning another admitting torchaudio (vllm) still resolves
+        source = f"{source} {ranged.source}"
+        why += (
+            f"; torchaudio {audio} is the newest release whose requirement (torch{ranged.torch}) "
+            f"admits torch {release.version}"
+        )
+        if ranged.confidence != "verified":
+            why += f" ({ranged.confidence} knowledge)"
+        if "torchaudio" in reqs_names:
+            pins.append(f"torchaudio=={audio}{local}")
     else:
-        why += "; no torchaudio exists for it (torchaudio ends at 2.11.0 on PyPI)"
+        where = "PyPI" if torch.on_pypi else f"the {torch.variant} index"
+        why += f"; no torchaudio known to pinner admits torch {release.version} on {where}"
         if "torchaudio" in reqs_names:
             findings.append(
                 Finding(
                     target=target.name,
                     severity="warning",
                     code="no-torchaudio",
-                    message=f"torchaudio is required, but no torchaudio release matches torch "
-                    f"{release.version}: torchaudio ends at 2.11.0 on PyPI, and its C++ extension "
-                    "is built for torch 2.11",
-                    fix='keep torch below 2.12 (torch = "<2.12") if you need torchaudio',
-                    source="PyPI torchaudio (newest 2.11.0); facts-addendum.md Q3",
+                    message=f"torchaudio is required, but pinner knows no torchaudio release for "
+                    f"torch {release.version} on {where}",
+                    fix='use PyPI\'s own torch build (cuda = "auto"), or pin torch to a release '
+                    "whose torchaudio is on that index",
+                    source=" ".join(c.source for c in release.torchaudio_ranged) or release.source,
                 )
             )
-    steps.append(Step(topic="companions", choice=", ".join(pins), why=why, source=release.source))
+    steps.append(Step(topic="companions", choice=", ".join(pins), why=why, source=source))
     return tuple(pins)
 
 

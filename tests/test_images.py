@@ -10,6 +10,7 @@ import pytest
 
 from pinner import images
 from pinner.cli import main
+from pinner.knowledge import load_knowledge
 from pinner.lock import dump_lock
 from pinner.model import LockFile, Pin, Plan, PlanResult, Step, TargetLock
 from pinner.render import render_target
@@ -46,7 +47,12 @@ def test_every_gpu_has_a_brand_and_every_cuda_image_its_requirement(kb):
     for image in kb.images:
         if image.cuda:
             assert image.require_cuda == image.cuda
-            assert "gitlab.com/nvidia/container-images/cuda dist/" in image.require_source
+            assert image.require_source.startswith(
+                (
+                    "pranavmishra90/nvidia-container-images-cuda@",
+                    "https://gitlab.com/nvidia/container-images/cuda/",
+                )
+            )
     twelve_six = kb.image("12.6")
     assert twelve_six.require.startswith("cuda>=12.6 brand=unknown,driver>=470,driver<471 ")
     assert "brand=tesla,driver>=535,driver<536" in twelve_six.require
@@ -117,6 +123,8 @@ def test_a_source_build_takes_an_older_devel_image_of_the_same_major(plan_for):
 
 
 def test_a_source_build_the_driver_cannot_start_is_refused_with_the_fix(plan_for):
+    from pinner import images
+
     result = plan_for(
         "RTX 5090",
         "flash-attn",
@@ -125,16 +133,13 @@ def test_a_source_build_the_driver_cannot_start_is_refused_with_the_fix(plan_for
         builds=(("flash-attn", "source"),),
     )
     assert result.plan is None
-    (err,) = [f for f in result.findings if f.severity == "error"]
-    assert err.code == "devel-image-driver"
-    assert err.message == (
-        "pinner.toml: targets.t: the source build needs a CUDA 12 devel image whose nvcc "
-        "compiles for sm_120, and driver 565.57.01 on GeForce RTX 5090 (geforce) starts "
-        "none of them: nvidia/cuda:12.8.2-devel-ubuntu24.04 needs driver >= 570.26 (CUDA 12.8), "
-        "or a data-center or workstation GPU (not GeForce) on driver branch 535, 550, 560, 565, "
-        "570, 580"
-    )
-    assert err.fix.startswith("upgrade the driver to >= 570.26, or set base-image on ")
+    # the GPU's own driver floor (Blackwell: 570.26) is said first
+    assert [f.code for f in result.findings if f.severity == "error"] == ["gpu-driver"]
+    # and the image rule alone would refuse every CUDA 12 devel image that knows sm_120
+    kb = load_knowledge()
+    devel = [i for i in kb.images if i.cuda.startswith("12.") and images.fits_arch(i, "12.0")]
+    assert devel
+    assert not [i.devel for i in devel if images.starts(i, kb, "565.57.01", "geforce")]
 
 
 def test_the_dockerfile_says_why_and_sets_the_runtime_env(plan_for):

@@ -20,7 +20,9 @@ from pinner.knowledge import (
     Knowledge,
     TorchRelease,
     check_sources,
+    is_locator,
     iter_facts,
+    locators,
     normalize_gpu,
     variant_to_cuda,
 )
@@ -72,7 +74,7 @@ as_of = "2026-11-23"
 
 [[gpu]]
 key = "sourced"
-source = "developer.nvidia.com/cuda-gpus"
+source = "https://developer.nvidia.com/cuda-gpus"
 
 [[gpu]]
 key = "unsourced"
@@ -83,7 +85,7 @@ source = "   "
 
 [[build]]
 variant = "cu128"
-source = "a build script"
+source = "pytorch/pytorch@v2.7.0:.ci/manywheel/build_cuda.sh"
 confidence = "probably"
 """
 
@@ -92,13 +94,76 @@ def test_check_sources_flags_facts_without_source():
     assert check_sources("bad.toml", tomllib.loads(BAD_DOC)) == [
         "bad.toml: gpu[1]: fact without a source",
         "bad.toml: numpy: fact without a source",
-        "bad.toml: build[0]: confidence 'probably' not in ('verified', 'secondary', 'unverified')",
+        "bad.toml: build[0].confidence: 'probably' not in ('verified', 'secondary', 'unverified')",
     ]
 
 
 def test_check_sources_flags_missing_as_of():
-    doc = tomllib.loads('[numpy]\nsource = "PyPI"\n')
+    doc = tomllib.loads('[numpy]\nsource = "https://pypi.org/project/numpy/"\n')
     assert check_sources("bad.toml", doc) == ["bad.toml: missing as_of"]
+
+
+@pytest.mark.parametrize(
+    "locator",
+    [
+        "https://developer.nvidia.com/cuda-gpus",
+        "https://github.com/pytorch/pytorch/issues/190385",
+        "https://download.pytorch.org/whl/cu130/torch/",
+        "pytorch/pytorch@799d09f2:.ci/manywheel/build_cuda.sh",
+        "pytorch/builder@release/2.1:manywheel/build_cuda.sh",
+        "Dao-AILab/flash-attention@v2.8.3.post1:.github/workflows/publish.yml",
+        "torch-2.15.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "torch-2.10.0-3-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "torchaudio-2.11.1-py3-none-manylinux_2_28_x86_64.whl",
+        "flash_attn-2.8.3.post2.tar.gz",
+    ],
+)
+def test_public_locators_pass_the_lint(locator):
+    assert is_locator(locator)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "facts.md",
+        "facts-addendum.md Q3",
+        "docs/research-2026-11-23.md",
+        "developer.nvidia.com/cuda-gpus",  # no scheme
+        "http://developer.nvidia.com/cuda-gpus",  # not https
+        "stored file id 62983442397",
+        "pytorch/pytorch#107302",  # a GitHub short reference is no URL
+        "pytorch/pytorch build_cuda.sh @799d09f2",
+        "PyPI",
+        "matrix",
+    ],
+)
+def test_anything_else_fails_the_lint(text):
+    doc = {"as_of": "2026-11-23", "fact": {"source": text}}
+    assert check_sources("x.toml", doc), text
+
+
+def test_notes_may_not_cite_private_notes():
+    doc = {
+        "as_of": "2026-11-23",
+        "fact": {"source": "https://example.org/a", "note": "see facts-addendum.md Q3"},
+    }
+    assert check_sources("x.toml", doc) == ["x.toml: fact.note: cites private notes or a handle"]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_source_field_is_public_locators(name):
+    problems = check_sources(name, RAW[name])
+    assert problems == []
+    keys = [
+        (where, key)
+        for where, fact in iter_facts(RAW[name])
+        for key, value in fact.items()
+        if key.endswith("source") and value
+    ]
+    assert keys, f"{name}: no source fields"
+    for where, key in keys:
+        fact = dict(iter_facts(RAW[name]))[where]
+        assert all(is_locator(loc) for loc in locators(fact[key])), (where, key, fact[key])
 
 
 # --- GPUs ------------------------------------------------------------------------------------
@@ -319,3 +384,31 @@ def test_cuda_major_minimum_driver(kb, major, driver):
     found = kb.major(major)
     assert found is not None
     assert found.min_driver == driver
+
+
+NOT_CITATIONS = {"", "matrix", 'matrix: build = "source"'}
+
+
+@pytest.mark.parametrize(
+    ("gpu", "requirements", "fields"),
+    [
+        ("RTX 5090", ("bitsandbytes", "flash-attn"), {}),
+        ("A100", ("xformers", "vllm", "transformers"), {}),
+        ("V100", ("mamba-ssm", "causal-conv1d", "torchaudio"), {"cuda": "12.6"}),
+        ("T4", ("bitsandbytes",), {"torch": "<2.3"}),
+        ("GH200", (), {"platform": "linux-aarch64"}),
+        ("cpu", ("transformers",), {}),
+    ],
+)
+def test_plan_outputs_cite_only_public_locators(plan_for, gpu, requirements, fields):
+    result = plan_for(gpu, *requirements, **fields)
+    sources = [f.source for f in result.findings]
+    if result.plan is not None:
+        plan = result.plan
+        sources += [s.source for s in plan.steps]
+        sources += [c.source for c in plan.constraints]
+        sources += [e.source for e in plan.extensions]
+    for source in sources:
+        if source in NOT_CITATIONS:
+            continue
+        assert all(is_locator(loc) for loc in locators(source)), source

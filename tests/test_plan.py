@@ -105,14 +105,17 @@ def test_plan_target_chooses_build(plan_for, gpu, fields, pin, index):
 @pytest.mark.parametrize("gpu", ["RTX 5090", "A100"])
 def test_plan_target_auto_uses_pypi_215(plan_for, gpu):
     # facts.md 1a/1b: 2.15.0 on PyPI is CUDA 13.2 with sm_75..sm_120; torchvision 0.29.2;
-    # torchaudio ends at 2.11.0 (section 10.6); 4: CUDA 13 needs driver >= 580.65.06
+    # torchaudio 2.11.1 admits torch>=2.11 but stays free unless asked for; 4: CUDA 13 needs
+    # driver >= 580.65.06
     plan = chosen(plan_for(gpu))
     assert (plan.torch.version, plan.torch.variant, plan.torch.cuda) == ("2.15.0", "cu132", "13.2")
     assert plan.torch.on_pypi
     assert plan.companions == ("torchvision==0.29.2",)
     assert plan.base_image == "nvidia/cuda:13.2.1-runtime-ubuntu24.04"
     assert plan.min_driver == "580.65.06"
-    assert "no torchaudio exists for it" in step(plan, "companions")
+    assert "torchaudio 2.11.1 is the newest release whose requirement (torch>=2.11) admits" in (
+        step(plan, "companions")
+    )
 
 
 def test_plan_target_index_build_pins_local_tags(plan_for):
@@ -120,7 +123,8 @@ def test_plan_target_index_build_pins_local_tags(plan_for):
     plan = chosen(plan_for("RTX 5090", cuda="cu128"))
     assert plan.companions == ("torchvision==0.26.0+cu128", "torchaudio==2.11.0+cu128")
     assert plan.base_image == "nvidia/cuda:12.8.2-runtime-ubuntu24.04"
-    assert plan.min_driver == "525.60.13"  # 4: minor-version compatibility of CUDA 12
+    # CUDA 12 builds need 525.60.13 (minor-version compatibility); Blackwell GPUs need 570.26
+    assert plan.min_driver == "570.26"
     assert plan.torch.arches[-1] == "sm_120"
 
 
@@ -297,12 +301,28 @@ def test_plan_target_torch_range_and_requirement_conflict(plan_for):
     assert found.code == "impossible-target"
 
 
-def test_plan_target_torchaudio_requirement_warns_past_211(plan_for):
-    # facts.md 10.6: torchaudio stops at 2.11.0 on PyPI
-    result = plan_for("A100", "torchaudio")
+@pytest.mark.parametrize(
+    ("fields", "companions", "warnings"),
+    [
+        # PyPI's torch 2.15.0: torchaudio-2.11.1 (py3-none) declares torch>=2.11
+        ({}, ("torchvision==0.29.2", "torchaudio==2.11.1"), []),
+        # PyPI's torch 2.12.1 (cu130): the same ranged release
+        ({"torch": "<2.13"}, ("torchvision==0.27.1", "torchaudio==2.11.1"), []),
+        # torch 2.10 pins torchaudio 2.10.0 exactly; 2.11.x's torch>=2.11 does not admit it
+        ({"torch": "<2.11"}, ("torchvision==0.25.0", "torchaudio==2.10.0"), []),
+        # the cu126 index pairs 2.11.0+cu126 with torch 2.14 (secondary)
+        ({"cuda": "cu126"}, ("torchvision==0.29.1+cu126", "torchaudio==2.11.0+cu126"), []),
+        # the stable cu132 index carries no torchaudio for 2.12-2.14
+        ({"cuda": "cu132", "torch": "<2.15"}, ("torchvision==0.29.1+cu132",), ["no-torchaudio"]),
+    ],
+)
+def test_plan_target_torchaudio_pairs_newest_admitting_release(
+    plan_for, fields, companions, warnings
+):
+    result = plan_for("A100", "torchaudio", **fields)
     plan = chosen(result)
-    assert plan.companions == ("torchvision==0.29.2",)
-    assert [f.code for f in result.findings if f.severity == "warning"] == ["no-torchaudio"]
+    assert plan.companions == companions
+    assert [f.code for f in result.findings if f.severity == "warning"] == warnings
 
 
 # --- companion constraints (facts.md 1b and 7) ---------------------------------------------

@@ -9,7 +9,7 @@ import functools
 import hashlib
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,10 +49,45 @@ class Gpu:
     source: str
     confidence: str
     brand: str = ""  # product brand for NVIDIA_REQUIRE_CUDA brand= clauses (tesla, geforce, ...)
+    min_driver: str = ""  # the GPU's own driver floor (its architecture's), "" when none
+    min_driver_source: str = ""
 
     @property
     def sm(self) -> str:
         return "sm_" + self.compute_capability.replace(".", "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RangedCompanion:
+    """A companion release that admits a range of torch (packages.toml [[torchaudio]])."""
+
+    version: str
+    torch: str  # the torch requirement it admits, ">=2.11"
+    pypi: bool  # on PyPI next to PyPI's own torch build
+    index_variants: tuple[str, ...]  # PyTorch-index variants known to carry it
+    source: str
+    confidence: str
+
+    def admits(self, version: str) -> bool:
+        return spec_admits(self.torch, version)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtensionBuild:
+    """The build a PyPI wheel of a compiled extension was made for (extensions.toml
+    [[extension_build]]): it runs next to a torch build of the same CUDA major whose version its
+    torch requirement admits."""
+
+    package: str
+    version: str
+    cuda: str  # CUDA major: "12"
+    torch: str  # declared torch requirement: "==2.10.0", ">=2.10"
+    built_for: str  # the torch build it was compiled against: "2.10.0+cu128"
+    source: str
+    confidence: str
+
+    def runs_with(self, torch_version: str, cuda_major: str) -> bool:
+        return cuda_major == self.cuda and spec_admits(self.torch, torch_version)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +107,17 @@ class TorchRelease:
     source: str
     variants_aarch64: tuple[str, ...] = ()  # variants with Linux aarch64 wheels, where sourced
     pypi_cuda_aarch64: str = ""  # CUDA of PyPI's aarch64 wheel; "" = a CPU-only wheel
+    torchaudio_ranged: tuple[RangedCompanion, ...] = ()  # newest first, each admitting this torch
+
+    def torchaudio_for(self, variant: str, on_pypi: bool) -> tuple[str, RangedCompanion | None]:
+        """The newest torchaudio for this release's build: (version, the ranged entry or None
+        when it is the exact pair of torch.toml); ("", None) when none is known."""
+        for ranged in self.torchaudio_ranged:
+            if ranged.pypi if on_pypi else variant in ranged.index_variants:
+                if not self.torchaudio or _vkey(ranged.version) > _vkey(self.torchaudio):
+                    return ranged.version, ranged
+                break
+        return self.torchaudio, None
 
     @property
     def minor(self) -> str:
@@ -156,6 +202,15 @@ class Knowledge:
             None,
         )
 
+    def extension_builds(self, package: str) -> tuple[ExtensionBuild, ...]:
+        """Every PyPI wheel version of `package` with its CUDA major and torch build, newest
+        first; () for a package pinner has no such data for."""
+        return self._extension_builds.get(package, ())
+
+    @functools.cached_property
+    def _extension_builds(self) -> dict[str, tuple[ExtensionBuild, ...]]:
+        return _extension_builds(self.docs["extensions"])
+
     def major(self, major: int) -> CudaMajor | None:
         return next((m for m in self.majors if m.major == major), None)
 
@@ -196,6 +251,27 @@ def variant_to_cuda(variant: str) -> str:
     return f"{digits[:-1]}.{digits[-1]}"
 
 
+def spec_admits(spec: str, version: str) -> bool:
+    """Whether a simple comma-separated specifier (>=, >, <=, <, ==, !=; numeric versions)
+    admits `version`: enough for the knowledge's own data, without `packaging` on the hot path."""
+    ops = {
+        ">=": lambda a, b: a >= b,
+        "<=": lambda a, b: a <= b,
+        "==": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        ">": lambda a, b: a > b,
+        "<": lambda a, b: a < b,
+    }
+    have = _vkey(version)
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        op = next(o for o in ops if clause.startswith(o))
+        want = _vkey(clause[len(op) :])
+        padded = have[: len(want)] if op in ("==", "!=") else have
+        if not ops[op](padded, want):
+            return False
+    return True
+
+
 def normalize_gpu(name: str) -> str:
     text = re.sub(r"^\s*nvidia\s+", "", name.casefold())
     return re.sub(r"[^a-z0-9]", "", text)
@@ -223,6 +299,25 @@ def _gpu_index(gpus: tuple[Gpu, ...]) -> tuple[dict[str, Gpu], dict[str, tuple[G
     return exact, {k: tuple(v) for k, v in loose.items()}
 
 
+def _extension_builds(doc: Mapping[str, Any]) -> dict[str, tuple[ExtensionBuild, ...]]:
+    out: dict[str, list[ExtensionBuild]] = {}
+    for e in doc.get("extension_build", ()):
+        out.setdefault(e["package"], []).append(
+            ExtensionBuild(
+                package=e["package"],
+                version=e["version"],
+                cuda=e["cuda"],
+                torch=e["torch"],
+                built_for=e["built_for"],
+                source=e["source"],
+                confidence=e.get("confidence", "verified"),
+            )
+        )
+    return {
+        k: tuple(sorted(v, key=lambda b: _vkey(b.version), reverse=True)) for k, v in out.items()
+    }
+
+
 def iter_facts(doc: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
     """Yield every fact table (each element of an array of tables, and each top-level table)."""
     for key, value in doc.items():
@@ -234,18 +329,48 @@ def iter_facts(doc: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, Ma
             yield here, value
 
 
+# A public locator: an https URL, `owner/repo@ref:path` on GitHub, or a file name on PyPI.
+_URL = re.compile(r"https://[A-Za-z0-9.-]+\.[a-z]{2,}(/\S*)?")
+_REPO_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+@[A-Za-z0-9._/+-]+:[^\s:]+")
+_PYPI_FILE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_.]*-[0-9][A-Za-z0-9_.!+]*(-[A-Za-z0-9_.]+){0,4}\.(whl|tar\.gz|zip)"
+)
+# Words that mark a citation of private notes or opaque handles, not of something a user can open.
+_PRIVATE = re.compile(r"facts(-addendum)?\.(md|toml)|docs/research|stored (file|cop)|\bids? \d{5,}")
+
+
+def is_locator(text: str) -> bool:
+    """True for one public locator (see _URL, _REPO_PATH, _PYPI_FILE)."""
+    return any(p.fullmatch(text) for p in (_URL, _REPO_PATH, _PYPI_FILE))
+
+
+def locators(source: str) -> tuple[str, ...]:
+    """The locators of a `source` value: one or more, separated by whitespace."""
+    return tuple(source.split())
+
+
 def check_sources(name: str, doc: Mapping[str, Any]) -> list[str]:
-    """Problems in one data document: every fact needs a non-empty `source`, a known confidence."""
+    """Problems in one data document: every fact needs a `source` of public locators (URLs,
+    `owner/repo@ref:path`, PyPI file names) and a known confidence; notes name no private handle."""
     problems = []
     if not doc.get("as_of"):
         problems.append(f"{name}: missing as_of")
-    for where, fact in iter_facts(doc):
-        if not str(fact.get("source", "")).strip():
+    top = {k: v for k, v in doc.items() if not isinstance(v, (dict, list))}
+    for where, fact in [("(top)", top), *iter_facts(doc)]:
+        if where != "(top)" and not str(fact.get("source", "")).strip():
             problems.append(f"{name}: {where}: fact without a source")
-        if "confidence" in fact and fact["confidence"] not in CONFIDENCE:
-            problems.append(
-                f"{name}: {where}: confidence {fact['confidence']!r} not in {CONFIDENCE}"
-            )
+        for key, value in fact.items():
+            if key.endswith("source") and isinstance(value, str):
+                bad = [loc for loc in locators(value) if not is_locator(loc)]
+                if bad:
+                    problems.append(
+                        f"{name}: {where}.{key}: {' '.join(bad) or 'empty'!r} is not a public "
+                        "locator (an https URL, owner/repo@ref:path, or a PyPI file name)"
+                    )
+            elif key.endswith("confidence") and value not in CONFIDENCE:
+                problems.append(f"{name}: {where}.{key}: {value!r} not in {CONFIDENCE}")
+            elif key.endswith(("note", "source")) and _PRIVATE.search(str(value)):
+                problems.append(f"{name}: {where}.{key}: cites private notes or a handle")
     return problems
 
 
@@ -256,6 +381,18 @@ def _read(name: str) -> tuple[dict[str, Any], bytes]:
     except tomllib.TOMLDecodeError as e:
         msg = f"pinner/knowledge/{name}: {e}"
         raise KnowledgeError(msg) from e
+
+
+def knowledge_as_of() -> str:
+    """The knowledge date (the oldest file's as_of), cheap enough for `--version`: no TOML parse."""
+    dates = []
+    for name in FILES:
+        match = re.search(
+            r'^as_of = "([^"]+)"', (HERE / name).read_text(encoding="utf-8"), re.MULTILINE
+        )
+        if match:
+            dates.append(match.group(1))
+    return min(dates)
 
 
 def digest() -> str:
@@ -283,6 +420,7 @@ def load_knowledge() -> Knowledge:
 
 def _build(docs: dict[str, dict[str, Any]], sha: str) -> Knowledge:
     torch = docs["torch"]
+    arch_driver = {a["name"]: a for a in docs["gpus"].get("architecture", ())}
     gpus = tuple(
         Gpu(
             key=g["key"],
@@ -295,6 +433,12 @@ def _build(docs: dict[str, dict[str, Any]], sha: str) -> Knowledge:
             source=g["source"],
             confidence=g.get("confidence", "verified"),
             brand=g.get("brand", ""),
+            min_driver=g.get(
+                "min_driver", arch_driver.get(g["architecture"], {}).get("min_driver", "")
+            ),
+            min_driver_source=g.get(
+                "min_driver_source", arch_driver.get(g["architecture"], {}).get("source", "")
+            ),
         )
         for g in docs["gpus"]["gpu"]
     )
@@ -318,7 +462,25 @@ def _build(docs: dict[str, dict[str, Any]], sha: str) -> Knowledge:
         )
         for r in torch["release"]
     )
-    releases = tuple(sorted(releases, key=lambda r: _vkey(r.version), reverse=True))
+    ranged = sorted(
+        (
+            RangedCompanion(
+                version=t["version"],
+                torch=t["torch"],
+                pypi=t["pypi"],
+                index_variants=tuple(t["index_variants"]),
+                source=t["source"],
+                confidence=t.get("confidence", "verified"),
+            )
+            for t in docs["packages"].get("torchaudio", ())
+        ),
+        key=lambda c: _vkey(c.version),
+        reverse=True,
+    )
+    releases = tuple(
+        replace(r, torchaudio_ranged=tuple(c for c in ranged if c.admits(r.version)))
+        for r in sorted(releases, key=lambda r: _vkey(r.version), reverse=True)
+    )
     builds = tuple(
         Build(
             torch=tuple(b["torch"]),

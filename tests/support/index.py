@@ -23,7 +23,9 @@ normalized one.  Files are served from where they lie (never copied) and their s
 digests are computed once per (path, size, mtime) for the whole test session.  Every
 request is counted in :attr:`LocalIndex.requests` (decoded path) and, per index and project,
 in :attr:`LocalIndex.project_requests`, so tests can assert an index was never asked for a
-package.  HEAD is supported; Range requests are not (clients get the whole file).
+package.  HEAD is supported.  A file request with a single ``Range: bytes=a-b`` (or ``a-`` or
+``-n``) header gets ``206 Partial Content`` with those bytes (counted in
+:attr:`LocalIndex.range_requests`); a request without one gets the whole file, as before.
 """
 
 from __future__ import annotations
@@ -179,6 +181,32 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._serve(head=True)
 
+    def _range(self, response: _Response) -> tuple[int, int] | None:
+        header = self.headers.get("Range")
+        if header is None or response.file is None or response.status != HTTPStatus.OK:
+            return None
+        return _span(header, response.file.stat().st_size)
+
+    def _send_range(self, response: _Response, span: tuple[int, int], *, head: bool) -> None:
+        assert response.file is not None
+        first, last = span
+        size = response.file.stat().st_size
+        self.server.index._count_range()
+        self.send_response(HTTPStatus.PARTIAL_CONTENT)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.send_header("Content-Length", str(last - first + 1))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if head:
+            return
+        with response.file.open("rb") as stream:
+            stream.seek(first)
+            try:
+                self.wfile.write(stream.read(last - first + 1))
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+
     def log_message(self, format: str, *args: object) -> None:
         pass  # keep pytest output clean; see LocalIndex.log instead
 
@@ -189,6 +217,10 @@ class _Handler(BaseHTTPRequestHandler):
         index._count(
             RequestRecord(self.command, path, response.status, response.prefix, response.project)
         )
+        span = self._range(response)
+        if span is not None:
+            self._send_range(response, span, head=head)
+            return
         self.send_response(response.status)
         if response.location is not None:
             self.send_header("Location", response.location)
@@ -207,6 +239,23 @@ class _Handler(BaseHTTPRequestHandler):
                     shutil.copyfileobj(stream, self.wfile, _CHUNK)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up; not an error of ours
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _span(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single-range header, clamped to the file; None if unusable."""
+    match = _RANGE.match(header.strip())
+    if match is None or not (match.group(1) or match.group(2)):
+        return None
+    if not match.group(1):  # a suffix: the last n bytes
+        return max(0, size - int(match.group(2))), size - 1
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) else size - 1
+    if first >= size or last < first:
+        return None
+    return first, min(last, size - 1)
 
 
 def _page(title: str, links: list[str]) -> bytes:
@@ -240,6 +289,8 @@ class LocalIndex:
         self.log: list[RequestRecord] = []
         #: Number of unexpected exceptions raised while handling requests.
         self.errors = 0
+        #: Number of file requests answered with 206 Partial Content.
+        self.range_requests = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -371,6 +422,10 @@ class LocalIndex:
             self.log.clear()
 
     # -- request handling (called from server threads) ---------------------------------
+
+    def _count_range(self) -> None:
+        with self._lock:
+            self.range_requests += 1
 
     def _record_error(self) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ import zipfile
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
 __all__ = [
@@ -154,6 +154,28 @@ def build_wheel(
             info.create_system = 3  # Unix, so that external_attr is honoured everywhere
             archive.writestr(info, data)
     return target
+
+
+def with_files(wheel: Path, files: Mapping[str, bytes]) -> Path:
+    """Add members (path in the wheel -> bytes) to a wheel `build_wheel` wrote, in place, with
+    RECORD rewritten to list them; returns the wheel's path."""
+    with zipfile.ZipFile(wheel) as archive:
+        members = [(i.filename, archive.read(i)) for i in archive.infolist()]
+    record_path = next(name for name, _ in members if name.endswith(".dist-info/RECORD"))
+    members = [(n, d) for n, d in members if n != record_path] + sorted(files.items())
+    record = (
+        "".join(f"{path},{_record_digest(data)},{len(data)}\n" for path, data in members)
+        + f"{record_path},,\n"
+    )
+    members.append((record_path, record.encode("utf-8")))
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path, data in members:
+            info = zipfile.ZipInfo(path, date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o100644 << 16
+            info.create_system = 3
+            archive.writestr(info, data)
+    return wheel
 
 
 def metadata_of(wheel: Path) -> bytes:
