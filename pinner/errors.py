@@ -37,3 +37,7 @@ class CheckFailed(PinnerError):
     """`verify` or `doctor` found a failed check."""
 
     exit_code = 1
+
+
+class OutputError(PinnerError):
+    """A file could not be written (disk full, read-only, not a folder); the message names it."""

@@ -302,6 +302,7 @@ def generate(
             templates=matrix.templates,
             source=source,
             command=regenerate_command(target.name, installer, out_name),
+            lock_name=_shown(matrix.lock, matrix.root),
         )
     return write_artifacts(artifacts, out or matrix.out)
 

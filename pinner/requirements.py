@@ -46,7 +46,12 @@ def _logical_lines(path: Path) -> list[tuple[int, str]]:
     """Lines with continuations joined and comments dropped, numbered from 1."""
     out: list[tuple[int, str]] = []
     pending, start = "", 0
-    for no, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        msg = f"{path}: not UTF-8 text (byte {e.start}); save the requirements file as UTF-8"
+        raise ConfigError(msg) from None
+    for no, raw in enumerate(text.splitlines(), 1):
         line = _strip_comment(raw).rstrip()
         if not pending:
             start = no

@@ -248,8 +248,9 @@ def test_load_matrix_torch_index_needs_variant_placeholder(write_matrix, tmp_pat
     monkeypatch.setenv("PINNER_TORCH_INDEX_URL", "https://env.example/whl/cu128")
     monkeypatch.chdir(tmp_path)
     write_matrix('[targets.a]\ngpu = "A100"\n')
+    # the environment variable is what is wrong, so the message names it, not the matrix key
     assert config_error(tmp_path) == (
-        "pinner.toml: targets.a.torch-index-url: 'https://env.example/whl/cu128' must contain "
+        "PINNER_TORCH_INDEX_URL (environment): 'https://env.example/whl/cu128' must contain "
         "{variant} (e.g. .../whl/{variant})"
     )
 
