@@ -31,6 +31,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+# The lock formats `check` reads: keep in step with pinner.lock.FORMAT (a test compares them;
+# importing pinner.lock here would load the dataclasses `check` never needs).
+LOCK_FORMATS = (1,)
 Problem = tuple[str, str, str]  # (path, what is wrong, command that refreshes it)
 
 
@@ -42,9 +45,18 @@ def read_inputs(path: Path) -> dict[str, str] | None:
         return None
     head = text.split("\n[targets.", 1)[0]
     try:
-        inputs = tomllib.loads(head).get("inputs", {})
+        doc = tomllib.loads(head)
     except (tomllib.TOMLDecodeError, RecursionError):
         return {}
+    version = doc.get("version")
+    if version not in LOCK_FORMATS:
+        msg = (
+            f"{path}: lock format version {safe_repr(version)} is not one this pinner reads "
+            f"({', '.join(map(str, LOCK_FORMATS))}); regenerate it with `pinner lock`, or "
+            "upgrade pinner"
+        )
+        raise ConfigError(msg)
+    inputs = doc.get("inputs", {})
     if not isinstance(inputs, dict):
         return {}
     return {str(k): str(v) for k, v in inputs.items()}
@@ -153,6 +165,18 @@ def stale_files(
             elif section is None or fields.get("inputs") != expected[name, installer]:
                 found.append((rel, "out of date with pinner.lock", installer))
     return found
+
+
+def never_generated(matrix: dict[str, Any], out: Path | None = None) -> list[str]:
+    """Targets of the matrix with no generated folder yet (a note, not a failure)."""
+    folder = out or matrix["out"]
+    return [t["name"] for t in matrix["targets"] if not (folder / t["name"]).is_dir()]
+
+
+def safe_repr(value: object) -> str:
+    from pinner.safe import comment
+
+    return comment(repr(value))
 
 
 def shown(path: Path, root: Path) -> str:

@@ -81,7 +81,12 @@ def artifact_inputs(section: str, templates_digest: str, installer: str) -> str:
     return sha256(f"{section}\0templates={templates_digest}\0installer={installer}\0{__version__}")
 
 
-RENDERER = ("render.py", "safe.py", "verify.py", "verify_checks.py")  # code whose output is in the files
+RENDERER = (
+    "render.py",
+    "safe.py",
+    "verify.py",
+    "verify_checks.py",
+)  # code whose output is in the files
 
 
 def templates_digest(folders: list[Path]) -> str:

@@ -42,6 +42,7 @@ def template_folders(override: Path | None) -> list[Path]:
 def write_text_atomic(path: Path, text: str, *, executable: bool = False) -> None:
     """Write via a temporary file in the same folder and rename: never a half-written file.
     An OSError (disk full, read-only, not a folder) becomes an OutputError naming the file."""
+    _regular_or_absent(path)
     tmp = None
     try:
         tmp = _stage(path, text, executable=executable)
@@ -60,6 +61,8 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
     changes nothing; each file is always either its old or its new version, never half of one.
     """
     todo = [(root / a.path, a) for a in artifacts if not _same(root / a.path, a.text)]
+    for path, _ in todo:
+        _regular_or_absent(path)
     staged: list[tuple[Path, Path]] = []
     try:
         for path, artifact in todo:
@@ -78,6 +81,16 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
             e, root, f"{done} of {len(staged)} files were replaced: run the command again"
         ) from None
     return [path for _, path in staged]
+
+
+def _regular_or_absent(path: Path) -> None:
+    """pinner replaces regular files only: never a folder, a device (/dev/null) or a socket."""
+    if path.exists() and not path.is_file():
+        msg = (
+            f"{path}: exists and is not a regular file; nothing was changed; move it away "
+            "or choose another path"
+        )
+        raise OutputError(msg)
 
 
 def _same(path: Path, text: str) -> bool:

@@ -6,6 +6,7 @@ against PyPI in a git repository made by the test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -49,7 +50,11 @@ class FakeResolver:
         prefs = dict(job.preferences)
         pins = [
             ResolvedPin(
-                name="torch", version="2.15.0", hashes=("sha256:t",), index="", via=("pinner plan",)
+                name="torch",
+                version="2.15.0",
+                hashes=("sha256:" + "0" * 64,),
+                index="",
+                via=("pinner plan",),
             )
         ]
         for name, versions in self.index.items():
@@ -58,7 +63,7 @@ class FakeResolver:
                 ResolvedPin(
                     name=name,
                     version=version,
-                    hashes=(f"sha256:{version}",),
+                    hashes=("sha256:" + hashlib.sha256(version.encode()).hexdigest(),),
                     index="",
                     via=("-r requirements.in",),
                 )
