@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,6 +27,9 @@ from pinner import fingerprint
 from pinner.output import ARTIFACTS, template_folders, write_artifacts
 from pinner.render import install_steps
 from tests.support.recipes import LOCKS, REPO, dockerfile_install_commands, target_lock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # (lock folder, target, installer): the default targets, an index build (pip and uv) and
 # the two extension strategies.
@@ -171,7 +175,7 @@ def test_headers_say_what_generated_the_file_and_seal_the_whole_file(lock, targe
         assert parsed[1] == "\n".join(lines[3:]) + "\n"
 
 
-EDITS = {
+EDITS: dict[str, Callable[[str], str]] = {
     "a changed pin": lambda t: t.replace("numpy==2.3.5", "numpy==2.3.4"),
     "a changed option": lambda t: t.replace("--require-hashes", "--no-require-hashes", 1),
     "a line above the seal": lambda t: "touch x\n" + t,
