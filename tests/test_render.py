@@ -24,12 +24,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pinner import fingerprint
-from pinner.output import ARTIFACTS, template_folders, write_artifacts
+from pinner.errors import OutputError
+from pinner.output import ARTIFACTS, template_folders, write_artifacts, write_text_atomic
 from pinner.render import install_steps
 from tests.support.recipes import LOCKS, REPO, dockerfile_install_commands, target_lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from pinner.model import Artifact
 
 # (lock folder, target, installer): the default targets, an index build (pip and uv) and
 # the two extension strategies.
@@ -237,6 +240,87 @@ def test_write_artifacts_writes_files_atomically_with_modes(tmp_path):
     assert {a.path.name for a in arts if a.executable} == {"install.sh", "verify_env.py"}
     assert [p.name for p in tmp_path.rglob(".*")] == []  # no temporary file left behind
     assert write_artifacts(arts, tmp_path) == []  # unchanged files are not rewritten
+
+
+def _two_versions(tmp_path: Path) -> tuple[tuple[Artifact, ...], tuple[Artifact, ...]]:
+    """The cu128 artifacts written to tmp_path (old), and a changed copy of each (new)."""
+    from pinner.model import Artifact
+    from tests.support.recipes import render_lock
+
+    old = render_lock(LOCKS / "cu128" / "pinner.lock")["cu128"]
+    write_artifacts(old, tmp_path)
+    new = tuple(
+        Artifact(path=a.path, text=a.text + "# new\n", executable=a.executable) for a in old
+    )
+    return old, new
+
+
+@pytest.mark.parametrize("errno_code", [28, 30, 5])  # ENOSPC, EROFS, EIO
+def test_a_write_that_fails_while_staging_changes_nothing(tmp_path, monkeypatch, errno_code):
+    import errno as errnos
+
+    old, new = _two_versions(tmp_path)
+    real = os.fdopen
+    calls = []
+
+    def failing(fd, *args, **kwargs):
+        calls.append(fd)
+        if len(calls) == 5:  # the fifth file cannot be written
+            os.close(fd)
+            raise OSError(errno_code, os.strerror(errno_code))
+        return real(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", failing)
+
+    with pytest.raises(OutputError, match="nothing was changed") as caught:
+        write_artifacts(new, tmp_path)
+
+    assert os.strerror(errno_code) in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert errnos.errorcode[errno_code]  # a real errno
+    for a in old:
+        assert (tmp_path / a.path).read_text(encoding="utf-8") == a.text
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_rename_that_fails_midway_leaves_each_file_old_or_new(tmp_path, monkeypatch):
+    old, new = _two_versions(tmp_path)
+    real = Path.replace
+    done: list[Path] = []
+
+    def replace(self, target):
+        if len(done) == 3:
+            raise OSError(5, "Input/output error", str(target))
+        done.append(target)
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+
+    with pytest.raises(OutputError, match="3 of 8 files were replaced"):
+        write_artifacts(new, tmp_path)
+
+    for before, after in zip(old, new, strict=True):
+        text = (tmp_path / before.path).read_text(encoding="utf-8")
+        # renamed in the order given: the first three are new, the rest old
+        expected = after if tmp_path / before.path in done else before
+        assert text == expected.text
+    assert [p.name for p in done] == [a.path.name for a in new[:3]]
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_write_artifacts_never_replaces_a_folder_or_a_device(tmp_path):
+    old, new = _two_versions(tmp_path)
+    target = tmp_path / new[4].path
+    target.unlink()
+    target.mkdir()
+
+    with pytest.raises(OutputError, match="is not a regular file; nothing was changed"):
+        write_artifacts(new, tmp_path)
+
+    assert (tmp_path / old[0].path).read_text(encoding="utf-8") == old[0].text
+    with pytest.raises(OutputError, match="not a regular file"):
+        write_text_atomic(Path("/dev/null"), "x")
+    assert Path("/dev/null").is_char_device()
 
 
 # -- layers ------------------------------------------------------------------------------------
