@@ -175,14 +175,14 @@ def _finalize(value: object) -> object:
     return safe.comment(value)
 
 
-def environment(folders: list[Path]) -> jinja2.sandbox.SandboxedEnvironment:
+def environment(folders: list[Path]) -> jinja2.sandbox.ImmutableSandboxedEnvironment:
     """Jinja in its sandbox (templates cannot reach Python internals), strict about undefined
     names, with the quoting filters: shq (shell word), envq (Dockerfile ENV value), pyrepr
     (Python literal), pydoc (inside a docstring), comment (after `#`)."""
     import jinja2
     import jinja2.sandbox
 
-    env = jinja2.sandbox.SandboxedEnvironment(
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
