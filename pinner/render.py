@@ -153,7 +153,7 @@ def context(tl: TargetLock, installer: str) -> dict[str, Any]:
         "steps": install_steps(tl, installer),
         "apt": source_apt,
         "env": list(plan.env),
-        "uv_image": kb.docs["packages"]["uv"]["image"],
+        "uv_image": safe.image(kb.docs["packages"]["uv"]["image"]),
         "expected_json": Block(json.dumps(verify.expected_from_lock(tl), indent=1, sort_keys=True)),
         "checks_source": Block(verify.source_text()),
         "has_source_builds": any(e.strategy == "source" for e in plan.extensions),
