@@ -18,13 +18,15 @@ if TYPE_CHECKING:
 
 
 def run_check(matrix: Path | None, out: Path | None, *, diff: bool) -> None:
-    from pinner.check import stale
+    from pinner.check import never_generated, stale
     from pinner.matrix import read_matrix
 
     raw = read_matrix(matrix)
     problems = stale(raw, out)
     if not problems:
         print(f"pinner check: {len(raw['targets'])} targets fresh")
+        for name in never_generated(raw, out):
+            print(f"note: target {name} has no generated files (pinner generate --target {name})")
         return
     lines = [f"{path}: {what}\n  refresh: {cmd}" for path, what, cmd in problems]
     if diff:
@@ -78,7 +80,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pinner: interrupted", file=sys.stderr)
         return 130
+    except (OSError, UnicodeError, RecursionError, MemoryError) as e:
+        # The last fence: a fault no stage turned into its own message still ends in one line.
+        print(f"pinner: error: {_fault(e)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _fault(e: BaseException) -> str:
+    """One line for an input or I/O fault: the file when known, what went wrong, what to do."""
+    from pinner.safe import comment
+
+    if isinstance(e, RecursionError):
+        return (
+            "an input is nested too deeply to read (e.g. hundreds of chained -r includes, or "
+            "deeply nested TOML arrays); flatten it"
+        )
+    if isinstance(e, MemoryError):
+        return "out of memory reading the inputs; check that no input file is unexpectedly large"
+    if isinstance(e, UnicodeDecodeError):
+        return (
+            f"an input file is not UTF-8 text (byte {e.start}: {e.object[e.start : e.start + 1]!r}); "
+            "save it as UTF-8"
+        )
+    if isinstance(e, OSError):
+        where = f"{comment(str(e.filename))}: " if e.filename else ""
+        return f"{where}{comment(e.strerror or str(e))}; check the path, its permissions and free space"
+    return f"{type(e).__name__}: {comment(str(e))}"
 
 
 __all__ = ["ConfigError", "main", "run_check"]

@@ -137,6 +137,7 @@ def lock(
             offline=offline,
             progress=progress,
             timeout=timeout,
+            always_note=True,  # `pinner lock` names ignored variables even with nothing to do
         )
     _print_notes(result.notes)
     _print_findings(result.lockfile)
@@ -244,10 +245,17 @@ def update(
     import json
 
     from pinner import diff, pipeline
+    from pinner.errors import ConfigError
     from pinner.output import write_text_atomic
     from pinner.progress import Progress
 
     m = _load(matrix)
+    if pr_body is not None and (
+        (pr_body.exists() and not pr_body.is_file())
+        or (pr_body.parent.exists() and not pr_body.parent.is_dir())
+    ):  # refused before anything is resolved or written
+        msg = f"--pr-body: {pr_body} is not a regular file; give the path of a Markdown file"
+        raise ConfigError(msg)
     with Progress(total=len(target or m.targets)) as progress:
         changes, written = pipeline.update(m, target or (), engine=resolver, progress=progress)
     if pr_body is not None:
@@ -350,6 +358,9 @@ def verify(
     path = lock_path if lock_path is not None else pipeline.load(matrix).lock
     expected, results = verify_mod.verify_target(path, target, python=python, gpu=gpu)
     failed = [r for r in results if r["status"] == verify_checks.FAIL]
+    if not any(r["status"] in (verify_checks.OK, verify_checks.FAIL) for r in results):
+        msg = f"verify {target}: no check ran; nothing was verified"
+        raise CheckFailed(msg)
     if json_out:
         print(
             json.dumps(

@@ -129,8 +129,26 @@ def parse_smi(text: str, query: str = QUERY) -> list[dict[str, str]]:
         if len(values) != len(fields):
             continue
         row = {f: v.strip() for f, v in zip(fields, values, strict=True)}
-        rows.append({f: "" if v.startswith("[") or v == "N/A" else v for f, v in row.items()})
+        rows.append({f: _field(f, v) for f, v in row.items()})
     return rows
+
+
+# What a field must look like to be used; anything else (a driver that is no version, "[N/A]")
+# is read as unknown, and names lose their control characters.
+_SHAPES = {"driver_version": r"[0-9]+(\.[0-9]+)*", "compute_cap": r"[0-9]+\.[0-9]+"}
+
+
+def _field(name: str, value: str) -> str:
+    import re
+
+    from pinner.safe import comment
+
+    if value.startswith("[") or value == "N/A":
+        return ""
+    shape = _SHAPES.get(name)
+    if shape is not None and not re.fullmatch(shape, value):
+        return ""
+    return comment(value)
 
 
 # --- judging -------------------------------------------------------------------------------------

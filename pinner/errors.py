@@ -43,3 +43,7 @@ class TargetsFailed(PinnerError):
     """Some targets could not be resolved; the others were written."""
 
     exit_code = 1
+
+
+class OutputError(PinnerError):
+    """A file could not be written (disk full, read-only, not a folder); the message names it."""

@@ -202,37 +202,43 @@ def _pin(path: Path, where: str, data: Any) -> Pin:
     )
     problem = pin_problem(pin)
     if problem:
-        msg = f"{path}: {where} ({pin.name}): {problem}; regenerate it with `pinner lock`"
+        msg = f"{path}: {where}.{problem} (package {pin.name!r}); regenerate it with `pinner lock`"
         raise ConfigError(msg)
     return pin
 
 
 def pin_problem(pin: Pin) -> str:
-    """What is wrong with a locked package's fields, "" when nothing is."""
+    """What is wrong with a locked package's fields ("<field>: <why>"), "" when nothing is."""
     if not _NAME.fullmatch(pin.name):
-        return f"name {pin.name!r} is not a normalized package name"
+        return f"name: {pin.name!r} is not a package name (normalized, PEP 503)"
     if not _VERSION.fullmatch(pin.version):
-        return f"version {pin.version!r} is not a version"
+        return f"version: {pin.version!r} is not a version"
     if not _SOURCE.fullmatch(pin.source):
-        return f"source {pin.source!r} is not a source role"
+        return f"source: {pin.source!r} is not a source role"
     if pin.layer not in _LAYERS:
-        return f"layer {pin.layer!r} is not one of {', '.join(_LAYERS)}"
-    for f in pin.files:
-        bad = [h for h in f.hashes if not _HASH.fullmatch(h)]
-        if bad:
-            return f"hash {bad[0]!r} is not sha256:<64 hex>"
-        if any(c in f.name + f.url for c in _UNSAFE) or (f.url and not f.url.startswith(_SCHEMES)):
-            return f"file {f.name!r} has an unsafe name or URL"
-    if any(c in pin.url + "".join(pin.via) for c in _UNSAFE):
-        return "a control character or whitespace in url or via"
-    if pin.url and pin.source == "url" and not pin.url.startswith(_SCHEMES):
-        return f"url {pin.url!r} is not http(s) or file"
+        return f"layer: {pin.layer!r} is not one of {', '.join(_LAYERS)}"
+    for i, f in enumerate(pin.files):
+        for j, h in enumerate(f.hashes):
+            if not _HASH.fullmatch(h):
+                return f"files[{i}].hashes[{j}]: {h!r} is not a hash (sha256:<64 hex>)"
+        if any(c in f.name for c in _UNSAFE):
+            return f"files[{i}].name: {f.name!r} has a control character or whitespace"
+        if f.url and (any(c in f.url for c in _UNSAFE) or not f.url.startswith(_SCHEMES)):
+            return f"files[{i}].url: {f.url!r} is not an http(s) or file URL"
+    for j, via in enumerate(pin.via):
+        if any(c in via for c in _UNSAFE[:32]):  # control characters (spaces are fine)
+            return f"via[{j}]: {via!r} has a control character"
+    if pin.url and (
+        any(c in pin.url for c in _UNSAFE)
+        or (pin.source == "url" and not pin.url.startswith(_SCHEMES))
+    ):
+        return f"url: {pin.url!r} is not an http(s) or file URL"
     if pin.digest and pin.digest != pin_digest(pin):
-        return "edited by hand (its integrity digest does not match its content)"
+        return "digest: edited by hand (its integrity digest does not match its content)"
     return ""
 
 
-_UNSAFE = (*(chr(c) for c in range(32)), "\x7f")
+_UNSAFE = (*(chr(c) for c in range(32)), "\x7f", " ")
 _SCHEMES = ("https://", "http://", "file:")
 
 

@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pinner import safe
 from pinner.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from pinner.model import Matrix, Target
 
@@ -53,7 +54,7 @@ PLATFORMS = {
     "aarch64": "linux-aarch64",
     "arm64": "linux-aarch64",
 }
-_SPEC = re.compile(r"^\s*(~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*$")
+_SPEC = re.compile(r"\s*(~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _EXTRA = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 
@@ -78,7 +79,8 @@ def find_matrix(explicit: Path | None, cwd: Path) -> tuple[Path | None, str]:
     if (cwd / "pinner.toml").is_file():
         return cwd / "pinner.toml", ""
     pyproject = cwd / "pyproject.toml"
-    if pyproject.is_file() and "pinner" in _read_toml(pyproject).get("tool", {}):
+    tool = _read_toml(pyproject).get("tool", {}) if pyproject.is_file() else {}
+    if isinstance(tool, dict) and "pinner" in tool:
         return pyproject, "tool.pinner"
     return None, ""
 
@@ -110,21 +112,33 @@ def read_matrix(explicit: Path | None = None, cwd: Path | None = None) -> dict[s
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        msg = f"{path}: invalid TOML: {e}; fix the syntax at that line"
-        raise ConfigError(msg) from e
+        data = path.read_bytes()
     except OSError as e:
-        msg = f"{path}: cannot read: {e.strerror}"
+        msg = f"{path}: cannot read: {e.strerror}; check that it is a readable file"
         raise ConfigError(msg) from e
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        msg = f"{path}:{line}: not UTF-8 text (byte {e.start}); save the file as UTF-8"
+        raise ConfigError(msg) from None
+    except tomllib.TOMLDecodeError as e:
+        msg = f"{path}: invalid TOML: {safe.comment(str(e))}; fix the syntax at that line"
+        raise ConfigError(msg) from e
+    except RecursionError:
+        msg = f"{path}: nested too deeply to read; flatten its arrays and tables"
+        raise ConfigError(msg) from None
 
 
 def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]:
     doc: Mapping[str, Any] = _read_toml(path)
     fallback = _default_requirements(doc, table, root)
     if table:
-        doc = doc.get("tool", {}).get("pinner", {})
+        tool = doc.get("tool", {})
+        doc = tool.get("pinner", {}) if isinstance(tool, dict) else {}
+        if not isinstance(doc, dict):
+            msg = f"{path}: tool.pinner: must be a table ([tool.pinner])"
+            raise ConfigError(msg)
     shown = "built-in presets" if preset else _shown(path, root)
     prefix = f"{table}." if table else ""
     problems: list[str] = []
@@ -141,7 +155,7 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
     defaulted: list[str] = []  # targets that name no requirements
     targets = []
     for name, raw in targets_doc.items():
-        where = f"{shown}: {prefix}targets.{name}"
+        where = f"{shown}: {prefix}targets.{_key(name)}"
         # what the lock records: relative to the project root, whatever folder pinner ran in
         origin = ("built-in presets" if preset else path.name) + f": {prefix}targets.{name}"
         if not isinstance(raw, dict):
@@ -158,6 +172,11 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
     for key, value in settings.items():
         if value is not None and not isinstance(value, str):
             problems.append(f"{shown}: {prefix}{key}: must be a path string")
+        elif value is not None and safe.CONTROL.search(value):
+            problems.append(
+                f"{shown}: {prefix}{key}: {safe.comment(repr(value))} contains a control "
+                "character; write a plain relative path"
+            )
     if problems:
         raise ConfigError("\n".join(problems))
     templates = settings["templates"]
@@ -205,6 +224,11 @@ def _default_note(
     return (f"{who}requirements: {what} {where} ({names} none)",)
 
 
+def _key(name: str) -> str:
+    """A table name as messages show it: bare when plain, else quoted and escaped (one line)."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else safe.comment(repr(name))
+
+
 def _shown(path: Path, root: Path) -> str:
     """The matrix file as messages name it: relative to the working folder when inside it."""
     del root
@@ -225,7 +249,7 @@ def _unknown_keys(
             hint = (
                 f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
             )
-            out.append(f"{where}{key}: unknown key{hint}")
+            out.append(f"{where}{_key(key)}: unknown key{hint}")
 
 
 def _target(
@@ -238,8 +262,10 @@ def _target(
     problems: list[str],
 ) -> dict[str, Any] | None:
     before = len(problems)
-    if not _NAME.match(name):
-        problems.append(f"{where}: target names use lowercase letters, digits, '_' and '-'")
+    try:
+        safe.target_name(name)
+    except safe.Unsafe as e:
+        problems.append(f"{where}: {e}; rename the table, e.g. [targets.a100]")
     _unknown_keys(raw, TARGET_KEYS, f"{where}.", problems)
 
     def text(key: str, default: str) -> str:
@@ -249,13 +275,21 @@ def _target(
             return default
         return value.strip()
 
-    gpu = text("gpu", "")
-    if not gpu:
+    def checked(key: str, value: str, check: Callable[[str], str], fix: str) -> str:
+        try:
+            return check(value)
+        except safe.Unsafe as e:
+            problems.append(f"{where}.{key}: {e}; {fix}")
+            return ""
+
+    written_gpu = text("gpu", "")
+    gpu = checked("gpu", written_gpu, safe.text, 'write the GPU\'s name, e.g. gpu = "A100"')
+    if not written_gpu:
         problems.append(f'{where}.gpu: missing; name a GPU (e.g. gpu = "A100") or gpu = "cpu"')
     cuda = _cuda(text("cuda", "auto"), f"{where}.cuda", problems)
     torch = text("torch", "")
     for part in filter(None, torch.split(",")):
-        if not _SPEC.match(part):
+        if not _SPEC.fullmatch(part):
             problems.append(f'{where}.torch: {torch!r} is not a version range (e.g. ">=2.7,<2.9")')
             break
     python = text("python", DEFAULT_PYTHON)
@@ -279,9 +313,25 @@ def _target(
     # the committed index only: PINNER_TORCH_INDEX_URL is a mirror (transport), applied when
     # resolving and installing, never part of a target's inputs
     index = text("torch-index-url", DEFAULT_TORCH_INDEX)
-    if "{variant}" not in index:
+    index_key = f"{where}.torch-index-url"
+    try:
+        safe.url(index, template=True)
+    except safe.Unsafe as e:
         problems.append(
-            f"{where}.torch-index-url: {index!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
+            f"{index_key}: {e}; give the index's URL, e.g. https://mirror.example/whl/{{variant}}"
+        )
+    else:
+        if "{variant}" not in index:
+            problems.append(
+                f"{index_key}: {index!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
+            )
+    base_image = text("base-image", "")
+    if base_image:
+        checked(
+            "base-image",
+            base_image,
+            safe.image,
+            'write one image reference, e.g. "nvidia/cuda:12.8.1-runtime-ubuntu24.04"',
         )
     if len(problems) > before:
         return None
@@ -293,7 +343,7 @@ def _target(
         "python": python,
         "platform": platform,
         "driver": driver,
-        "base_image": text("base-image", ""),
+        "base_image": base_image,
         "requirements": requirements,
         "builds": builds,
         "torch_index_url": index.rstrip("/"),
@@ -322,6 +372,12 @@ def _requirements(value: object, where: str, root: Path, problems: list[str]) ->
     from pinner.requirements import pyproject_entry
 
     for rel in value:
+        if safe.CONTROL.search(rel):
+            problems.append(
+                f"{where}: {safe.comment(repr(rel))} contains a control character; "
+                "name the file without newlines or control characters"
+            )
+            continue
         entry = pyproject_entry(Path(rel))
         path, extras = entry if entry is not None else (Path(rel), ())
         if entry is not None and "[" in rel and not all(_EXTRA.match(e) for e in extras):
@@ -347,6 +403,11 @@ def _builds(
             problems.append(f'{where}: must be a table such as {{ flash-attn = "wheel" }}')
             continue
         for pkg, how in table.items():
+            try:
+                safe.package_name(pkg)
+            except safe.Unsafe as e:
+                problems.append(f"{where}.{_key(pkg)}: {e}; name a package, e.g. flash-attn")
+                continue
             if how not in BUILD_VALUES:
                 problems.append(f"{where}.{pkg}: {how!r} must be one of {', '.join(BUILD_VALUES)}")
                 continue

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pinner.errors import OutputError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -36,29 +40,99 @@ def template_folders(override: Path | None) -> list[Path]:
 
 
 def write_text_atomic(path: Path, text: str, *, executable: bool = False) -> None:
-    """Write via a temporary file in the same folder and rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write via a temporary file in the same folder and rename: never a half-written file.
+    An OSError (disk full, read-only, not a folder) becomes an OutputError naming the file."""
+    _regular_or_absent(path)
+    tmp = None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        Path(tmp).chmod(0o755 if executable else 0o644)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = _stage(path, text, executable=executable)
+        tmp.replace(path)
+    except OSError as e:
+        if tmp is not None:
+            _discard([tmp])
+        raise _output_error(e, path, "it was left as it was") from None
 
 
 def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
-    """Write every artifact whose content changed; return the paths written."""
-    written = []
-    for artifact in artifacts:
-        path = root / artifact.path
-        if path.is_file() and path.read_text(encoding="utf-8") == artifact.text:
-            continue
-        write_text_atomic(path, artifact.text, executable=artifact.executable)
-        written.append(path)
-    return written
+    """Write every artifact whose content changed; return the paths written.
+
+    Every file is staged first (a temporary file next to it), then all are renamed, in the
+    order given (per target: requirements files, recipes, verify step). A failure while staging
+    changes nothing; each file is always either its old or its new version, never half of one.
+    """
+    todo = [(root / a.path, a) for a in artifacts if not _same(root / a.path, a.text)]
+    for path, _ in todo:
+        _regular_or_absent(path)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, artifact in todo:
+            staged.append((_stage(path, artifact.text, executable=artifact.executable), path))
+    except OSError as e:
+        _discard([tmp for tmp, _ in staged])
+        raise _output_error(e, root, "nothing was changed") from None
+    done = 0
+    try:
+        for tmp, path in staged:
+            tmp.replace(path)
+            done += 1
+    except OSError as e:
+        _discard([tmp for tmp, _ in staged[done:]])
+        raise _output_error(
+            e, root, f"{done} of {len(staged)} files were replaced: run the command again"
+        ) from None
+    return [path for _, path in staged]
+
+
+def _regular_or_absent(path: Path) -> None:
+    """pinner replaces regular files only: never a folder, a device (/dev/null) or a socket."""
+    if path.exists() and not path.is_file():
+        msg = (
+            f"{path}: exists and is not a regular file; nothing was changed; move it away "
+            "or choose another path"
+        )
+        raise OutputError(msg)
+
+
+def _same(path: Path, text: str) -> bool:
+    try:
+        return path.read_bytes() == text.encode("utf-8")
+    except OSError:
+        return False
+
+
+def _stage(path: Path, text: str, *, executable: bool) -> Path:
+    """The text in a temporary file next to `path` (same file system, so the rename is atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        tmp.chmod(0o755 if executable else 0o644)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _discard(paths: list[Path]) -> None:
+    for tmp in paths:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _output_error(e: OSError, where: Path, state: str) -> OutputError:
+    """One line: the file, what went wrong, what state things are in, what to do."""
+    target = e.filename or where
+    if e.errno == errno.ENOSPC:
+        fix = "free some disk space and run the command again"
+    elif e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = "make the folder writable, or choose another with --out"
+    elif e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        fix = "give a folder path that is not an existing file (or a file that is not a folder)"
+    else:
+        fix = "check the path and run the command again"
+    return OutputError(f"{target}: cannot write: {e.strerror or e}; {state}; {fix}")
 
 
 def diff_artifacts(artifacts: Iterable[Artifact], root: Path) -> tuple[Stale, ...]:

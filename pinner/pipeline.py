@@ -103,6 +103,7 @@ def lock_targets(
     only_stale: bool = False,
     progress: Progress | None = None,
     timeout: float = 0.0,
+    always_note: bool = False,
 ) -> LockResult:
     """Plan, resolve (in parallel) and write the lock; return it, the targets re-resolved and the
     targets that failed.
@@ -117,9 +118,15 @@ def lock_targets(
     from pinner.fingerprint import target_inputs
     from pinner.plan import segment_spec
     from pinner.resolve import build_job, get_resolver
-    from pinner.resolve.environment import ignored, mirror
+    import os
+
+    from pinner.matrix import TORCH_INDEX_ENV
+    from pinner.resolve.environment import checked_url, ignored, mirror
 
     selected = select_targets(matrix, tuple(names))
+    default_mirror = mirror()  # both mirror settings are checked before anything runs
+    if os.environ.get(TORCH_INDEX_ENV, "").strip():
+        checked_url(TORCH_INDEX_ENV, os.environ[TORCH_INDEX_ENV].strip())
     old = _read_old_lock(matrix.lock, upgrade=upgrade)
     old_by_name = {t.plan.target.name: t for t in old.targets} if old else {}
     digest = knowledge.digest()
@@ -140,10 +147,9 @@ def lock_targets(
     results = plan_all(matrix, [t.name for t in todo]) if todo else []
     require_plans(results)
     resolver = get_resolver(engine, cache_dir())
-    default_mirror = mirror()
     notes = []
     skipped = ignored()
-    if todo and skipped:
+    if skipped and (todo or always_note):
         notes.append(
             f"ignored when resolving: {', '.join(skipped)} (pinner chooses the indexes; "
             "PINNER_INDEX_URL sets a mirror of the default index)"
@@ -220,12 +226,13 @@ def torch_mirror(plan: Plan) -> str:
     from pinner.matrix import TORCH_INDEX_ENV
     from pinner.resolve.environment import checked_url
 
+    template = os.environ.get(TORCH_INDEX_ENV, "").strip()
+    if template:
+        checked_url(TORCH_INDEX_ENV, template)
     if plan.torch.on_pypi:
         return ""
-    template = os.environ.get(TORCH_INDEX_ENV, "").strip()
     if not template:
         return plan.index_url
-    checked_url(TORCH_INDEX_ENV, template)
     if "{variant}" not in template:
         msg = f"{TORCH_INDEX_ENV}={template!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
         from pinner.errors import ConfigError
@@ -499,6 +506,7 @@ def generate(
             templates=matrix.templates,
             source=source,
             command=regenerate_command(target.name, installer, out_name),
+            lock_name=_shown(matrix.lock, matrix.root),
         )
     written = write_artifacts(artifacts, out or matrix.out)
     if result is not None:

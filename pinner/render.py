@@ -7,15 +7,18 @@ install.sh, Modal image) renders the same list, so they cannot drift apart.
 from __future__ import annotations
 
 import json
-import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pinner import fingerprint, verify
+from pinner import fingerprint, safe, verify
+from pinner.errors import ConfigError
 from pinner.model import Artifact, Pin, TargetLock
 from pinner.output import template_folders
+
+if TYPE_CHECKING:
+    import jinja2
+    import jinja2.sandbox
 
 INSTALLERS = ("pip", "uv")
 PREAMBLES = {
@@ -102,7 +105,7 @@ def _extension_step(tl: TargetLock, pip: str, cache: str) -> InstallStep:
             env["TORCH_CUDA_ARCH_LIST"] = plan.compute_capability
     # MAX_JOBS stays overridable from the environment (install.sh) or a build argument (Dockerfile)
     prefix = " ".join(
-        f"{k}=${{{k}:-{v}}}" if k == "MAX_JOBS" else f"{k}={shlex.quote(v)}"
+        f"{k}=${{{k}:-{v}}}" if k == "MAX_JOBS" and v.isdigit() else f"{k}={safe.shell(v)}"
         for k, v in sorted(env.items())
     )
     hashes = (
@@ -161,11 +164,87 @@ def context(tl: TargetLock, installer: str) -> dict[str, Any]:
         "steps": install_steps(tl, installer),
         "apt": source_apt,
         "env": list(plan.env),
-        "uv_image": kb.docs["packages"]["uv"]["image"],
-        "expected_json": json.dumps(verify.expected_from_lock(tl), indent=1, sort_keys=True),
-        "checks_source": verify.source_text(),
+        "uv_image": safe.image(kb.docs["packages"]["uv"]["image"]),
+        "expected_json": Block(json.dumps(verify.expected_from_lock(tl), indent=1, sort_keys=True)),
+        "checks_source": Block(verify.source_text()),
         "has_source_builds": any(e.strategy == "source" for e in plan.extensions),
     }
+
+
+class Block(str):
+    """Text a template may place as several lines (embedded source, JSON). Every other value a
+    template prints is one line: `_finalize` escapes control characters in it."""
+
+    __slots__ = ()
+
+
+def _finalize(value: object) -> object:
+    """Applied to every `{{ ... }}`: a value never brings a raw newline or control character
+    into a rendered file, whatever the template does with it."""
+    if isinstance(value, Block) or value is None:
+        return value
+    return safe.comment(value)
+
+
+def environment(folders: list[Path]) -> jinja2.sandbox.ImmutableSandboxedEnvironment:
+    """Jinja in its sandbox (templates cannot reach Python internals), strict about undefined
+    names, with the quoting filters: shq (shell word), envq (Dockerfile ENV value), pyrepr
+    (Python literal), pydoc (inside a docstring), comment (after `#`)."""
+    import jinja2
+    import jinja2.sandbox
+
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+        loader=jinja2.FileSystemLoader([str(f) for f in folders]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        finalize=_finalize,
+    )
+    env.filters["via"] = lambda via: ", ".join(via) if via else VIA_DEFAULT
+    env.filters["requirement"] = requirement_line
+    env.filters["shq"] = safe.shell
+    env.filters["envq"] = safe.docker_value
+    env.filters["pyrepr"] = safe.python_literal
+    env.filters["pydoc"] = safe.pydoc
+    env.filters["comment"] = safe.comment
+    return env
+
+
+def _render_file(env: jinja2.Environment, file: str, ctx: dict[str, Any]) -> str:
+    """One template rendered; a broken or hostile template is one ConfigError naming it."""
+    import jinja2
+
+    name = f"{file}.j2"
+    try:
+        template = env.get_template(name)
+        return template.render(ctx)
+    except jinja2.TemplateSyntaxError as e:
+        where = f"{e.filename or name}:{e.lineno}"
+        msg = f"{where}: template syntax error: {safe.comment(e.message or '')}; fix the template"
+    except jinja2.exceptions.SecurityError as e:
+        msg = (
+            f"{_template_path(env, name)}: refused by the template sandbox: "
+            f"{safe.comment(str(e))}; templates may only use the values pinner passes them"
+        )
+    except jinja2.TemplateError as e:
+        msg = f"{_template_path(env, name)}: {safe.comment(str(e))}; fix the template"
+    except UnicodeDecodeError as e:
+        msg = f"{_template_path(env, name)}: not UTF-8 text (byte {e.start}); save it as UTF-8"
+    except RecursionError:
+        msg = f"{_template_path(env, name)}: recursion too deep; fix the template"
+    except (ArithmeticError, LookupError, TypeError, ValueError, OverflowError) as e:
+        msg = f"{_template_path(env, name)}: {type(e).__name__}: {safe.comment(str(e))}; fix the template"
+    raise ConfigError(msg)
+
+
+def _template_path(env: jinja2.Environment, name: str) -> str:
+    loader = env.loader
+    for folder in getattr(loader, "searchpath", ()):
+        if (Path(folder) / name).is_file():
+            return str(Path(folder) / name)
+    return name
 
 
 def render_target(
@@ -176,33 +255,22 @@ def render_target(
     templates: Path | None = None,
     source: str = "pinner.toml",
     command: str = "",
+    lock_name: str = "pinner.lock",
 ) -> tuple[Artifact, ...]:
     """Every artifact of one target; `section` is the target's raw text in pinner.lock;
     `command` is how the header says to regenerate (default: `pinner generate --target X`)."""
-    import jinja2
-
     from pinner.output import ARTIFACTS
+    from pinner.safety import check_target_lock
 
+    check_target_lock(tl, lock_name)
     folders = template_folders(templates)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(f) for f in folders]),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["via"] = lambda via: ", ".join(via) if via else VIA_DEFAULT
-    env.filters["requirement"] = requirement_line
-    env.filters["shq"] = shlex.quote
-    env.filters["envq"] = lambda v: v if re.fullmatch(r"[A-Za-z0-9_.:/,+-]*", v) else json.dumps(v)
-    env.filters["pyrepr"] = repr
+    env = environment(folders)
     ctx = context(tl, installer)
     inputs = fingerprint.artifact_inputs(section, fingerprint.templates_digest(folders), installer)
     name = tl.plan.target.name
     out = []
     for file in ARTIFACTS:
-        body = env.get_template(f"{file}.j2").render(ctx)
+        body = _render_file(env, file, ctx)
         text = fingerprint.seal(
             body,
             target=name,

@@ -150,25 +150,50 @@ def run(expected: dict[str, Any], python: str | None = None) -> Results:
     """The checks, in this interpreter's environment or in `python`'s (a child process)."""
     if python is None:
         return verify_checks.run_checks(expected)
-    exe = shutil.which(python) or python
+    exe = shutil.which(python) or str(Path(python).absolute())
     if not Path(exe).is_file() or not os.access(exe, os.X_OK):
         msg = f"--python: {python}: no such interpreter; give the path of the environment's python"
         raise ConfigError(msg)
-    proc = subprocess.run(
-        [exe, "-c", source_text() + _RUNNER],
-        input=json.dumps(expected),
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [exe, "-c", source_text() + _RUNNER],
+            input=json.dumps(expected),
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=1800,
+            check=False,
+        )
+    except OSError as e:
+        msg = f"--python: {python}: cannot run it ({e.strerror}); give the path of a Python interpreter"
+        raise ConfigError(msg) from None
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)), "")
     if not line:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         msg = f"--python: {python}: the checks could not run there: {tail}"
         raise CheckFailed(msg)
-    results: Results = json.loads(line[len(MARK) :])
-    return results
+    try:
+        results = json.loads(line[len(MARK) :])
+    except (ValueError, RecursionError):
+        results = None
+    if not _well_formed(results):
+        msg = (
+            f"--python: {python}: the checks printed malformed results; run "
+            f"`{python} -c 'import sys; print(sys.version)'` to see that it is a working "
+            "Python 3 interpreter"
+        )
+        raise CheckFailed(msg)
+    checked: Results = results
+    return checked
+
+
+def _well_formed(results: object) -> bool:
+    """A list of {status, check, message} string maps, as `verify_checks.run_checks` returns."""
+    return isinstance(results, list) and all(
+        isinstance(r, dict)
+        and all(isinstance(r.get(k), str) for k in ("status", "check", "message"))
+        for r in results
+    )
 
 
 def verify_target(

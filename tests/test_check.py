@@ -161,6 +161,74 @@ def test_check_finds_a_hand_edited_file(generated: Project, cli: Callable[..., R
     ]
 
 
+@pytest.mark.parametrize(
+    ("file", "edit"),
+    [
+        # the attack: a line above the old seal passed
+        ("install.sh", lambda t: t.replace("\n", "\ntouch x\n", 1)),
+        ("install.sh", lambda t: "touch x\n" + t),
+        ("Dockerfile", lambda t: t.replace("Do not edit.", "Do not edit.\nRUN touch x\n#")),
+        ("requirements.txt", lambda t: t + "\n"),
+        ("verify_env.py", lambda t: t.replace("python3", "python2", 1)),
+    ],
+    ids=["line-after-shebang", "line-before-shebang", "header", "trailing-newline", "preamble"],
+)
+def test_check_finds_any_changed_byte(
+    generated: Project, cli: Callable[..., Run], file: str, edit: Callable[[str], str]
+) -> None:
+    path = generated.root / "pinned" / "cpu" / file
+    path.write_text(edit(path.read_text()))
+
+    result = cli("check")
+
+    assert result.code == 1
+    ((what, command),) = problems(result)
+    assert what.startswith(f"pinned/cpu/{file}: edited by hand")
+    assert command == "pinner generate --target cpu"
+
+
+def test_check_finds_a_file_that_is_no_longer_utf8(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    path = generated.root / "pinned" / "cpu" / "install.sh"
+    path.write_bytes(path.read_bytes() + b"\xff")
+
+    result = cli("check")
+
+    assert (result.code, problems(result)) == (
+        1,
+        [("pinned/cpu/install.sh: edited by hand", "pinner generate --target cpu")],
+    )
+
+
+def test_check_refuses_a_lock_of_an_unknown_format(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    lock = generated.root / "pinner.lock"
+    lock.write_text(lock.read_text().replace("version = 2\n", "version = 99\n", 1))
+
+    result = cli("check")
+
+    assert result.code == 2
+    assert "lock format version 99 is not one this pinner reads (2)" in result.err
+
+
+def test_check_reads_the_lock_format_pinner_writes() -> None:
+    from pinner.check import LOCK_FORMATS
+    from pinner.lock import FORMAT
+
+    assert FORMAT in LOCK_FORMATS
+
+
+def test_check_notes_targets_never_generated(generated: Project, cli: Callable[..., Run]) -> None:
+    shutil.rmtree(generated.root / "pinned")
+
+    result = cli("check")
+
+    assert result.code == 0
+    assert "note: target cpu has no generated files (pinner generate --target cpu)" in result.out
+
+
 def test_check_finds_a_missing_file(generated: Project, cli: Callable[..., Run]) -> None:
     (generated.root / "pinned" / "cpu" / "Dockerfile").unlink()
 

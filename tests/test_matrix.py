@@ -417,3 +417,63 @@ def test_select_targets_unknown_names_matrix_file(tmp_path):
     assert str(e.value) == (
         f"--target: unknown target 'zzz' in {path.resolve()}; known targets: rtx5090, a100"
     )
+
+
+# --- hostile values: refused at load, one line each, naming file, key and fix --------------------
+
+HOSTILE = [
+    # (TOML lines of target "a", the key named, what is said)
+    ('torch-index-url = "http://h/$(touch${IFS}x)/{variant}"', "torch-index-url", "'{'"),
+    ('torch-index-url = "https://h/{variant}\\nRUN x"', "torch-index-url", "a newline"),
+    ('torch-index-url = "https://h/a b/{variant}"', "torch-index-url", "whitespace"),
+    ('torch-index-url = "ftp://h/{variant}"', "torch-index-url", "https://"),
+    ('base-image = "ubuntu:24.04\\nRUN curl x | sh"', "base-image", "a newline"),
+    ('base-image = "ubuntu:24.04 AS x"', "base-image", "is not an image reference"),
+    ('gpu = "A100\\r\\nRUN x"', "gpu", "a carriage return"),
+]
+
+
+@pytest.mark.parametrize(("line", "key", "said"), HOSTILE)
+def test_hostile_values_are_refused_with_file_key_and_fix(
+    write_matrix, tmp_path, monkeypatch, line, key, said
+):
+    monkeypatch.chdir(tmp_path)
+    gpu = "" if line.startswith("gpu") else 'gpu = "A100"\n'
+    write_matrix(f"[targets.a]\n{gpu}{line}\n")
+
+    message = config_error(tmp_path)
+
+    assert message.startswith(f"pinner.toml: targets.a.{key}: ")
+    assert said in message
+    assert "\n" not in message
+    assert "; " in message  # what is wrong; how to fix it
+
+
+def test_a_target_name_ending_in_a_newline_is_refused(write_matrix, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # `^[a-z0-9][a-z0-9_-]*$` accepted "a100\n": names are matched whole now
+    write_matrix('[targets."a100\\n"]\ngpu = "A100"\n')
+
+    message = config_error(tmp_path)
+
+    assert message.startswith("pinner.toml: targets.'a100\\n': ")
+    assert "contains a newline" in message
+    assert "\n" not in message
+
+
+def test_a_matrix_that_is_not_utf8_names_its_line(tmp_path):
+    (tmp_path / "pinner.toml").write_bytes(b'[targets.a]\ngpu = "A100\xe9"\n')
+
+    message = config_error(tmp_path)
+
+    assert message == (
+        f"{tmp_path / 'pinner.toml'}:2: not UTF-8 text (byte 23); save the file as UTF-8"
+    )
+
+
+def test_a_deeply_nested_matrix_is_refused_without_a_traceback(tmp_path):
+    (tmp_path / "pinner.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+
+    assert config_error(tmp_path).endswith(
+        "nested too deeply to read; flatten its arrays and tables"
+    )
