@@ -42,6 +42,7 @@ TARGET_KEYS = (
     "requirements",
     "build",
     "torch-index-url",
+    "pin-images",
 )
 BUILD_VALUES = ("auto", "wheel", "source")
 PLATFORMS = {
@@ -243,6 +244,9 @@ def _target(
         problems.append(
             f"{where}.torch-index-url: {index!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
         )
+    pin_images = merged.get("pin-images", False)
+    if not isinstance(pin_images, bool):
+        problems.append(f"{where}.pin-images: must be true or false, got {pin_images!r}")
     if len(problems) > before:
         return None
     return {
@@ -258,6 +262,7 @@ def _target(
         "builds": builds,
         "torch_index_url": index.rstrip("/"),
         "origin": where,
+        "pin_images": pin_images is True,
     }
 
 

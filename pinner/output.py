@@ -21,6 +21,7 @@ ARTIFACTS = (
     "install.sh",
     "modal_image.py",
     "verify_env.py",
+    "sbom.cdx.json",
 )
 
 

@@ -116,6 +116,7 @@ def lock_targets(
     ]
     results = plan_all(matrix, [t.name for t in todo]) if todo else []
     require_plans(results)
+    results = _finish_plans(results, old_by_name, upgrade=upgrade, offline=offline)
     resolver = get_resolver(engine, cache_dir())
     jobs = []
     for target, result in results:
@@ -142,6 +143,43 @@ def lock_targets(
     if not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text:
         write_text_atomic(matrix.lock, text)
     return lockfile, [t.name for t in matrix.targets if t.name in resolved]
+
+
+def _finish_plans(
+    results: list[tuple[Target, PlanResult]],
+    old: dict[str, TargetLock],
+    *,
+    upgrade: bool,
+    offline: bool,
+) -> list[tuple[Target, PlanResult]]:
+    """What planning cannot know without the network: the sha256 of each prebuilt extension
+    wheel (downloaded once, cached by URL) and, with pin-images, image digests (kept from the
+    old lock until `update`)."""
+    from dataclasses import replace
+
+    from pinner.extension_hashes import hash_extension_wheels
+
+    out = []
+    for target, result in results:
+        assert result.plan is not None
+        previous = old[target.name].plan if target.name in old else None
+        plan = hash_extension_wheels(
+            result.plan, offline=offline, cache=cache_dir(), previous=previous
+        )
+        if target.pin_images:
+            from pinner.knowledge import load_knowledge
+            from pinner.registry import pin_images
+
+            uv_image = load_knowledge().docs["packages"]["uv"]["image"]
+            plan = pin_images(
+                plan,
+                (plan.base_image, uv_image),
+                previous=previous.images if previous else (),
+                refresh=upgrade,
+                offline=offline,
+            )
+        out.append((target, replace(result, plan=plan)))
+    return out
 
 
 def _read_old_lock(path: Path) -> LockFile | None:
