@@ -32,6 +32,7 @@ MIRRORED = "https://github.com/"  # the prefix a mirror replaces: release assets
 CONNECT_TIMEOUT = 15.0
 STALL = 60.0
 ATTEMPTS = 3
+BACKOFF = 1.0  # seconds before the first retry; doubled, then tripled
 CHUNK = 1024 * 1024
 TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
 
@@ -123,7 +124,7 @@ def fetch(url: str, dest: Path, *, stall: float = STALL, attempts: int = ATTEMPT
             else:
                 last = str(reason) or type(reason).__name__
         if attempt + 1 < attempts:
-            time.sleep(min(1.0 * (attempt + 1), 5.0))
+            time.sleep(BACKOFF * (attempt + 1))
     msg = f"cannot download {shown}: {last}"
     if source == url and url.startswith(MIRRORED):
         msg += f"\n  fix: check the network, or set {MIRROR_ENV} to a mirror of {MIRRORED}"
