@@ -16,7 +16,6 @@ from tests.support.stub_server import Reply, StubServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 DATA = b"a stand-in release asset\n" * 1000
 DIGEST = "sha256:" + hashlib.sha256(DATA).hexdigest()

@@ -6,6 +6,7 @@ is logged. A reply can stall (send nothing for a while) or announce more bytes t
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -80,10 +81,8 @@ class StubServer:
                 if reply.stall:
                     time.sleep(reply.stall)
                 if self.command != "HEAD":
-                    try:
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                         self.wfile.write(reply.body)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass
                 if length != len(reply.body):
                     self.close_connection = True
 
