@@ -8,6 +8,7 @@ import dataclasses
 import json
 import re
 import uuid
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cyclonedx.schema import SchemaVersion
@@ -19,6 +20,9 @@ from pinner.model import Pin
 from pinner.render import render_target
 from pinner.sbom import NAMESPACE, purl
 from tests.support.recipes import LOCKS, copy_project, render_lock, target_lock
+
+if TYPE_CHECKING:
+    from pinner.model import TargetLock
 
 CASES = [
     ("llm-service", "rtx5090"),
@@ -38,7 +42,7 @@ def sbom_text(lock: str, target: str, installer: str = "pip") -> str:
     return art.text
 
 
-def properties(doc: dict) -> dict[str, str]:
+def properties(doc: dict[str, Any]) -> dict[str, str]:
     return {p["name"]: p["value"] for p in doc["metadata"]["properties"]}
 
 
@@ -134,7 +138,7 @@ def test_the_same_lock_gives_the_same_bytes_and_another_lock_another_serial():
     section = fingerprint.lock_sections(lock.read_text())["cu128"]
     tl = target_lock(lock, "cu128")
 
-    def sbom(tl, section):
+    def sbom(tl: TargetLock, section: str) -> str:
         arts = render_target(tl, section=section, source="pinner.toml")
         return next(a.text for a in arts if a.path.name == "sbom.cdx.json")
 
