@@ -112,6 +112,7 @@ def fetch(url: str, dest: Path, *, stall: float = STALL, attempts: int = ATTEMPT
         try:
             return _fetch_once(url, source, dest, stall)
         except urllib.error.HTTPError as e:
+            e.close()  # its response holds the connection
             last = f"HTTP {e.code} {e.reason}"
             if e.code not in TRANSIENT_STATUS:
                 break

@@ -111,6 +111,7 @@ def digest_of(ref: str, *, stall: float = STALL) -> str:
                     return str(found)
             return _digest_by_get(ref, url, token, stall)
         except urllib.error.HTTPError as e:
+            e.close()  # its response holds the connection
             if e.code != 401 or token:
                 raise _error(ref, url, f"HTTP {e.code} {e.reason}") from None
             token = _token(ref, reference, e.headers.get("WWW-Authenticate", ""), stall)
@@ -161,6 +162,7 @@ def _token(ref: str, reference: Reference, header: str, stall: float) -> str:
         ) as r:
             answer = json.loads(r.read())
     except urllib.error.HTTPError as e:
+        e.close()  # its response holds the connection
         raise _error(ref, realm, f"token service: HTTP {e.code} {e.reason}") from None
     except (OSError, ValueError) as e:
         raise _error(ref, realm, f"token service: {getattr(e, 'reason', e)}") from None

@@ -19,7 +19,7 @@ import pytest
 
 from pinner.cli import main
 from pinner.download import MIRROR_ENV, transport_url
-from pinner.resolve import Job, ResolvedPin
+from tests.support.echo import EchoResolver
 from tests.support.index import Venv, pip_env
 from tests.support.recipes import copy_project, install_sh_commands, quick_venv, target_lock
 from tests.support.stub_server import Reply, StubServer
@@ -33,48 +33,6 @@ TARGET = "flash-attn-a100"
 VERSION = "2.8.3.post1"
 WHEEL = f"flash_attn-{VERSION}+cu12torch2.5cxx11abiFALSE-cp311-cp311-linux_x86_64.whl"
 URL = f"https://github.com/Dao-AILab/flash-attention/releases/download/v{VERSION}/{WHEEL}"
-
-
-class EchoResolver:
-    """Resolves a job to exactly what it asks for: its direct pins and the extensions' metadata."""
-
-    name = "echo"
-
-    def __init__(self, cache: Path) -> None:
-        del cache
-
-    def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
-        pins = []
-        for req in job.direct:
-            name, _, version = req.partition("==")
-            index = job.torch_index if name in job.routed else ""
-            pins.append(
-                ResolvedPin(
-                    name=name,
-                    version=version,
-                    hashes=(f"sha256:{'1' * 64}",),
-                    index=index,
-                    via=("pinner-job",),
-                )
-            )
-        for name, version, requires in job.metadata:
-            pins.append(
-                ResolvedPin(
-                    name=name,
-                    version=version,
-                    hashes=(f"sha256:{'2' * 64}",),
-                    index="",
-                    via=(f"-r {name}.in",),
-                )
-            )
-            pins += [
-                ResolvedPin(
-                    name=r, version="0.8.1", hashes=(f"sha256:{'3' * 64}",), index="", via=(name,)
-                )
-                for r in requires
-                if r != "torch"
-            ]
-        return tuple(pins)
 
 
 def stand_in(folder: Path, source: str) -> Path:

@@ -39,6 +39,7 @@ class Reply:
 class StubServer:
     def __init__(self) -> None:
         self.routes: dict[str, Callable[[Request], Reply]] = {}
+        self.fallback: Callable[[Request], Reply] = lambda _r: Reply(404, b"not found\n")
         self.log: list[Request] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -70,7 +71,7 @@ class StubServer:
                 request = Request(self.command, self.path, dict(self.headers.items()))
                 stub.log.append(request)
                 route = stub.routes.get(self.path.split("?", 1)[0])
-                reply = route(request) if route else Reply(404, b"not found\n")
+                reply = (route or stub.fallback)(request)
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
