@@ -263,7 +263,8 @@ def test_lock_keeps_the_digests_and_update_refreshes_them_in_the_pr_body(project
         assert f"- **image {ref}**: {before[ref]} → {after[ref]}" in text
 
 
-def test_offline_without_recorded_digests_fails_with_the_way_out(project, hub, capsys):
+@pytest.mark.usefixtures("project")
+def test_offline_without_recorded_digests_fails_with_the_way_out(hub, capsys):
     assert main(["lock", "--offline"]) == 1
     err = capsys.readouterr().err
     assert "--offline: target a100: pin-images needs the digest of nvidia/cuda:" in err
