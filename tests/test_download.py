@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -141,3 +142,22 @@ def test_a_corrupt_cache_entry_is_downloaded_again(server, tmp_path):
 
     assert sha256_of(url, offline=False, cache=tmp_path) == DIGEST
     assert server.paths() == ["/file.whl"] * 2
+
+
+@pytest.mark.network
+def test_a_real_https_download_matches_the_digest_pypi_publishes(tmp_path):
+    """TLS, redirects and the connection classes against a real server: a small wheel from
+    PyPI, whose PEP 691 page publishes its sha256."""
+    request = urllib.request.Request(
+        "https://pypi.org/simple/six/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    with download.open_url(request) as r:
+        files = json.load(r)["files"]
+    (wheel,) = [f for f in files if f["filename"] == "six-1.17.0-py2.py3-none-any.whl"]
+
+    digest = sha256_of(wheel["url"], offline=False, cache=tmp_path)
+
+    assert digest == "sha256:" + wheel["hashes"]["sha256"]
+    entry = download.cached(wheel["url"], tmp_path)
+    assert entry is not None
+    assert entry.size == wheel["size"]
