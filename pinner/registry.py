@@ -20,13 +20,15 @@ import hashlib
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pinner.download import STALL, DownloadError, open_url
+from pinner import download
+from pinner.download import ATTEMPTS, STALL, TRANSIENT_STATUS, DownloadError, open_url
 
 if TYPE_CHECKING:
     from pinner.model import Plan
@@ -95,11 +97,29 @@ def parse(ref: str) -> Reference:
     return Reference(registry=registry, repository=path, tag=tag, digest=digest)
 
 
-def digest_of(ref: str, *, stall: float = STALL) -> str:
-    """The digest (`sha256:...`) that the image reference's tag names now."""
+def digest_of(ref: str, *, stall: float = STALL, attempts: int = ATTEMPTS) -> str:
+    """The digest (`sha256:...`) that the image reference's tag names now. Connection errors,
+    stalls, 429 and 5xx answers are retried."""
     reference = parse(ref)
     if reference.digest:
         return reference.digest
+    for attempt in range(attempts):
+        try:
+            return _ask(ref, reference, stall)
+        except _TransientError as e:
+            if attempt + 1 == attempts:
+                raise _error(ref, e.url, e.what) from None
+            time.sleep(download.BACKOFF * (attempt + 1))
+    raise AssertionError  # pragma: no cover
+
+
+class _TransientError(Exception):
+    def __init__(self, url: str, what: str) -> None:
+        super().__init__(what)
+        self.url, self.what = url, what
+
+
+def _ask(ref: str, reference: Reference, stall: float) -> str:
     url = f"{reference.api}/v2/{reference.repository}/manifests/{reference.tag}"
     token = ""
     for _ in range(2):
@@ -112,11 +132,17 @@ def digest_of(ref: str, *, stall: float = STALL) -> str:
             return _digest_by_get(ref, url, token, stall)
         except urllib.error.HTTPError as e:
             e.close()  # its response holds the connection
+            if e.code in TRANSIENT_STATUS:
+                raise _TransientError(url, f"HTTP {e.code} {e.reason}") from None
             if e.code != 401 or token:
                 raise _error(ref, url, f"HTTP {e.code} {e.reason}") from None
             token = _token(ref, reference, e.headers.get("WWW-Authenticate", ""), stall)
-        except (OSError, ValueError) as e:
-            raise _error(ref, url, str(getattr(e, "reason", e))) from None
+        except TimeoutError:
+            raise _TransientError(url, f"no data for {stall:g} s (stalled)") from None
+        except OSError as e:
+            raise _TransientError(url, str(getattr(e, "reason", e))) from None
+        except ValueError as e:
+            raise _error(ref, url, str(e)) from None
     raise _error(ref, url, "the registry refused the token it issued")
 
 
@@ -163,9 +189,13 @@ def _token(ref: str, reference: Reference, header: str, stall: float) -> str:
             answer = json.loads(r.read())
     except urllib.error.HTTPError as e:
         e.close()  # its response holds the connection
+        if e.code in TRANSIENT_STATUS:
+            raise _TransientError(realm, f"token service: HTTP {e.code} {e.reason}") from None
         raise _error(ref, realm, f"token service: HTTP {e.code} {e.reason}") from None
-    except (OSError, ValueError) as e:
-        raise _error(ref, realm, f"token service: {getattr(e, 'reason', e)}") from None
+    except OSError as e:
+        raise _TransientError(realm, f"token service: {getattr(e, 'reason', e)}") from None
+    except ValueError as e:
+        raise _error(ref, realm, f"token service: {e}") from None
     token = answer.get("token") or answer.get("access_token") if isinstance(answer, dict) else ""
     if not isinstance(token, str) or not token:
         raise _error(ref, realm, "the token service answered without a token")

@@ -94,6 +94,7 @@ class Registry:
 
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    monkeypatch.setattr("pinner.download.BACKOFF", 0.0)
     with StubServer() as stub:
         monkeypatch.setenv(registry.REGISTRY_ENV, stub.base_url)
         yield Registry(stub)
@@ -174,6 +175,25 @@ def test_without_a_digest_header_the_manifest_is_hashed(hub):
 
     assert digest_of("ubuntu:24.04") == hub.digest("ubuntu:24.04")
     assert [r.method for r in hub.stub.log] == ["HEAD", "GET", "HEAD", "GET"]
+
+
+def test_transient_answers_are_retried(hub):
+    busy = iter([Reply(503, b"busy"), Reply(429, b"slow down")])
+    answer = hub.manifest
+    hub.stub.fallback = lambda r: next(busy, None) or answer(r)
+
+    assert digest_of("ubuntu:24.04") == hub.digest("ubuntu:24.04")
+    assert [r.method for r in hub.stub.log] == ["HEAD", "HEAD", "HEAD", "GET", "HEAD"]
+
+
+def test_a_registry_that_stays_down_is_named_after_the_retries(hub):
+    hub.stub.fallback = lambda _r: Reply(502, b"bad gateway")
+
+    with pytest.raises(RegistryError) as e:
+        digest_of("ubuntu:24.04", attempts=2)
+
+    assert "HTTP 502" in str(e.value)
+    assert len(hub.stub.log) == 2
 
 
 def test_a_reference_with_a_digest_needs_no_registry(hub):
