@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import urllib.parse
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from pinner.matrix import load_matrix
 from pinner.registry import ACCEPT, Reference, RegistryError, challenge, digest_of, parse
 from tests.support.echo import EchoResolver
 from tests.support.stub_server import Reply, Request, StubServer
+from tests.test_dockerfile import hadolint
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -254,6 +256,14 @@ def test_generate_pins_the_base_and_uv_images_by_digest(project, hub, capsys):
     assert (
         f"\nCOPY --from={UV_IMAGE}@{hub.digest(UV_IMAGE)} /uv /uvx /usr/local/bin/\n" in dockerfile
     )
+    lint = subprocess.run(
+        [hadolint(), "--no-color", "--failure-threshold", "warning", "Dockerfile"],
+        cwd=project / "pinned" / "a100",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout  # a digest reference lints like a tag
     sbom = json.loads((project / "pinned" / "a100" / "sbom.cdx.json").read_text())
     props = {p["name"]: p["value"] for p in sbom["metadata"]["properties"]}
     assert props["pinner:base-image"] == f"{base}@{hub.digest(base)}"
