@@ -2,8 +2,8 @@
 
 Pure: no files, no network. Per target it lists each package that was added, removed, upgraded,
 downgraded or rebuilt (same version, another build: a new local tag such as +cu128, or other
-files), the plan-level moves a reviewer must see (torch build, minimum driver, base image), and
-what held packages back, read from the new plan's own reasons.
+files), the plan-level moves a reviewer must see (torch build, minimum driver, base image, image
+digests under pin-images), and what held packages back, read from the new plan's own reasons.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class PackageChange:
 
 @dataclass(frozen=True, kw_only=True)
 class PlanChange:
-    what: str  # "torch build", "minimum driver", "base image", "extension flash-attn"
+    what: str  # "torch build", "minimum driver", "base image", "extension flash-attn", "image X"
     old: str
     new: str
 
@@ -177,6 +177,9 @@ def _plan_changes(old: Plan, new: Plan) -> tuple[PlanChange, ...]:
     new_ext = {e.name: f"{e.version} ({e.strategy})" for e in new.extensions}
     for name in sorted(set(old_ext) | set(new_ext)):
         pairs.append((f"extension {name}", old_ext.get(name, "none"), new_ext.get(name, "none")))
+    old_images, new_images = dict(old.images), dict(new.images)  # pin-images digests
+    for ref in sorted(set(old_images) | set(new_images)):
+        pairs.append((f"image {ref}", old_images.get(ref, "none"), new_images.get(ref, "none")))
     for what, a, b in pairs:
         if a != b:
             out.append(PlanChange(what=what, old=a, new=b))

@@ -42,6 +42,7 @@ TARGET_KEYS = (
     "requirements",
     "build",
     "torch-index-url",
+    "pin-images",
 )
 BUILD_VALUES = ("auto", "wheel", "source")
 PLATFORMS = {
@@ -333,6 +334,9 @@ def _target(
             safe.image,
             'write one image reference, e.g. "nvidia/cuda:12.8.1-runtime-ubuntu24.04"',
         )
+    pin_images = merged.get("pin-images", False)
+    if not isinstance(pin_images, bool):
+        problems.append(f"{where}.pin-images: must be true or false, got {pin_images!r}")
     if len(problems) > before:
         return None
     return {
@@ -348,6 +352,7 @@ def _target(
         "builds": builds,
         "torch_index_url": index.rstrip("/"),
         "origin": where,
+        "pin_images": pin_images is True,
     }
 
 

@@ -29,6 +29,7 @@ class Target:
     builds: tuple[tuple[str, str], ...]  # (package, "auto" | "wheel" | "source")
     torch_index_url: str  # template, "{variant}" stands for cu128, cpu, ...
     origin: str  # "matrices/default.toml: targets.rtx5090", for messages
+    pin_images: bool = False  # record image digests (base image, uv image) in the lock
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +153,8 @@ class Plan:
     extensions: tuple[Extension, ...]
     steps: tuple[Step, ...]
     rejected: tuple[Rejection, ...]
+    # (image reference, "sha256:...") of each image pinned by digest (matrix key pin-images)
+    images: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

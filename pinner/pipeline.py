@@ -113,14 +113,14 @@ def lock_targets(
     target that fails to resolve keeps its previous entry; the others are written.
     """
     import dataclasses
+    import functools
+    import os
 
     from pinner import knowledge, lock
     from pinner.fingerprint import target_inputs
+    from pinner.matrix import TORCH_INDEX_ENV
     from pinner.plan import segment_spec
     from pinner.resolve import build_job, get_resolver
-    import os
-
-    from pinner.matrix import TORCH_INDEX_ENV
     from pinner.resolve.environment import checked_url, ignored, mirror
 
     selected = select_targets(matrix, tuple(names))
@@ -146,6 +146,7 @@ def lock_targets(
     ]
     results = plan_all(matrix, [t.name for t in todo]) if todo else []
     require_plans(results)
+    results = _finish_plans(results, old_by_name, upgrade=upgrade, offline=offline)
     resolver = get_resolver(engine, cache_dir())
     notes = []
     skipped = ignored()
@@ -185,7 +186,17 @@ def lock_targets(
                 result=result,
                 job=job,
                 make_job=make_job,
-                replan=_replanner(target, kb, reqs),
+                replan=_replanner(
+                    target,
+                    kb,
+                    reqs,
+                    functools.partial(
+                        finish_plan,
+                        previous=previous.plan if previous else None,
+                        upgrade=upgrade,
+                        offline=offline,
+                    ),
+                ),
                 free_job=(
                     _free_job(job, reqs) if _compare(result, offline, upgrade, previous) else None
                 ),
@@ -215,6 +226,47 @@ def lock_targets(
         failed=failed,
         notes=notes,
     )
+
+
+def _finish_plans(
+    results: list[tuple[Target, PlanResult]],
+    old: dict[str, TargetLock],
+    *,
+    upgrade: bool,
+    offline: bool,
+) -> list[tuple[Target, PlanResult]]:
+    """What planning cannot know without the network: the sha256 of each prebuilt extension
+    wheel (downloaded once, cached by URL) and, with pin-images, image digests (kept from the
+    old lock until `update`)."""
+    from dataclasses import replace
+
+    out = []
+    for target, result in results:
+        assert result.plan is not None
+        previous = old[target.name].plan if target.name in old else None
+        plan = finish_plan(result.plan, previous, upgrade=upgrade, offline=offline)
+        out.append((target, replace(result, plan=plan)))
+    return out
+
+
+def finish_plan(plan: Plan, previous: Plan | None, *, upgrade: bool, offline: bool) -> Plan:
+    """One plan with its extension wheels' hashes and, with pin-images, its image digests."""
+    from pinner.extension_hashes import hash_extension_wheels
+
+    plan = hash_extension_wheels(plan, offline=offline, cache=cache_dir(), previous=previous)
+    if plan.target.pin_images:
+        from pinner.knowledge import load_knowledge
+        from pinner.registry import pin_images
+
+        uv_image = load_knowledge().docs["packages"]["uv"]["image"]
+        plan = pin_images(
+            plan,
+            (plan.base_image, uv_image),
+            previous=previous.images if previous else (),
+            refresh=upgrade,
+            offline=offline,
+        )
+    return plan
 
 
 def torch_mirror(plan: Plan) -> str:
@@ -286,14 +338,16 @@ class Work:
     free_job: Job | None
 
 
-def _replanner(target: Target, kb: Knowledge, reqs: Requirements) -> Callable[[str], Plan]:
+def _replanner(
+    target: Target, kb: Knowledge, reqs: Requirements, finish: Callable[[Plan], Plan]
+) -> Callable[[str], Plan]:
     """The plan finished from the torch build the resolver chose."""
     from pinner.plan import plan_target
 
     def replan(pin: str) -> Plan:
         result = plan_target(target, kb, reqs, torch=pin)
         assert result.plan is not None
-        return result.plan
+        return finish(result.plan)
 
     return replan
 

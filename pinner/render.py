@@ -27,6 +27,7 @@ PREAMBLES = {
     "verify_env.py": "#!/usr/bin/env python3\n",
 }
 EXECUTABLE = ("install.sh", "verify_env.py")
+SBOM = "sbom.cdx.json"  # written with cyclonedx-python-lib, not a template
 VIA_DEFAULT = "pinner plan"
 
 
@@ -146,6 +147,7 @@ def requirement_line(pin: Pin) -> str:
 def context(tl: TargetLock, installer: str) -> dict[str, Any]:
     """Everything the templates see."""
     from pinner.knowledge import load_knowledge
+    from pinner.registry import pinned
 
     plan = tl.plan
     kb = load_knowledge()
@@ -164,7 +166,8 @@ def context(tl: TargetLock, installer: str) -> dict[str, Any]:
         "steps": install_steps(tl, installer),
         "apt": source_apt,
         "env": list(plan.env),
-        "uv_image": safe.image(kb.docs["packages"]["uv"]["image"]),
+        "base_image": pinned(plan.base_image, plan.images) if plan.base_image else "",
+        "uv_image": safe.image(pinned(kb.docs["packages"]["uv"]["image"], plan.images)),
         "expected_json": Block(json.dumps(verify.expected_from_lock(tl), indent=1, sort_keys=True)),
         "checks_source": Block(verify.source_text()),
         "has_source_builds": any(e.strategy == "source" for e in plan.extensions),
@@ -268,8 +271,11 @@ def render_target(
     ctx = context(tl, installer)
     inputs = fingerprint.artifact_inputs(section, fingerprint.templates_digest(folders), installer)
     name = tl.plan.target.name
+    command = command or fingerprint.regenerate_command(name, installer)
     out = []
     for file in ARTIFACTS:
+        if file == SBOM:
+            continue
         body = _render_file(env, file, ctx)
         text = fingerprint.seal(
             body,
@@ -278,9 +284,42 @@ def render_target(
             inputs=inputs,
             preamble=PREAMBLES.get(file, ""),
             source=source,
-            command=command or fingerprint.regenerate_command(name, installer),
+            command=command,
         )
         out.append(
             Artifact(path=PurePosixPath(name) / file, text=text, executable=file in EXECUTABLE)
         )
+    out.append(
+        _sbom(
+            tl,
+            ctx,
+            section=section,
+            installer=installer,
+            inputs=inputs,
+            source=source,
+            command=command,
+        )
+    )
     return tuple(out)
+
+
+def _sbom(
+    tl: TargetLock,
+    ctx: dict[str, Any],
+    *,
+    section: str,
+    installer: str,
+    inputs: str,
+    source: str,
+    command: str,
+) -> Artifact:
+    """sbom.cdx.json: CycloneDX, sealed by a property (JSON has no comments)."""
+    from pinner import sbom
+
+    name = tl.plan.target.name
+    images = {"base": ctx["base_image"], "uv": ctx["uv_image"]}
+    doc = sbom.document(tl, section=section, images=images)
+    text = fingerprint.seal_json(
+        doc, target=name, installer=installer, inputs=inputs, source=source, command=command
+    )
+    return Artifact(path=PurePosixPath(name) / SBOM, text=text)

@@ -293,8 +293,13 @@ def test_flash_attn_wheel_layer_installs_the_url_under_the_constraints(venv_temp
     with LocalIndex() as index:
         # as on GitHub, the URL carries the file name with a literal "+"
         url = index.add("releases", fake).replace("%2B", "+")
-        assert f"flash-attn @ {ext.url}\n" in files["extensions.txt"]
-        (recipe / "extensions.txt").write_text(files["extensions.txt"].replace(ext.url, url))
+        hashed = f"flash-attn @ {ext.url} \\\n    --hash=sha256:{ext.sha256}\n"
+        assert hashed in files["extensions.txt"]
+        assert all("--require-hashes" in c for c in commands.values())
+        # the lock's (made-up) digest replaced by the fake's, as `pinner lock` records it
+        (recipe / "extensions.txt").write_text(
+            files["extensions.txt"].replace(ext.url, url).replace(ext.sha256, sha256_file(fake))
+        )
         env = uv_env(index.url("empty"), cache_dir=tmp_path / "uv-cache")
         env.update(pip_env(index.url("empty"), base=env))
         env["PATH"] = f"{Path(find_uv_bin()).parent}:{env['PATH']}"

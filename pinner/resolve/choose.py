@@ -52,8 +52,8 @@ def choose(
 
     def attempt(index: int) -> TargetLock | None:
         segment = segments[index]
-        start = plan if index == 0 else replan(segment[0])
         try:
+            start = plan if index == 0 else replan(segment[0])
             locked = resolve_target(resolver, start, make_job(start, segment), inputs, replan)
         except ResolveError as e:
             tried.append(Tried(segment, "", str(e)))

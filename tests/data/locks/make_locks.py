@@ -171,7 +171,16 @@ def craft_lock(folder: Path, resolutions: dict[str, Resolution]) -> str:
     locks, inputs = [], {}
     for target, result in pipeline.plan_all(matrix, list(resolutions)):
         assert result.plan is not None, result.findings
-        plan = result.plan
+        # the sha256 `pinner lock` records for a prebuilt wheel (it downloads it; made up here)
+        plan = dataclasses.replace(
+            result.plan,
+            extensions=tuple(
+                dataclasses.replace(e, sha256=fake_hashes(e.wheel, e.version, 1)[0][7:])
+                if e.strategy == "wheel"
+                else e
+                for e in result.plan.extensions
+            ),
+        )
         job = build_job(
             plan,
             pipeline.requirements_of(matrix, target),
@@ -190,7 +199,10 @@ def craft_lock(folder: Path, resolutions: dict[str, Resolution]) -> str:
                         hashes=fake_hashes(name, version, 1 if name.startswith("nvidia-") else 2),
                     ),
                 ),
-                source="pytorch" if "+" in version or name in job.routed else "default",
+                source="pytorch"
+                if job.torch_index
+                and ("+" in version or name in job.routed or name.startswith(("nvidia-", "triton")))
+                else "default",
                 via=normalize_via(via, folder),
             )
             for name, (version, via) in resolutions[target.name].items()
