@@ -96,7 +96,7 @@ def explain(
     from pinner import pipeline, report
 
     m = _load(matrix)
-    results = pipeline.plan_all(m, (target,))
+    results = pipeline.with_resolution(m, pipeline.plan_all(m, (target,)))
     if json_out or results[0][1].plan is not None:
         print(report.explain(m, results[0], as_json=json_out), end="")
     pipeline.require_plans(results)

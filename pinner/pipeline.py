@@ -58,6 +58,40 @@ def plan_all(matrix: Matrix, names: Sequence[str]) -> list[tuple[Target, PlanRes
     ]
 
 
+def with_resolution(
+    matrix: Matrix, results: list[tuple[Target, PlanResult]]
+) -> list[tuple[Target, PlanResult]]:
+    """Plans as the lock finished them, when the lock holds a fresh entry: the torch the resolver
+    chose within the fitting segments, the resolution step and the held-back notes (`explain`)."""
+    import dataclasses
+
+    from pinner import knowledge
+    from pinner.errors import ConfigError
+    from pinner.fingerprint import target_inputs
+    from pinner.lock import read_lock
+
+    if not matrix.lock.is_file():
+        return results
+    try:
+        locked = {t.plan.target.name: t for t in read_lock(matrix.lock).targets}
+    except ConfigError:
+        return results
+    out = []
+    for target, result in results:
+        entry = locked.get(target.name)
+        fresh = entry is not None and entry.inputs == target_inputs(
+            dataclasses.asdict(target), matrix.root, knowledge.digest()
+        )
+        if entry is None or not fresh or result.plan is None:
+            out.append((target, result))
+            continue
+        notes = tuple(f for f in entry.findings if f.code == "held-back")
+        out.append(
+            (target, dataclasses.replace(result, plan=entry.plan, findings=result.findings + notes))
+        )
+    return out
+
+
 def require_plans(results: list[tuple[Target, PlanResult]]) -> None:
     """One PlanError listing every refused target with its fix, so all are fixed in one pass."""
     errors = [f for _, r in results for f in r.findings if f.severity == "error"]

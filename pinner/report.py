@@ -84,6 +84,7 @@ def explain(matrix: Matrix, result: tuple[Target, PlanResult], *, as_json: bool)
                 "target": target.name,
                 "matrix": str(matrix.path) if matrix.path else "presets",
                 "plan": plan_dict(outcome.plan) if outcome.plan else None,
+                "segments": [list(s) for s in outcome.segments],
                 "findings": [finding_dict(f) for f in outcome.findings],
             }
         )
@@ -102,6 +103,17 @@ def explain(matrix: Matrix, result: tuple[Target, PlanResult], *, as_json: bool)
             out.append(f"  {'':<{len(c.requirement)}}     source: {c.source}")
     if plan.env:
         out += ["", "environment:"] + [f"  {k}={v}" for k, v in plan.env]
+    if len(outcome.segments) > 1 or any(len(s) > 1 for s in outcome.segments):
+        shown = [
+            s[0] if len(s) == 1 else f"{s[-1]} .. {s[0]} ({len(s)} builds)"
+            for s in outcome.segments[:8]
+        ]
+        more = f" and {len(outcome.segments) - 8} more" if len(outcome.segments) > 8 else ""
+        out += [
+            "",
+            "fitting torch builds, in segments the resolver chooses within (preferred first):",
+            *(f"  {i}. {text}" for i, text in enumerate(shown, 1)),
+        ] + ([f"  ...{more}"] if more else [])
     if plan.rejected:
         out += ["", "rejected variants:"]
         out.append(
