@@ -94,7 +94,11 @@ def _target(name: str, old: TargetLock | None, new: TargetLock | None) -> Target
         status=status,
         packages=tuple(packages),
         plan=plan,
-        held_back=held_back(new.plan) if new else (),
+        held_back=(
+            held_back(new.plan) + tuple(f.message for f in new.findings if f.code == "held-back")
+            if new
+            else ()
+        ),
     )
 
 
