@@ -111,9 +111,19 @@ def stale(matrix: dict[str, Any], out: Path | None = None) -> list[Problem]:
             )
     for name in sorted(set(locked) - set(names)):
         problems.append((lock_name, f"target {name} is no longer in the matrix", "pinner lock"))
+    sections = lock_sections(read_text(lock, "the lock", "regenerate it with `pinner lock`"))
+    for name in names:
+        for package in hand_edited(sections.get(name, "")):
+            problems.append(
+                (
+                    lock_name,
+                    f"target {name}: package {package} was edited by hand (its integrity digest "
+                    "does not match its content)",
+                    f"pinner lock --target {name}",
+                )
+            )
     generated = [n for n in names if (out / n).is_dir()]
     if generated:
-        sections = lock_sections(read_text(lock, "the lock", "regenerate it with `pinner lock`"))
         folders = template_folders(matrix["templates"])
         out_name = relative(out, root)
         for rel, what, installer in stale_files(
@@ -122,6 +132,35 @@ def stale(matrix: dict[str, Any], out: Path | None = None) -> list[Problem]:
             command = regenerate_command(rel.parts[0], installer, out_name)
             problems.append((shown(out / rel, root), what, command))
     return problems
+
+
+def hand_edited(section: str) -> list[str]:
+    """Packages of one target's lock section whose integrity digest does not match (the same
+    digest as pinner.lock.pin_digest, computed from the TOML without the dataclasses)."""
+    import hashlib
+    import json
+
+    if not section:
+        return []
+    try:
+        table = tomllib.loads(section)
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return ["(unreadable section)"]
+    packages = next(iter(table.get("targets", {}).values()), {}).get("packages", [])
+    bad = []
+    for p in packages:
+        if not isinstance(p, dict) or not p.get("digest"):
+            continue
+        data = {k: v for k, v in p.items() if k != "digest"}
+        data["files"] = [
+            {"name": f.get("name", ""), "hashes": f.get("hashes", []), "url": f.get("url", "")}
+            for f in p.get("files", [])
+            if isinstance(f, dict)
+        ]
+        actual = "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        if actual != p["digest"]:
+            bad.append(str(p.get("name", "?")))
+    return bad
 
 
 def stale_files(

@@ -161,6 +161,29 @@ def test_check_finds_a_hand_edited_file(generated: Project, cli: Callable[..., R
     ]
 
 
+def test_check_finds_a_hand_edited_lock_package(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    """Per-package integrity digests: an edit of a locked package is named with its target and
+    package (an accidental edit; an attacker who can rewrite the lock can rewrite digests too)."""
+    lock = generated.root / "pinner.lock"
+    text = lock.read_text()
+    start = text.index('name = "demo-app"')
+    lock.write_text(text[:start] + text[start:].replace('version = "1.0"', 'version = "1.1"', 1))
+
+    result = cli("check")
+
+    assert result.code == 1
+    assert (
+        "pinner.lock: target cpu: package demo-app was edited by hand (its integrity digest "
+        "does not match its content)"
+    ) in result.err
+    assert "refresh: pinner lock --target cpu" in result.err
+    frozen = cli("generate", "--frozen")  # renders nothing from an edited lock
+    assert frozen.code == 1
+    assert "package demo-app was edited by hand" in frozen.err
+
+
 @pytest.mark.parametrize(
     ("file", "edit"),
     [
