@@ -117,8 +117,10 @@ def stale(matrix: dict[str, Any], out: Path | None = None) -> list[Problem]:
             problems.append(
                 (
                     lock_name,
-                    f"target {name}: package {package} was edited by hand (its integrity digest "
-                    "does not match its content)",
+                    (
+                        f"target {name}: package {package} was edited by hand (its integrity "
+                        "digest does not match its content)"
+                    ),
                     f"pinner lock --target {name}",
                 )
             )
