@@ -148,7 +148,9 @@ def hand_edited(section: str) -> list[str]:
         table = tomllib.loads(section)
     except (tomllib.TOMLDecodeError, RecursionError):
         return ["(unreadable section)"]
-    packages = next(iter(table.get("targets", {}).values()), {}).get("packages", [])
+    targets: dict[str, Any] = table.get("targets", {})
+    entry: dict[str, Any] = next(iter(targets.values()), {})
+    packages: list[Any] = entry.get("packages", [])
     bad = []
     for p in packages:
         if not isinstance(p, dict) or not p.get("digest"):

@@ -104,7 +104,7 @@ def read_lock(path: Path) -> LockFile:
         msg = f"{path}: no lock file; run `pinner lock` first"
         raise ConfigError(msg) from None
     except UnicodeDecodeError as e:
-        msg = f"{path}: not UTF-8 (byte {e.start}); restore it from version control or run `pinner lock --upgrade`"
+        msg = f"{path}: not UTF-8 text (byte {e.start}); restore it from version control or run `pinner lock --upgrade`"
         raise ConfigError(msg) from None
     except OSError as e:
         msg = f"{path}: cannot read the lock ({e.strerror or e})"

@@ -428,9 +428,12 @@ def _resolve_parallel(
     from concurrent.futures import ThreadPoolExecutor
 
     from pinner.errors import PinnerError
+    from pinner.knowledge import load_knowledge
     from pinner.resolve.choose import choose
     from pinner.resolve.uv import job_key
 
+    kb = load_knowledge()
+    newest_torch = (kb.releases[0].version if kb.releases else "", kb.as_of)
     groups: dict[str, list[Work]] = {}
     for item in jobs:
         key = job_key(item.job) + resolver.name + repr(item.result.segments)
@@ -451,6 +454,7 @@ def _resolve_parallel(
                 replan=first.replan,
                 inputs=inputs[first.target.name],
                 free_job=first.free_job,
+                knowledge=newest_torch,
             )
         except PinnerError as e:
             for name in names:
@@ -552,6 +556,7 @@ def generate(
         raise ConfigError(msg)
     selected = list(select_targets(matrix, tuple(names)))
     if frozen:
+        read_lock(matrix.lock)  # every field checked first: a bad one is named (exit 2)
         lock_name = _shown(matrix.lock, matrix.root)
         wanted = {f"pinner lock --target {t.name}" for t in selected} | {"pinner lock"}
         stale = [p for p in check(matrix, out) if p[0] == lock_name and p[2] in wanted]

@@ -180,8 +180,9 @@ def test_check_finds_a_hand_edited_lock_package(
     ) in result.err
     assert "refresh: pinner lock --target cpu" in result.err
     frozen = cli("generate", "--frozen")  # renders nothing from an edited lock
-    assert frozen.code == 1
-    assert "package demo-app was edited by hand" in frozen.err
+    assert frozen.code == 2
+    assert "digest: edited by hand" in frozen.err
+    assert "(package 'demo-app')" in frozen.err
 
 
 @pytest.mark.parametrize(

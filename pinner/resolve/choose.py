@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 from pinner.errors import PinnerError, ResolveError
 from pinner.model import Finding, Step
-from pinner.resolve import PLAN_VIA, canonical, resolve_target
+from pinner.resolve import canonical, resolve_target
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from pinner.model import Plan, PlanResult, TargetLock
+    from pinner.model import Pin, Plan, PlanResult, TargetLock
     from pinner.resolve import Job, ResolvedPin, Resolver
 
 TRIES = 4  # segments tried when the preferred ones fail
@@ -44,6 +44,7 @@ def choose(
     replan: Callable[[str], Plan],
     inputs: str,
     free_job: Job | None,
+    knowledge: tuple[str, str] = ("", ""),
 ) -> TargetLock:
     plan = result.plan
     assert plan is not None
@@ -92,6 +93,9 @@ def choose(
     notes = [
         _held_note(best, name, locked, newest, free, segments) for name, locked, newest in held
     ]
+    newer = _newer_torch(best, _version(free, "torch"), _file_of(free, "torch"), *knowledge)
+    if newer is not None:
+        notes.append(newer)
     step = _step(best, segments, tried, held)
     plan_steps = (*best.plan.steps, step)
     return replace(
@@ -189,8 +193,37 @@ def _held_note(
         message=f"{name} stays at {version}: {why}",
         fix=f"see `pinner explain --target {locked.plan.target.name}`; pin {name} to silence this, "
         "or allow another GPU/CUDA/Python for the newer release",
-        source=f"{name} {newest} Requires-Dist",
+        source=_file_of(free, name),
     )
+
+
+def _newer_torch(
+    locked: TargetLock, free_torch: str, free_file: str, newest: str, as_of: str
+) -> Finding | None:
+    """A note when the graph would take a torch release newer than pinner's knowledge: it is
+    held back under `auto`, never chosen silently."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        if not free_torch or not newest or Version(free_torch) <= Version(newest):
+            return None
+    except InvalidVersion:
+        return None
+    return Finding(
+        target=locked.plan.target.name,
+        severity="note",
+        code="newer-than-knowledge",
+        message=f"torch {free_torch} is newer than pinner's knowledge ({as_of}): torch stays at "
+        f"{locked.plan.torch.pin}",
+        fix="upgrade pinner (its knowledge says which builds of a release fit which GPU)",
+        source=free_file,
+    )
+
+
+def _file_of(pins: Sequence[ResolvedPin] | Sequence[Pin], name: str) -> str:
+    """A file of the release a run took: the public locator of what it says (a PyPI file name)."""
+    pin = next((p for p in pins if p.name == name), None)
+    return next((f.name for f in pin.files if f.name), "") if pin is not None else ""
 
 
 def _req_name(text: str) -> str:
@@ -218,7 +251,9 @@ def _step(
         + (f"; torch required by {', '.join(bound[:4])}" if bound else "")
         + (f"; held back: {', '.join(n for n, _, _ in held)}" if held else "")
     )
-    return Step(topic="resolution", choice=f"torch {torch}", why=why, source=PLAN_VIA)
+    return Step(
+        topic="resolution", choice=f"torch {torch}", why=why, source=_file_of(locked.pins, "torch")
+    )
 
 
 def _requires_torch(locked: TargetLock, name: str) -> bool:
