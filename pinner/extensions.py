@@ -408,6 +408,12 @@ def _torch_pins(plan: ExtensionPlan, reqs: Requirements) -> None:
             )
 
 
+def is_extension(kb: Knowledge, name: str) -> bool:
+    """A compiled extension pinner builds or installs in the extension layer (flash-attn,
+    mamba-ssm, causal-conv1d, ...)."""
+    return bool(_source_rules(kb, name).get("default"))
+
+
 def _source_rules(kb: Knowledge, name: str) -> Mapping[str, Any]:
     return next(
         (s for s in kb.docs["extensions"].get("source_build", []) if s["package"] == name), {}

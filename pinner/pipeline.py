@@ -11,7 +11,6 @@ from pinner.matrix import load_matrix, select_targets
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Any
 
     from pinner.diff import Changes
     from pinner.doctor import Diagnosis
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
         Finding,
         LockFile,
         Matrix,
+        Pin,
         Plan,
         PlanResult,
         Requirements,
@@ -147,14 +147,12 @@ def lock_targets(
     target that fails to resolve keeps its previous entry; the others are written.
     """
     import dataclasses
-    import functools
     import os
 
     from pinner import knowledge, lock
     from pinner.fingerprint import target_inputs
     from pinner.matrix import TORCH_INDEX_ENV
-    from pinner.plan import segment_spec
-    from pinner.resolve import build_job, get_resolver
+    from pinner.resolve import get_resolver
     from pinner.resolve.environment import checked_url, ignored, mirror
 
     selected = select_targets(matrix, tuple(names))
@@ -190,52 +188,20 @@ def lock_targets(
             "PINNER_INDEX_URL sets a mirror of the default index)"
         )
     kb = knowledge.load_knowledge()
-    jobs = []
-    for target, result in results:
-        assert result.plan is not None
-        reqs = requirements_of(matrix, target)
-        previous = old_by_name.get(target.name)
-
-        def make_job(
-            plan: Plan, segment: tuple[str, ...], reqs: Requirements = reqs, prev: Any = previous
-        ) -> Job:
-            return build_job(
-                plan,
-                reqs,
-                matrix.root,
-                previous=prev,
-                upgrade=upgrade,
-                offline=offline,
-                mirror=default_mirror,
-                torch_mirror=torch_mirror(plan),
-                timeout=timeout,
-                torch_spec=segment_spec(kb, segment),
-            )
-
-        segment = result.segments[0] if result.segments else (result.plan.torch.pin,)
-        job = make_job(result.plan, segment)
-        jobs.append(
-            Work(
-                target=target,
-                result=result,
-                job=job,
-                make_job=make_job,
-                replan=_replanner(
-                    target,
-                    kb,
-                    reqs,
-                    functools.partial(
-                        finish_plan,
-                        previous=previous.plan if previous else None,
-                        upgrade=upgrade,
-                        offline=offline,
-                    ),
-                ),
-                free_job=(
-                    _free_job(job, reqs) if _compare(result, offline, upgrade, previous) else None
-                ),
-            )
+    settings = Settings(
+        root=matrix.root,
+        kb=kb,
+        upgrade=upgrade,
+        offline=offline,
+        mirror=default_mirror,
+        timeout=timeout,
+    )
+    jobs = [
+        make_work(
+            target, result, requirements_of(matrix, target), old_by_name.get(target.name), settings
         )
+        for target, result in results
+    ]
     resolved, failed = _resolve_parallel(resolver, jobs, inputs, progress)
     kept = {
         n: t
@@ -361,6 +327,18 @@ def _read_old_lock(path: Path, *, upgrade: bool = False) -> LockFile | None:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What every target's resolution of one run shares."""
+
+    root: Path
+    kb: Knowledge
+    upgrade: bool
+    offline: bool
+    mirror: str
+    timeout: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class Work:
     """One target's resolution: its first job, and how to make the others."""
 
@@ -370,6 +348,102 @@ class Work:
     make_job: Callable[[Plan, tuple[str, ...]], Job]
     replan: Callable[[str], Plan]
     free_job: Job | None
+    reqs: Requirements
+    previous: TargetLock | None
+    settings: Settings
+
+
+def make_work(
+    target: Target,
+    result: PlanResult,
+    reqs: Requirements,
+    previous: TargetLock | None,
+    settings: Settings,
+) -> Work:
+    import functools
+
+    from pinner.plan import segment_spec
+    from pinner.resolve import build_job
+
+    assert result.plan is not None
+
+    def make_job(plan: Plan, segment: tuple[str, ...]) -> Job:
+        return build_job(
+            plan,
+            reqs,
+            settings.root,
+            previous=previous,
+            upgrade=settings.upgrade,
+            offline=settings.offline,
+            mirror=settings.mirror,
+            torch_mirror=torch_mirror(plan),
+            timeout=settings.timeout,
+            torch_spec=segment_spec(settings.kb, segment),
+        )
+
+    segment = result.segments[0] if result.segments else (result.plan.torch.pin,)
+    job = make_job(result.plan, segment)
+    finish = functools.partial(
+        finish_plan,
+        previous=previous.plan if previous else None,
+        upgrade=settings.upgrade,
+        offline=settings.offline,
+    )
+    compare = _compare(result, settings.offline, settings.upgrade, previous)
+    return Work(
+        target=target,
+        result=result,
+        job=job,
+        make_job=make_job,
+        replan=_replanner(target, settings.kb, reqs, finish),
+        free_job=_free_job(job, reqs) if compare else None,
+        reqs=reqs,
+        previous=previous,
+        settings=settings,
+    )
+
+
+def pulled_extensions(kb: Knowledge, locked: TargetLock) -> list[Pin]:
+    """Compiled extensions the graph pulled in (through an extra, or another package) that the
+    plan does not know yet: they belong in the extension layer, built after torch."""
+    from pinner.extensions import is_extension
+
+    planned = {e.name for e in locked.plan.extensions}
+    return [p for p in locked.pins if p.name not in planned and is_extension(kb, p.name)]
+
+
+def _with_pulled(work: Work, pulled: list[Pin]) -> Work | None:
+    """The target planned again with the pulled extensions as requirements of their own."""
+    from dataclasses import replace
+
+    from pinner.model import Requirement
+    from pinner.plan import plan_target
+
+    def parent(pin: Pin) -> str:
+        named = [v for v in pin.via if not v.startswith("-r ") and v != "pinner plan"]
+        extra = [r.name for r in work.reqs.items if pin.name in r.extras]
+        return (extra or named or ["the graph"])[0]
+
+    added = tuple(
+        Requirement(
+            name=p.name, text=p.name, specifier="", origin=f"via {parent(p)}", constraint=False
+        )
+        for p in pulled
+    )
+    reqs = replace(work.reqs, items=work.reqs.items + added)
+    result = plan_target(work.target, work.settings.kb, reqs)
+    if result.plan is None:
+        return None
+    result = replace(
+        result,
+        plan=finish_plan(
+            result.plan,
+            work.previous.plan if work.previous else None,
+            upgrade=work.settings.upgrade,
+            offline=work.settings.offline,
+        ),
+    )
+    return make_work(work.target, result, reqs, work.previous, work.settings)
 
 
 def _replanner(
@@ -427,7 +501,7 @@ def _resolve_parallel(
     requirements) are resolved once. A failed job fails its targets only."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pinner.errors import PinnerError
+    from pinner.errors import PinnerError, ResolveError
     from pinner.knowledge import load_knowledge
     from pinner.resolve.choose import choose
     from pinner.resolve.uv import job_key
@@ -456,6 +530,27 @@ def _resolve_parallel(
                 free_job=first.free_job,
                 knowledge=newest_torch,
             )
+            pulled = pulled_extensions(kb, locked)
+            again = _with_pulled(first, pulled) if pulled else None
+            if pulled and again is None:
+                what = ", ".join(p.name for p in pulled)
+                msg = (
+                    f"target {first.target.name}: the graph pulls the compiled extension(s) "
+                    f"{what}, which cannot be built for this target (see `pinner explain` with "
+                    f"{what} in the requirements)"
+                )
+                raise ResolveError(msg)
+            if again is not None:
+                first = again
+                locked = choose(
+                    resolver,
+                    again.result,
+                    make_job=again.make_job,
+                    replan=again.replan,
+                    inputs=inputs[first.target.name],
+                    free_job=again.free_job,
+                    knowledge=newest_torch,
+                )
         except PinnerError as e:
             for name in names:
                 failed[name] = str(e) if name == first.target.name else f"target {name}: {e}"
@@ -463,7 +558,11 @@ def _resolve_parallel(
                 progress.done(names, 0, failed=True)
             return
         for item in group:
-            plan = locked.plan if item is first else item.replan(locked.plan.torch.pin)
+            if item is group[0]:
+                plan = locked.plan
+            else:  # another target of the same job: its own plan, from the same choice
+                redo = _with_pulled(item, pulled) if pulled else None
+                plan = (redo or item).replan(locked.plan.torch.pin)
             out[item.target.name] = _rebind(locked, plan, inputs[item.target.name])
         if progress:
             progress.done(names, len(locked.pins))

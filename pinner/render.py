@@ -75,7 +75,7 @@ def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
             why="from the configured index; constraints.txt pins every package, torch included, "
             "so no requirement can replace the torch layer",
             files=("constraints.txt", "requirements.txt"),
-            command=f"{pip} --require-hashes -c constraints.txt{again} -r requirements.txt",
+            command=f"{pip}{_no_deps(tl)} --require-hashes -c constraints.txt{again} -r requirements.txt",
             cache=cache,
         ),
     ]
@@ -93,6 +93,14 @@ def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
         )
     )
     return steps
+
+
+def _no_deps(tl: TargetLock) -> str:
+    """ " --no-deps" when a main-layer package depends on an extension: the lock is complete, and
+    the installer must not build the extension there (with build isolation, before its turn)."""
+    main = {p.name for p in tl.pins if p.layer in ("main", "build")}
+    pulled = any(set(p.via) & main for p in tl.pins if p.layer == "extension")
+    return " --no-deps" if pulled else ""
 
 
 def _extension_step(tl: TargetLock, pip: str, cache: str) -> InstallStep:

@@ -221,7 +221,10 @@ def _user_lines(
             hashes.append((r.name, tuple(r.hashes)))
         lines.append((r, text))
         if not r.constraint and _applies(r.text, python, platform):
-            label = "-r " + r.origin.rsplit(":", 1)[0]
+            # a requirement pinner added for an extension the graph pulls names its parent
+            label = (
+                r.origin[4:] if r.origin.startswith("via ") else "-r " + r.origin.rsplit(":", 1)[0]
+            )
             roots.append((r.name, r.extras, label))
     return lines, roots, urls, hashes
 
