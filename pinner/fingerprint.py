@@ -101,6 +101,7 @@ RENDERER = (
     "verify.py",
     "verify_checks.py",
     "sbom.py",
+    "pylock.py",
 )  # code whose output is in the files
 
 

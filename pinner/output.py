@@ -25,6 +25,7 @@ ARTIFACTS = (
     "install.sh",
     "modal_image.py",
     "verify_env.py",
+    "pylock.toml",
     "sbom.cdx.json",
 )
 

@@ -620,6 +620,13 @@ def _shown(path: Path, root: Path) -> str:
     return shown(path, root)
 
 
+def _root_from(root: Path, folder: Path) -> str:
+    """The project root as a relative path from a target's output folder (pylock.toml's paths)."""
+    import os
+
+    return Path(os.path.relpath(root.resolve(), folder.resolve())).as_posix()
+
+
 def _relative(path: Path, root: Path) -> str:
     from pinner.fingerprint import relative
 
@@ -699,6 +706,7 @@ def generate(
             source=source,
             command=regenerate_command(target.name, installer, out_name),
             lock_name=_shown(matrix.lock, matrix.root),
+            root=_root_from(matrix.root, (out or matrix.out) / target.name),
         )
     written = write_artifacts(artifacts, out or matrix.out)
     if result is not None:
@@ -740,6 +748,7 @@ def stale_diffs(
             templates=matrix.templates,
             source=source_name(matrix),
             command=regenerate_command(name, installer, _relative(out, matrix.root)),
+            root=_root_from(matrix.root, out / name),
         )
         diffs += [s.diff for s in diff_artifacts(arts, out) if s.diff]
     return diffs

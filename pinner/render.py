@@ -28,6 +28,7 @@ PREAMBLES = {
 }
 EXECUTABLE = ("install.sh", "verify_env.py")
 SBOM = "sbom.cdx.json"  # written with cyclonedx-python-lib, not a template
+PYLOCK = "pylock.toml"  # PEP 751, written by pinner.pylock, not a template
 VIA_DEFAULT = "pinner plan"
 
 
@@ -267,9 +268,11 @@ def render_target(
     source: str = "pinner.toml",
     command: str = "",
     lock_name: str = "pinner.lock",
+    root: str = "../..",
 ) -> tuple[Artifact, ...]:
     """Every artifact of one target; `section` is the target's raw text in pinner.lock;
-    `command` is how the header says to regenerate (default: `pinner generate --target X`)."""
+    `command` is how the header says to regenerate (default: `pinner generate --target X`);
+    `root` is the project root as a path from the target's output folder (pylock.toml's paths)."""
     from pinner.output import ARTIFACTS
     from pinner.safety import check_target_lock
 
@@ -284,7 +287,12 @@ def render_target(
     for file in ARTIFACTS:
         if file == SBOM:
             continue
-        body = _render_file(env, file, ctx)
+        if file == PYLOCK:
+            from pinner import pylock
+
+            body = pylock.document(tl, root=root)
+        else:
+            body = _render_file(env, file, ctx)
         text = fingerprint.seal(
             body,
             target=name,

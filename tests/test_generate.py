@@ -42,7 +42,7 @@ def locked(tmp_path_factory):
         env = project.pinner_env(root / "cache")
         proc = pinner("generate", cwd=project.root, env=env)
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout == "generated pinned/: 9 files written\n"
+        assert proc.stdout == "generated pinned/: 10 files written\n"
         assert "locked cpu: 11 packages" in proc.stderr
         assert index.hits("whl/cpu", "torch") > 0
         assert index.hits("pypi", "demo-app") > 0
@@ -106,7 +106,7 @@ def test_out_writes_elsewhere_and_only_there(project, capsys):
 
     code, out, err = run(capsys, "generate", "--out", "elsewhere")
 
-    assert (code, out, err) == (0, "generated elsewhere/: 9 files written\n", "")
+    assert (code, out, err) == (0, "generated elsewhere/: 10 files written\n", "")
     elsewhere = tree(project / "elsewhere")
     assert elsewhere.keys() == before.keys()
     for name, text in elsewhere.items():
@@ -140,7 +140,7 @@ def test_installer_uv_renders_uv_commands_everywhere(project, capsys):
         in files["Dockerfile"]
     )
     assert run(capsys, "generate", "--installer", "pip", "--out", "uv")[1] == (
-        "generated uv/: 9 files written\n"
+        "generated uv/: 10 files written\n"
     )
     pip_files = tree(project / "uv")
     pinned = tree(project / "pinned")
@@ -156,7 +156,7 @@ def test_frozen_renders_from_the_lock_without_resolving(project, capsys):
     code, out, err = run(capsys, "generate", "--frozen")
 
     assert (code, err) == (0, "")
-    assert out == "generated pinned/: 9 files written\n"
+    assert out == "generated pinned/: 10 files written\n"
     assert (project / "pinner.lock").read_text() == lock
     assert run(capsys, "check")[0] == 0
 
@@ -243,6 +243,6 @@ def test_a_project_template_overrides_one_file(tmp_path, monkeypatch, capsys):
     stale = re.findall(r"^(pinned/cu128/\S+): out of date with pinner\.lock$", err, re.MULTILINE)
     assert sorted(stale) == sorted(f"pinned/cu128/{f}" for f in ARTIFACTS)
     assert "  refresh: pinner generate --target cu128" in err
-    assert run(capsys, "generate", "--frozen")[1] == "generated pinned/: 9 files written\n"
+    assert run(capsys, "generate", "--frozen")[1] == "generated pinned/: 10 files written\n"
     assert 'vendor="ml-infra"' in (root / "pinned" / "cu128" / "Dockerfile").read_text()
     assert run(capsys, "check")[0] == 0

@@ -75,7 +75,8 @@ def wheel_python(wheel, tmp_path_factory):
 def test_wheel_holds_templates_presets_and_knowledge(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
 
-    templated = [a for a in ARTIFACTS if a != "sbom.cdx.json"]  # the SBOM is written in code
+    # the SBOM and pylock.toml are written in code
+    templated = [a for a in ARTIFACTS if a not in ("sbom.cdx.json", "pylock.toml")]
     for artifact in templated:
         assert f"pinner/templates/{artifact}.j2" in names
     assert {n for n in names if n.startswith("pinner/templates/")} == {
@@ -119,7 +120,7 @@ def test_the_installed_wheel_renders_what_the_source_tree_renders(wheel_python, 
 
     assert from_wheel.returncode == 0, from_wheel.stderr
     assert from_source.returncode == 0, from_source.stderr
-    assert from_wheel.stdout == "generated wheel/: 18 files written\n"
+    assert from_wheel.stdout == "generated wheel/: 20 files written\n"
     rendered = {
         p.relative_to(project / "wheel") for p in (project / "wheel").rglob("*") if p.is_file()
     }
