@@ -7,12 +7,12 @@ import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pinner.errors import OutputError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from pinner.model import Artifact, Stale
 
@@ -38,6 +38,45 @@ def packaged_templates() -> Path:
 def template_folders(override: Path | None) -> list[Path]:
     """Where templates are looked up: the project's own folder (matrix key `templates`) first."""
     return ([override] if override is not None else []) + [packaged_templates()]
+
+
+@contextlib.contextmanager
+def project_lock(root: Path, cache: Path) -> Iterator[None]:
+    """Hold the project's write lock: one pinner run at a time reads the old lock, resolves and
+    writes the lock and `pinned/`, so concurrent runs end as one run would (the later ones find
+    the lock fresh). Reentrant within a process (generate -> lock, update -> generate).
+
+    The lock file lives in pinner's cache, keyed by the project's resolved root, not in the
+    user's repository. The OS lock (flock) dies with its process: a killed run never leaves
+    the project locked. `filelock` is imported here only, never on the `check` path.
+    """
+    import hashlib
+    import sys
+
+    from filelock import FileLock, Timeout
+
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
+    folder = cache / "locks"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _output_error(e, folder, "nothing was changed") from None
+    path = folder / f"{key}.lock"
+    lock = _LOCKS.setdefault(str(path), FileLock(str(path)))
+    try:
+        lock.acquire(timeout=0.2)
+    except Timeout:
+        print(f"pinner: waiting for another pinner run in {root} to finish", file=sys.stderr)
+        lock.acquire()
+    except OSError as e:
+        raise _output_error(e, path, "nothing was changed") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+_LOCKS: dict[str, Any] = {}  # one FileLock per lock file in a process, so nesting is reentrant
 
 
 def write_text_atomic(path: Path, text: str, *, executable: bool = False) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from pinner.errors import PlanError
 from pinner.matrix import load_matrix, select_targets
@@ -85,6 +85,26 @@ def cache_dir() -> Path:
     return Path(base) / "pinner"
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(run: Callable[Concatenate[Matrix, P], R]) -> Callable[Concatenate[Matrix, P], R]:
+    """Run holding the project's write lock, from reading the old lock to writing the new lock
+    and `pinned/`: concurrent runs in one project take turns and end as one run would (a run
+    that waited finds the lock fresh), and no run's lock entries are lost to another's."""
+    import functools
+
+    @functools.wraps(run)
+    def holding(matrix: Matrix, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        from pinner.output import project_lock
+
+        with project_lock(matrix.root, cache_dir()):
+            return run(matrix, *args, **kwargs)
+
+    return holding
+
+
 @dataclass(frozen=True, kw_only=True)
 class LockResult:
     lockfile: LockFile
@@ -93,6 +113,7 @@ class LockResult:
     notes: list[str]  # said once per run: ignored resolver variables, ...
 
 
+@_locked
 def lock_targets(
     matrix: Matrix,
     names: Sequence[str],
@@ -210,6 +231,11 @@ def lock_targets(
     }
     merged = [resolved.get(t.name) or kept.get(t.name) for t in matrix.targets]
     lockfile = lock.new_lock([t for t in merged if t is not None], knowledge.load_knowledge().as_of)
+    locked = {t.plan.target.name for t in lockfile.targets}
+    lockfile = dataclasses.replace(  # where targets were generated stays known
+        lockfile,
+        generated=tuple((n, o) for n, o in (old.generated if old else ()) if n in locked),
+    )
     from pinner.output import write_text_atomic
 
     # Each entry keeps the fingerprint of the inputs it was resolved from: a kept entry whose
@@ -492,6 +518,7 @@ def _relative(path: Path, root: Path) -> str:
 # --- generate ------------------------------------------------------------------------------------
 
 
+@_locked
 def generate(
     matrix: Matrix,
     names: Sequence[str],
@@ -563,9 +590,30 @@ def generate(
             lock_name=_shown(matrix.lock, matrix.root),
         )
     written = write_artifacts(artifacts, out or matrix.out)
+    _record_generated(matrix, lockfile, [t.name for t in selected], out_name)
     if result is not None:
         raise_failures(result)
     return written
+
+
+def _record_generated(
+    matrix: Matrix, lockfile: LockFile | None, names: list[str], out_name: str
+) -> None:
+    """Note in the lock's `[generated]` table where each target was generated, so `check` fails
+    when that folder goes missing and `update` regenerates into it. Written after the files
+    (the lock last), atomically, only when something changed, and only for an out folder
+    inside the project."""
+    from pinner.lock import with_generated
+    from pinner.output import write_text_atomic
+
+    outside = Path(out_name).is_absolute() or out_name.split("/", maxsplit=1)[0] == ".."
+    if lockfile is None or not names or outside:
+        return
+    generated = dict(lockfile.generated) | dict.fromkeys(names, out_name)
+    if generated == dict(lockfile.generated):
+        return
+    text = matrix.lock.read_text(encoding="utf-8")
+    write_text_atomic(matrix.lock, with_generated(text, generated))
 
 
 def stale_diffs(
@@ -621,6 +669,7 @@ def installer_of(out: Path, name: str) -> str:
     return parsed[0].get("installer", "pip") if parsed else "pip"
 
 
+@_locked
 def update(
     matrix: Matrix,
     names: Sequence[str],
@@ -635,14 +684,16 @@ def update(
 
     selected = [t.name for t in select_targets(matrix, tuple(names))]
     old = _read_old_lock(matrix.lock, upgrade=True)
-    generated = {n: installer_of(matrix.out, n) for n in selected if (matrix.out / n).is_dir()}
+    recorded = dict(old.generated) if old else {}
+    outs = {n: matrix.root / recorded[n] if n in recorded else matrix.out for n in selected}
+    generated = {n: (installer_of(outs[n], n), outs[n]) for n in selected if (outs[n] / n).is_dir()}
     result = lock_targets(matrix, selected, engine=engine, upgrade=True, progress=progress)
     lockfile = result.lockfile
-    generated = {n: i for n, i in generated.items() if n not in result.failed}
+    generated = {n: g for n, g in generated.items() if n not in result.failed}
     written: list[Path] = []
-    for installer in sorted(set(generated.values())):
-        group = [n for n, i in generated.items() if i == installer]
-        written += generate(matrix, group, installer=installer, frozen=True)
+    for installer, out in sorted(set(generated.values())):
+        group = [n for n, g in generated.items() if g == (installer, out)]
+        written += generate(matrix, group, installer=installer, frozen=True, out=out)
     in_matrix = {t.name for t in matrix.targets}
     dropped = [
         t.plan.target.name
