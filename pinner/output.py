@@ -100,6 +100,8 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
     order given (per target: requirements files, recipes, verify step). A failure while staging
     changes nothing; each file is always either its old or its new version, never half of one.
     """
+    artifacts = list(artifacts)
+    sweep_staged([root / a.path for a in artifacts])
     todo = [(root / a.path, a) for a in artifacts if not _same(root / a.path, a.text)]
     for path, _ in todo:
         _regular_or_absent(path)
@@ -121,6 +123,18 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
             e, root, f"{done} of {len(staged)} files were replaced: run the command again"
         ) from None
     return [path for _, path in staged]
+
+
+def sweep_staged(paths: Iterable[Path]) -> None:
+    """Remove the temporary files a killed run left next to `paths` (`.<name>.<random>.tmp`,
+    as `_stage` names them). Called under the project's write lock, so no live run is staging
+    there; a file that cannot be removed is left (it changes nothing pinner reads)."""
+    import glob
+
+    for path in paths:
+        with contextlib.suppress(OSError):
+            for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+                _discard([tmp])
 
 
 def _regular_or_absent(path: Path) -> None:

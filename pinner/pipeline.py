@@ -236,8 +236,9 @@ def lock_targets(
         lockfile,
         generated=tuple((n, o) for n, o in (old.generated if old else ()) if n in locked),
     )
-    from pinner.output import write_text_atomic
+    from pinner.output import sweep_staged, write_text_atomic
 
+    sweep_staged([matrix.lock])  # what a killed run left; no other run writes while we hold it
     # Each entry keeps the fingerprint of the inputs it was resolved from: a kept entry whose
     # inputs have changed since stays stale for `pinner check`.
     fingerprints = {t.plan.target.name: t.inputs for t in lockfile.targets}
