@@ -190,15 +190,17 @@ def missing_folders(recorded: dict[str, str], names: list[str], root: Path) -> l
 
 
 def never_generated(matrix: dict[str, Any], out: Path | None = None) -> list[str]:
-    """Targets of the matrix with no generated folder yet, and none recorded in the lock's
-    `[generated]` table (a note, not a failure)."""
+    """Targets of the matrix with no generated folder in `out` (a note, not a failure), but
+    for those the lock's `[generated]` table says were generated there (a failure, see
+    `missing_folders`)."""
     folder = out or matrix["out"]
     head = read_head(matrix["lock"])
     recorded = head[1] if head else {}
+    here = relative(folder, matrix["root"])
     return [
         t["name"]
         for t in matrix["targets"]
-        if not (folder / t["name"]).is_dir() and t["name"] not in recorded
+        if not (folder / t["name"]).is_dir() and recorded.get(t["name"]) != here
     ]
 
 

@@ -375,3 +375,18 @@ def test_check_imports_no_typer_jinja2_packaging_filelock_or_engine(generated: P
         "filelock",  # generate's write lock: never on the check path
     }
     assert not {m for m in imported if m.split(".")[0] in heavy or m in heavy}
+
+
+def test_update_regenerates_into_the_recorded_out(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    assert cli("generate", "--out", "elsewhere").code == 0
+    shutil.rmtree(generated.root / "pinned")
+    (generated.root / "elsewhere" / "cpu" / "Dockerfile").unlink()
+
+    result = cli("update")
+
+    assert result.code == 0, result.text
+    assert (generated.root / "elsewhere" / "cpu" / "Dockerfile").is_file()
+    assert not (generated.root / "pinned").exists()
+    assert cli("check", "--out", "elsewhere").code == 0
