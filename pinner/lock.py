@@ -117,11 +117,12 @@ def _conflict_line(text: str) -> int:
     return 0
 
 
-def read_lock(path: Path) -> LockFile:
+def read_lock(path: Path, *, text: str | None = None) -> LockFile:
     """The lock, every field checked; a ConfigError naming the line or key otherwise. A lock of
-    the previous format comes back with `legacy` set: its versions are preferences only."""
+    the previous format comes back with `legacy` set: its versions are preferences only. With
+    `text`, that text is read as the lock at `path` (one about to be written there)."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8") if text is None else text
     except FileNotFoundError:
         msg = f"{path}: no lock file; run `pinner lock` first"
         raise ConfigError(msg) from None

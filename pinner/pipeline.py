@@ -111,6 +111,7 @@ class LockResult:
     resolved: list[str]  # targets resolved in this run
     failed: dict[str, str]  # target -> why it could not be resolved (its old entry is kept)
     notes: list[str]  # said once per run: ignored resolver variables, ...
+    text: str = ""  # the lock as written (or, with write=False, to be written); "" for none
 
 
 @_locked
@@ -125,13 +126,15 @@ def lock_targets(
     progress: Progress | None = None,
     timeout: float = 0.0,
     always_note: bool = False,
+    write: bool = True,
 ) -> LockResult:
     """Plan, resolve (in parallel) and write the lock; return it, the targets re-resolved and the
     targets that failed.
 
     Targets not selected keep their entries; targets no longer in the matrix are dropped. With
     `only_stale`, a target whose lock entry matches its inputs is kept without resolving. A
-    target that fails to resolve keeps its previous entry; the others are written.
+    target that fails to resolve keeps its previous entry; the others are written. With
+    `write=False` the new text comes back (`LockResult.text`) for the caller to write last.
     """
     import dataclasses
     import functools
@@ -243,12 +246,15 @@ def lock_targets(
     # inputs have changed since stays stale for `pinner check`.
     fingerprints = {t.plan.target.name: t.inputs for t in lockfile.targets}
     text = lock.dump_lock(lockfile, fingerprints)
-    if lockfile.targets and (
-        not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text
+    if (
+        write
+        and lockfile.targets
+        and (not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text)
     ):
         write_text_atomic(matrix.lock, text)
     return LockResult(
         lockfile=lockfile,
+        text=text if lockfile.targets else "",
         resolved=[t.name for t in matrix.targets if t.name in resolved],
         failed=failed,
         notes=notes,
@@ -563,12 +569,16 @@ def generate(
             only_stale=True,
             progress=progress,
             timeout=timeout,
+            write=False,  # written last, after the files it renders
         )
         if notes is not None:
             notes += result.notes
         selected = [t for t in selected if t.name not in result.failed]
-    lockfile = read_lock(matrix.lock) if selected or frozen else None
-    sections = lock_sections(matrix.lock.read_text(encoding="utf-8")) if lockfile else {}
+    text = (result.text or None) if result is not None else None
+    lockfile = read_lock(matrix.lock, text=text) if selected or frozen else None
+    if text is None and lockfile is not None:
+        text = matrix.lock.read_text(encoding="utf-8")
+    sections = lock_sections(text) if lockfile and text else {}
     by_name = {t.plan.target.name: t for t in lockfile.targets} if lockfile else {}
     missing = [t.name for t in selected if t.name not in by_name]
     if missing:
@@ -591,30 +601,33 @@ def generate(
             lock_name=_shown(matrix.lock, matrix.root),
         )
     written = write_artifacts(artifacts, out or matrix.out)
-    _record_generated(matrix, lockfile, [t.name for t in selected], out_name)
+    if text:  # the lock last: a crash before this leaves the old lock, and check says so
+        known = lockfile or (result.lockfile if result is not None else None)
+        before = known.generated if known is not None else ()
+        _write_lock_last(matrix, text, before, [t.name for t in selected], out_name)
     if result is not None:
         raise_failures(result)
     return written
 
 
-def _record_generated(
-    matrix: Matrix, lockfile: LockFile | None, names: list[str], out_name: str
+def _write_lock_last(
+    matrix: Matrix, text: str, before: tuple[tuple[str, str], ...], names: list[str], out_name: str
 ) -> None:
-    """Note in the lock's `[generated]` table where each target was generated, so `check` fails
-    when that folder goes missing and `update` regenerates into it. Written after the files
-    (the lock last), atomically, only when something changed, and only for an out folder
-    inside the project."""
+    """Write the lock after the files rendered from it (atomically, only when it changed), with
+    each target's out folder noted in its `[generated]` table, so `check` fails when that folder
+    goes missing and `update` regenerates into it. Only out folders inside the project are
+    noted."""
     from pinner.lock import with_generated
     from pinner.output import write_text_atomic
 
+    generated = dict(before)
     outside = Path(out_name).is_absolute() or out_name.split("/", maxsplit=1)[0] == ".."
-    if lockfile is None or not names or outside:
-        return
-    generated = dict(lockfile.generated) | dict.fromkeys(names, out_name)
-    if generated == dict(lockfile.generated):
-        return
-    text = matrix.lock.read_text(encoding="utf-8")
-    write_text_atomic(matrix.lock, with_generated(text, generated))
+    if not outside:
+        generated |= dict.fromkeys(names, out_name)
+    if generated != dict(before):
+        text = with_generated(text, generated)
+    if not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text:
+        write_text_atomic(matrix.lock, text)
 
 
 def stale_diffs(
