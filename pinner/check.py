@@ -120,7 +120,6 @@ def stale(matrix: dict[str, Any], out: Path | None = None) -> list[Problem]:
             )
     for name in sorted(set(locked) - set(names)):
         problems.append((lock_name, f"target {name} is no longer in the matrix", "pinner lock"))
-    problems += missing_folders(recorded, names, root)
     generated = [n for n in names if (out / n).is_dir()]
     if generated:
         sections = lock_sections(read_text(lock, "the lock", "regenerate it with `pinner lock`"))
@@ -131,6 +130,7 @@ def stale(matrix: dict[str, Any], out: Path | None = None) -> list[Problem]:
         ):
             command = regenerate_command(rel.parts[0], installer, out_name)
             problems.append((shown(out / rel, root), what, command))
+    problems += missing_folders(recorded, names, root)
     return problems
 
 
