@@ -39,6 +39,13 @@ Problem = tuple[str, str, str]  # (path, what is wrong, command that refreshes i
 
 def read_inputs(path: Path) -> dict[str, str] | None:
     """Only the lock's `[inputs]` table; None when there is no lock."""
+    head = read_head(path)
+    return None if head is None else head[0]
+
+
+def read_head(path: Path) -> tuple[dict[str, str], dict[str, str]] | None:
+    """The lock's `[inputs]` and `[generated]` tables (target -> out folder, relative to the
+    project root); None when there is no lock."""
     try:
         text = read_text(path, "the lock", "regenerate it with `pinner lock`")
     except FileNotFoundError:
@@ -47,7 +54,7 @@ def read_inputs(path: Path) -> dict[str, str] | None:
     try:
         doc = tomllib.loads(head)
     except (tomllib.TOMLDecodeError, RecursionError):
-        return {}
+        return {}, {}
     version = doc.get("version")
     if version not in LOCK_FORMATS:
         msg = (
@@ -56,10 +63,11 @@ def read_inputs(path: Path) -> dict[str, str] | None:
             "upgrade pinner"
         )
         raise ConfigError(msg)
-    inputs = doc.get("inputs", {})
-    if not isinstance(inputs, dict):
-        return {}
-    return {str(k): str(v) for k, v in inputs.items()}
+    tables = [doc.get("inputs", {}), doc.get("generated", {})]
+    inputs, generated = (
+        {str(k): str(v) for k, v in t.items()} if isinstance(t, dict) else {} for t in tables
+    )
+    return inputs, generated
 
 
 def read_text(path: Path, what: str, fix: str) -> str:
@@ -86,9 +94,10 @@ def stale(matrix: dict[str, Any], out: Path | None = None) -> list[Problem]:
     out = out or matrix["out"]
     lock: Path = matrix["lock"]
     lock_name = shown(lock, root)
-    locked = read_inputs(lock)
-    if locked is None:
+    head = read_head(lock)
+    if head is None:
         return [(lock_name, "missing", "pinner lock")]
+    locked, recorded = head
     digest = knowledge_digest()
     problems: list[Problem] = []
     names = [t["name"] for t in matrix["targets"]]
@@ -133,6 +142,7 @@ def stale(matrix: dict[str, Any], out: Path | None = None) -> list[Problem]:
         ):
             command = regenerate_command(rel.parts[0], installer, out_name)
             problems.append((shown(out / rel, root), what, command))
+    problems += missing_folders(recorded, names, root)
     return problems
 
 
@@ -210,10 +220,31 @@ def stale_files(
     return found
 
 
+def missing_folders(recorded: dict[str, str], names: list[str], root: Path) -> list[Problem]:
+    """A target the lock says was generated whose folder is gone: a failure, not a note."""
+    problems = []
+    for name in names:
+        folder = recorded.get(name)
+        if folder is not None and not (root / folder / name).is_dir():
+            where = shown(root / folder / name, root) + "/"
+            command = regenerate_command(name, "pip", folder)
+            problems.append((where, "missing (generated before)", command))
+    return problems
+
+
 def never_generated(matrix: dict[str, Any], out: Path | None = None) -> list[str]:
-    """Targets of the matrix with no generated folder yet (a note, not a failure)."""
+    """Targets of the matrix with no generated folder in `out` (a note, not a failure), but
+    for those the lock's `[generated]` table says were generated there (a failure, see
+    `missing_folders`)."""
     folder = out or matrix["out"]
-    return [t["name"] for t in matrix["targets"] if not (folder / t["name"]).is_dir()]
+    head = read_head(matrix["lock"])
+    recorded = head[1] if head else {}
+    here = relative(folder, matrix["root"])
+    return [
+        t["name"]
+        for t in matrix["targets"]
+        if not (folder / t["name"]).is_dir() and recorded.get(t["name"]) != here
+    ]
 
 
 def safe_repr(value: object) -> str:

@@ -28,6 +28,7 @@ from typing import IO, Any
 from pinner.errors import PinnerError
 
 MIRROR_ENV = "PINNER_WHEEL_MIRROR"
+STALL_ENV = "PINNER_STALL_TIMEOUT"  # seconds without a byte before a request is given up
 MIRRORED = "https://github.com/"  # the prefix a mirror replaces: release assets live there
 CONNECT_TIMEOUT = 15.0
 STALL = 60.0
@@ -58,6 +59,47 @@ class Entry:
     last_modified: str = ""
 
 
+def stall_timeout() -> float:
+    """The no-progress timeout: PINNER_STALL_TIMEOUT seconds when set (tests, slow links), else
+    60. A value that is not a positive number is a ConfigError naming the variable."""
+    raw = os.environ.get(STALL_ENV, "").strip()
+    if not raw:
+        return STALL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        from pinner.errors import ConfigError
+
+        msg = f"{STALL_ENV}={raw!r}: give a number of seconds above 0 (default {STALL:g})"
+        raise ConfigError(msg)
+    return value
+
+
+def read_url(url: str, *, stall: float | None = None) -> bytes:
+    """The body of one GET, under the connect and no-progress timeouts; a DownloadError naming
+    the URL when it fails, and saying so when it stalled (no retry: callers decide)."""
+    stall = stall_timeout() if stall is None else stall
+    request = urllib.request.Request(url, headers={"User-Agent": "pinner"})
+    try:
+        with open_url(request, stall=stall) as response:
+            return bytes(response.read())
+    except urllib.error.HTTPError as e:
+        e.close()
+        why = f"HTTP {e.code} {e.reason}"
+    except TimeoutError:
+        why = f"no data for {stall:g} s (stalled)"
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        if isinstance(reason, TimeoutError):
+            why = f"no connection within {_connect_timeout(stall):g} s"
+        else:
+            why = str(reason) or type(reason).__name__
+    msg = f"cannot read {url}: {why}"
+    raise DownloadError(msg)
+
+
 def transport_url(url: str) -> str:
     """The URL actually fetched: the public one, or its mirror (`PINNER_WHEEL_MIRROR`)."""
     mirror = os.environ.get(MIRROR_ENV, "").strip()
@@ -67,9 +109,10 @@ def transport_url(url: str) -> str:
 
 
 def sha256_of(
-    url: str, *, offline: bool, cache: Path, stall: float = STALL, attempts: int = ATTEMPTS
+    url: str, *, offline: bool, cache: Path, stall: float | None = None, attempts: int = ATTEMPTS
 ) -> str:
     """ "sha256:<hex>" of the file at `url`: from the cache, else downloaded (once) and cached."""
+    stall = stall_timeout() if stall is None else stall
     entry = cached(url, cache)
     if entry is not None:
         return entry.sha256

@@ -64,6 +64,7 @@ def dump_lock(lock: LockFile, inputs: dict[str, str]) -> str:
         "[inputs]",
     ]
     out += [f"{_key(name)} = {_str(inputs[name])}" for name in sorted(inputs)]
+    out += _generated_lines(dict(lock.generated))
     for tl in sorted(lock.targets, key=lambda t: t.plan.target.name):
         name = _key(tl.plan.target.name)
         out += ["", f"[targets.{name}]"]
@@ -88,6 +89,27 @@ def dump_lock(lock: LockFile, inputs: dict[str, str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _generated_lines(generated: dict[str, str]) -> list[str]:
+    """The `[generated]` table: target -> the folder `generate` last wrote it into (relative to
+    the project root). It ends the lock's head, which `check` reads without the rest."""
+    if not generated:
+        return []
+    return ["", "[generated]"] + [
+        f"{_key(name)} = {_str(generated[name])}" for name in sorted(generated)
+    ]
+
+
+def with_generated(text: str, generated: dict[str, str]) -> str:
+    """The lock's text with its `[generated]` table replaced; every other byte is kept (each
+    target's section is what the rendered files' fingerprints hash)."""
+    head, sep, rest = text.partition("\n[targets.")
+    start = head.find("\n\n[generated]\n")
+    if start >= 0:
+        head = head[: start + 1]
+    table = "".join(line + "\n" for line in _generated_lines(generated))
+    return head + table + sep + rest
+
+
 def _conflict_line(text: str) -> int:
     for no, line in enumerate(text.splitlines(), 1):
         if line.startswith(CONFLICT) or line == "=======":
@@ -95,11 +117,12 @@ def _conflict_line(text: str) -> int:
     return 0
 
 
-def read_lock(path: Path) -> LockFile:
+def read_lock(path: Path, *, text: str | None = None) -> LockFile:
     """The lock, every field checked; a ConfigError naming the line or key otherwise. A lock of
-    the previous format comes back with `legacy` set: its versions are preferences only."""
+    the previous format comes back with `legacy` set: its versions are preferences only. With
+    `text`, that text is read as the lock at `path` (one about to be written there)."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8") if text is None else text
     except FileNotFoundError:
         msg = f"{path}: no lock file; run `pinner lock` first"
         raise ConfigError(msg) from None
@@ -151,7 +174,30 @@ def read_lock(path: Path) -> LockFile:
         pinner=_text(path, "pinner", doc.get("pinner", "")),
         knowledge=_text(path, "knowledge", doc.get("knowledge", "")),
         targets=tuple(targets),
+        generated=_generated(path, doc.get("generated", {}), set(tables)),
     )
+
+
+def _generated(path: Path, table: Any, targets: set[str]) -> tuple[tuple[str, str], ...]:
+    """`[generated]`: each locked target's out folder, a relative path inside the project."""
+    if not isinstance(table, dict):
+        msg = f"{path}: [generated] is not a table; remove it and run `pinner generate`"
+        raise ConfigError(msg)
+    out = []
+    for name, folder in sorted(table.items()):
+        where = f"generated.{name}"
+        _text(path, where, folder)
+        parts = folder.split("/")
+        if name not in targets or not folder or folder.startswith("/") or ".." in parts:
+            why = (
+                "names no locked target"
+                if name not in targets
+                else "is not a folder inside the project"
+            )
+            msg = f"{path}: {where} = {folder!r} {why}; remove the line and run `pinner generate`"
+            raise ConfigError(msg)
+        out.append((name, folder))
+    return tuple(out)
 
 
 def _target(path: Path, name: str, table: Any, inputs: Any) -> TargetLock:

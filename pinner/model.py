@@ -211,6 +211,7 @@ class LockFile:
     knowledge: str  # knowledge as_of date
     targets: tuple[TargetLock, ...]
     legacy: bool = False  # read from a previous format: versions are preferences, nothing more
+    generated: tuple[tuple[str, str], ...] = ()  # (target, out folder relative to the root)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,12 +7,12 @@ import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pinner.errors import OutputError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from pinner.model import Artifact, Stale
 
@@ -41,6 +41,45 @@ def template_folders(override: Path | None) -> list[Path]:
     return ([override] if override is not None else []) + [packaged_templates()]
 
 
+@contextlib.contextmanager
+def project_lock(root: Path, cache: Path) -> Iterator[None]:
+    """Hold the project's write lock: one pinner run at a time reads the old lock, resolves and
+    writes the lock and `pinned/`, so concurrent runs end as one run would (the later ones find
+    the lock fresh). Reentrant within a process (generate -> lock, update -> generate).
+
+    The lock file lives in pinner's cache, keyed by the project's resolved root, not in the
+    user's repository. The OS lock (flock) dies with its process: a killed run never leaves
+    the project locked. `filelock` is imported here only, never on the `check` path.
+    """
+    import hashlib
+    import sys
+
+    from filelock import FileLock, Timeout
+
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
+    folder = cache / "locks"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _output_error(e, folder, "nothing was changed") from None
+    path = folder / f"{key}.lock"
+    lock = _LOCKS.setdefault(str(path), FileLock(str(path)))
+    try:
+        lock.acquire(timeout=0.2)
+    except Timeout:
+        print(f"pinner: waiting for another pinner run in {root} to finish", file=sys.stderr)
+        lock.acquire()
+    except OSError as e:
+        raise _output_error(e, path, "nothing was changed") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+_LOCKS: dict[str, Any] = {}  # one FileLock per lock file in a process, so nesting is reentrant
+
+
 def write_text_atomic(path: Path, text: str, *, executable: bool = False) -> None:
     """Write via a temporary file in the same folder and rename: never a half-written file.
     An OSError (disk full, read-only, not a folder) becomes an OutputError naming the file."""
@@ -62,6 +101,8 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
     order given (per target: requirements files, recipes, verify step). A failure while staging
     changes nothing; each file is always either its old or its new version, never half of one.
     """
+    artifacts = list(artifacts)
+    sweep_staged([root / a.path for a in artifacts])
     todo = [(root / a.path, a) for a in artifacts if not _same(root / a.path, a.text)]
     for path, _ in todo:
         _regular_or_absent(path)
@@ -83,6 +124,18 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
             e, root, f"{done} of {len(staged)} files were replaced: run the command again"
         ) from None
     return [path for _, path in staged]
+
+
+def sweep_staged(paths: Iterable[Path]) -> None:
+    """Remove the temporary files a killed run left next to `paths` (`.<name>.<random>.tmp`,
+    as `_stage` names them). Called under the project's write lock, so no live run is staging
+    there; a file that cannot be removed is left (it changes nothing pinner reads)."""
+    import glob
+
+    for path in paths:
+        with contextlib.suppress(OSError):
+            for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+                _discard([tmp])
 
 
 def _regular_or_absent(path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from pinner.errors import PlanError
 from pinner.matrix import load_matrix, select_targets
@@ -119,14 +119,36 @@ def cache_dir() -> Path:
     return Path(base) / "pinner"
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(run: Callable[Concatenate[Matrix, P], R]) -> Callable[Concatenate[Matrix, P], R]:
+    """Run holding the project's write lock, from reading the old lock to writing the new lock
+    and `pinned/`: concurrent runs in one project take turns and end as one run would (a run
+    that waited finds the lock fresh), and no run's lock entries are lost to another's."""
+    import functools
+
+    @functools.wraps(run)
+    def holding(matrix: Matrix, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        from pinner.output import project_lock
+
+        with project_lock(matrix.root, cache_dir()):
+            return run(matrix, *args, **kwargs)
+
+    return holding
+
+
 @dataclass(frozen=True, kw_only=True)
 class LockResult:
     lockfile: LockFile
     resolved: list[str]  # targets resolved in this run
     failed: dict[str, str]  # target -> why it could not be resolved (its old entry is kept)
     notes: list[str]  # said once per run: ignored resolver variables, ...
+    text: str = ""  # the lock as written (or, with write=False, to be written); "" for none
 
 
+@_locked
 def lock_targets(
     matrix: Matrix,
     names: Sequence[str],
@@ -138,13 +160,15 @@ def lock_targets(
     progress: Progress | None = None,
     timeout: float = 0.0,
     always_note: bool = False,
+    write: bool = True,
 ) -> LockResult:
     """Plan, resolve (in parallel) and write the lock; return it, the targets re-resolved and the
     targets that failed.
 
     Targets not selected keep their entries; targets no longer in the matrix are dropped. With
     `only_stale`, a target whose lock entry matches its inputs is kept without resolving. A
-    target that fails to resolve keeps its previous entry; the others are written.
+    target that fails to resolve keeps its previous entry; the others are written. With
+    `write=False` the new text comes back (`LockResult.text`) for the caller to write last.
     """
     import dataclasses
     import os
@@ -210,18 +234,27 @@ def lock_targets(
     }
     merged = [resolved.get(t.name) or kept.get(t.name) for t in matrix.targets]
     lockfile = lock.new_lock([t for t in merged if t is not None], knowledge.load_knowledge().as_of)
-    from pinner.output import write_text_atomic
+    locked = {t.plan.target.name for t in lockfile.targets}
+    lockfile = dataclasses.replace(  # where targets were generated stays known
+        lockfile,
+        generated=tuple((n, o) for n, o in (old.generated if old else ()) if n in locked),
+    )
+    from pinner.output import sweep_staged, write_text_atomic
 
+    sweep_staged([matrix.lock])  # what a killed run left; no other run writes while we hold it
     # Each entry keeps the fingerprint of the inputs it was resolved from: a kept entry whose
     # inputs have changed since stays stale for `pinner check`.
     fingerprints = {t.plan.target.name: t.inputs for t in lockfile.targets}
     text = lock.dump_lock(lockfile, fingerprints)
-    if lockfile.targets and (
-        not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text
+    if (
+        write
+        and lockfile.targets
+        and (not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text)
     ):
         write_text_atomic(matrix.lock, text)
     return LockResult(
         lockfile=lockfile,
+        text=text if lockfile.targets else "",
         resolved=[t.name for t in matrix.targets if t.name in resolved],
         failed=failed,
         notes=notes,
@@ -636,6 +669,7 @@ def _relative(path: Path, root: Path) -> str:
 # --- generate ------------------------------------------------------------------------------------
 
 
+@_locked
 def generate(
     matrix: Matrix,
     names: Sequence[str],
@@ -680,12 +714,16 @@ def generate(
             only_stale=True,
             progress=progress,
             timeout=timeout,
+            write=False,  # written last, after the files it renders
         )
         if notes is not None:
             notes += result.notes
         selected = [t for t in selected if t.name not in result.failed]
-    lockfile = read_lock(matrix.lock) if selected or frozen else None
-    sections = lock_sections(matrix.lock.read_text(encoding="utf-8")) if lockfile else {}
+    text = (result.text or None) if result is not None else None
+    lockfile = read_lock(matrix.lock, text=text) if selected or frozen else None
+    if text is None and lockfile is not None:
+        text = matrix.lock.read_text(encoding="utf-8")
+    sections = lock_sections(text) if lockfile and text else {}
     by_name = {t.plan.target.name: t for t in lockfile.targets} if lockfile else {}
     missing = [t.name for t in selected if t.name not in by_name]
     if missing:
@@ -709,9 +747,33 @@ def generate(
             root=_root_from(matrix.root, (out or matrix.out) / target.name),
         )
     written = write_artifacts(artifacts, out or matrix.out)
+    if text:  # the lock last: a crash before this leaves the old lock, and check says so
+        known = lockfile or (result.lockfile if result is not None else None)
+        before = known.generated if known is not None else ()
+        _write_lock_last(matrix, text, before, [t.name for t in selected], out_name)
     if result is not None:
         raise_failures(result)
     return written
+
+
+def _write_lock_last(
+    matrix: Matrix, text: str, before: tuple[tuple[str, str], ...], names: list[str], out_name: str
+) -> None:
+    """Write the lock after the files rendered from it (atomically, only when it changed), with
+    each target's out folder noted in its `[generated]` table, so `check` fails when that folder
+    goes missing and `update` regenerates into it. Only out folders inside the project are
+    noted."""
+    from pinner.lock import with_generated
+    from pinner.output import write_text_atomic
+
+    generated = dict(before)
+    outside = Path(out_name).is_absolute() or out_name.split("/", maxsplit=1)[0] == ".."
+    if not outside:
+        generated |= dict.fromkeys(names, out_name)
+    if generated != dict(before):
+        text = with_generated(text, generated)
+    if not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text:
+        write_text_atomic(matrix.lock, text)
 
 
 def stale_diffs(
@@ -768,6 +830,7 @@ def installer_of(out: Path, name: str) -> str:
     return parsed[0].get("installer", "pip") if parsed else "pip"
 
 
+@_locked
 def update(
     matrix: Matrix,
     names: Sequence[str],
@@ -782,14 +845,16 @@ def update(
 
     selected = [t.name for t in select_targets(matrix, tuple(names))]
     old = _read_old_lock(matrix.lock, upgrade=True)
-    generated = {n: installer_of(matrix.out, n) for n in selected if (matrix.out / n).is_dir()}
+    recorded = dict(old.generated) if old else {}
+    outs = {n: matrix.root / recorded[n] if n in recorded else matrix.out for n in selected}
+    generated = {n: (installer_of(outs[n], n), outs[n]) for n in selected if (outs[n] / n).is_dir()}
     result = lock_targets(matrix, selected, engine=engine, upgrade=True, progress=progress)
     lockfile = result.lockfile
-    generated = {n: i for n, i in generated.items() if n not in result.failed}
+    generated = {n: g for n, g in generated.items() if n not in result.failed}
     written: list[Path] = []
-    for installer in sorted(set(generated.values())):
-        group = [n for n, i in generated.items() if i == installer]
-        written += generate(matrix, group, installer=installer, frozen=True)
+    for installer, out in sorted(set(generated.values())):
+        group = [n for n, g in generated.items() if g == (installer, out)]
+        written += generate(matrix, group, installer=installer, frozen=True, out=out)
     in_matrix = {t.name for t in matrix.targets}
     dropped = [
         t.plan.target.name

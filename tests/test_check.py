@@ -246,11 +246,60 @@ def test_check_reads_the_lock_format_pinner_writes() -> None:
 
 def test_check_notes_targets_never_generated(generated: Project, cli: Callable[..., Run]) -> None:
     shutil.rmtree(generated.root / "pinned")
+    generated.lock.unlink()
+    assert cli("lock").code == 0  # a lock that never saw `generate`
+    assert "generated" not in generated.lock_doc()
 
     result = cli("check")
 
     assert result.code == 0
     assert "note: target cpu has no generated files (pinner generate --target cpu)" in result.out
+
+
+def test_generate_records_its_out_folder_in_the_lock_head(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    text = generated.lock.read_text(encoding="utf-8")
+    head = text.split("\n[targets.", 1)[0]
+
+    assert generated.lock_doc()["generated"] == {"cpu": "pinned"}
+    assert head.endswith('\n\n[generated]\ncpu = "pinned"\n')  # after [inputs], in the head
+    assert cli("generate", "--out", "out/else").code == 0
+    assert generated.lock_doc()["generated"] == {"cpu": "out/else"}
+    assert cli("check", "--out", "out/else").code == 0
+
+
+def test_check_fails_on_a_missing_folder_of_a_generated_target(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    shutil.rmtree(generated.root / "pinned")
+
+    result = cli("check")
+
+    assert result.code == 1
+    assert problems(result) == [
+        ("pinned/cpu/: missing (generated before)", "pinner generate --target cpu")
+    ]
+    assert "Traceback" not in result.text
+    assert cli("generate").code == 0
+    assert cli("check").code == 0
+
+
+def test_check_fails_on_a_missing_folder_in_the_recorded_out(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    assert cli("generate", "--out", "elsewhere").code == 0
+    shutil.rmtree(generated.root / "elsewhere")
+
+    result = cli("check")
+
+    assert result.code == 1
+    assert problems(result) == [
+        (
+            "elsewhere/cpu/: missing (generated before)",
+            "pinner generate --target cpu --out elsewhere",
+        )
+    ]
 
 
 def test_check_finds_a_missing_file(generated: Project, cli: Callable[..., Run]) -> None:
@@ -317,7 +366,7 @@ def test_check_names_targets_missing_from_the_lock_and_gone_from_the_matrix(
     ]
 
 
-def test_check_imports_no_typer_jinja2_packaging_or_engine(generated: Project) -> None:
+def test_check_imports_no_typer_jinja2_packaging_filelock_or_engine(generated: Project) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PYTHONPATH"] = str(REPO)
     code = "import sys; from pinner.cli import main; sys.exit(main(['check']))"
@@ -349,5 +398,21 @@ def test_check_imports_no_typer_jinja2_packaging_or_engine(generated: Project) -
         "rich",
         "pinner.resolve",
         "pinner.render",
+        "filelock",  # generate's write lock: never on the check path
     }
     assert not {m for m in imported if m.split(".")[0] in heavy or m in heavy}
+
+
+def test_update_regenerates_into_the_recorded_out(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    assert cli("generate", "--out", "elsewhere").code == 0
+    shutil.rmtree(generated.root / "pinned")
+    (generated.root / "elsewhere" / "cpu" / "Dockerfile").unlink()
+
+    result = cli("update")
+
+    assert result.code == 0, result.text
+    assert (generated.root / "elsewhere" / "cpu" / "Dockerfile").is_file()
+    assert not (generated.root / "pinned").exists()
+    assert cli("check", "--out", "elsewhere").code == 0

@@ -135,6 +135,55 @@ def test_lock_round_trip_is_exact(sample_lock: LockFile, tmp_path: Path) -> None
     assert dump_lock(read, inputs_of(read)) == text
 
 
+def test_generated_table_round_trips_and_is_read_by_check(
+    sample_lock: LockFile, tmp_path: Path
+) -> None:
+    from pinner.check import read_head
+    from pinner.lock import with_generated
+
+    lock = dataclasses.replace(sample_lock, generated=(("cpu", "pinned"), ("gpu", "out/gpu")))
+    path = tmp_path / "pinner.lock"
+    text = dump_lock(lock, inputs_of(lock))
+    path.write_text(text, encoding="utf-8")
+
+    read = read_lock(path)
+
+    assert read.generated == (("cpu", "pinned"), ("gpu", "out/gpu"))
+    assert dump_lock(read, inputs_of(read)) == text
+    # check's fast path reads it from the head alone, never the target tables
+    assert read_head(path) == (inputs_of(lock), {"cpu": "pinned", "gpu": "out/gpu"})
+    plain = dump_lock(sample_lock, inputs_of(sample_lock))
+    # generate rewrites the head only: the same bytes as a whole dump, every section kept
+    assert with_generated(plain, dict(lock.generated)) == text
+    assert with_generated(text, {}) == plain
+    assert lock_sections(text) == lock_sections(plain)
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ('cpu = "../elsewhere"', "generated.cpu = '../elsewhere' is not a folder inside"),
+        ('cpu = "/abs"', "generated.cpu = '/abs' is not a folder inside"),
+        ('nope = "pinned"', "generated.nope = 'pinned' names no locked target"),
+        ("cpu = 3", "generated.cpu: expected a string, found int"),
+    ],
+)
+def test_a_bad_generated_table_is_refused_naming_the_key(
+    sample_lock: LockFile, tmp_path: Path, table: str, fragment: str
+) -> None:
+    from pinner.errors import ConfigError
+
+    text = dump_lock(sample_lock, inputs_of(sample_lock))
+    head, sep, rest = text.partition("\n[targets.")
+    path = tmp_path / "pinner.lock"
+    path.write_text(f"{head}\n[generated]\n{table}\n{sep}{rest}", encoding="utf-8")
+
+    with pytest.raises(ConfigError) as err:
+        read_lock(path)
+
+    assert fragment in str(err.value)
+
+
 def test_lock_order_does_not_depend_on_input_order(sample_lock: LockFile) -> None:
     text = dump_lock(sample_lock, inputs_of(sample_lock))
     rng = random.Random(7)

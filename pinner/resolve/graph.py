@@ -9,8 +9,8 @@ the file's sha256, so a repeated lock asks nothing of the network.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
 
-TIMEOUT = 30.0
 PLATFORMS = {"linux-x86_64": "x86_64", "linux-aarch64": "aarch64"}
 
 
@@ -54,10 +53,26 @@ def requires_of(text: str) -> tuple[str, ...]:
 
 
 def fetch_metadata(
-    files: Mapping[str, tuple[str, str]], cache: Path, *, offline: bool
+    files: Mapping[str, tuple[str, str]],
+    cache: Path,
+    *,
+    offline: bool,
+    stall: float | None = None,
 ) -> dict[str, str | None]:
-    """name -> core metadata text (None when unavailable), for {name: (url, sha256)}."""
+    """name -> core metadata text (None when unavailable), for {name: (url, sha256)}.
+
+    Each request has the downloader's connect and no-progress timeouts. The graph only explains
+    the lock (each package's `via`); it never changes what is locked. So a metadata file that
+    cannot be read leaves that package's graph unknown rather than failing the lock, and once
+    one request stalls, the others still waiting are skipped: one note on stderr names the URL
+    that stalled, and the run goes on instead of waiting out a stall per package.
+    """
+    from pinner.download import DownloadError, read_url, stall_timeout
+
     folder = cache / "metadata"
+    stall = stall_timeout() if stall is None else stall
+    stalled = threading.Event()
+    noting = threading.Lock()
 
     def one(item: tuple[str, tuple[str, str]]) -> tuple[str, str | None]:
         name, (url, digest) = item
@@ -66,21 +81,45 @@ def fetch_metadata(
             return name, saved.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             pass
-        if offline or not url.startswith(("https://", "http://")):
+        if offline or stalled.is_set() or not url.startswith(("https://", "http://")):
             return name, None
         try:
-            with urllib.request.urlopen(url + ".metadata", timeout=TIMEOUT) as r:
-                text = r.read().decode("utf-8", "replace")
-        except (urllib.error.URLError, TimeoutError, OSError, ValueError):
+            text = read_url(url + ".metadata", stall=stall).decode("utf-8", "replace")
+        except DownloadError as e:
+            with noting:
+                if "(stalled)" in str(e) and not stalled.is_set():
+                    stalled.set()
+                    print(
+                        f"note: {e}; the dependency graph of the packages not yet read is "
+                        "unknown (their `via` stays empty)",
+                        file=sys.stderr,
+                    )
             return name, None
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_name(f"{saved.name}.{id(text)}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(saved)
+        _save(saved, text)
         return name, text
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         return dict(pool.map(one, files.items()))
+
+
+def _save(path: Path, text: str) -> None:
+    """Cache one metadata file: a temporary file of this writer's own, then an atomic rename, so
+    concurrent pinner runs never read half a file or rename each other's."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError:
+        return  # an unwritable cache only costs a fetch next time
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        Path(tmp).replace(path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def parents(

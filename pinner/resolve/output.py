@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import re
 import urllib.error
 import urllib.request
@@ -73,23 +74,32 @@ def parse_compiled(text: str) -> tuple[Compiled, ...]:
 
 
 def probe_index(url: str, target: str, timeout: float = 10.0) -> None:
-    """Fail within seconds, with the ways out, when the PyTorch index does not answer."""
+    """Fail within seconds, with the ways out, when the PyTorch index does not answer: the
+    downloader's connect timeout, then at most `timeout` seconds without a byte (fewer when
+    PINNER_STALL_TIMEOUT says so), naming the URL that did not answer."""
+    from pinner.download import open_url, stall_timeout
+
     probe = url.rstrip("/") + "/torch/"
+    stall = min(timeout, stall_timeout())
     reason = ""
     for _ in range(2):
         try:
-            with urllib.request.urlopen(
-                urllib.request.Request(probe, method="GET"), timeout=timeout
-            ) as r:
+            with open_url(urllib.request.Request(probe, method="GET"), stall=stall) as r:
                 if r.status < 400:
                     return
                 reason = f"HTTP {r.status}"
         except urllib.error.HTTPError as e:
+            e.close()
             reason = f"HTTP {e.code}"
             if e.code < 500:
                 break
-        except (urllib.error.URLError, TimeoutError, OSError) as e:
-            reason = str(getattr(e, "reason", e))
+        except TimeoutError:
+            reason = f"{probe}: no answer for {stall:g} s (stalled)"
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            why = getattr(e, "reason", e)
+            reason = f"{probe}: " + (
+                f"no connection within {stall:g} s" if isinstance(why, TimeoutError) else str(why)
+            )
     msg = (
         f"target {target}: cannot reach the PyTorch index {url} ({reason}).\n"
         "  fix: point pinner at a mirror (matrix key torch-index-url or PINNER_TORCH_INDEX_URL, "
@@ -98,13 +108,14 @@ def probe_index(url: str, target: str, timeout: float = 10.0) -> None:
     raise NetworkError(msg)
 
 
-def page_hashes(url: str, timeout: float = 10.0) -> set[str]:
+def page_hashes(url: str, timeout: float | None = None) -> set[str]:
     """The `sha256:<hex>` of every file linked from a simple-index project page (PEP 503 puts
-    the digest in each link's `#sha256=` fragment)."""
+    the digest in each link's `#sha256=` fragment). Connect and no-progress timeouts; a
+    NetworkError naming the URL otherwise."""
+    from pinner.download import DownloadError, read_url
+
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            page = r.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
-        msg = f"cannot read {url} ({getattr(e, 'reason', e)})"
-        raise NetworkError(msg) from e
+        page = read_url(url, stall=timeout).decode("utf-8", "replace")
+    except DownloadError as e:
+        raise NetworkError(str(e)) from None
     return {f"sha256:{h.lower()}" for h in re.findall(r"#sha256=([0-9a-fA-F]{64})", page)}

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import platform
 import re
+import shutil
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+import tempfile
+from pathlib import Path
 
 from pinner.errors import ResolveError
 from pinner.model import File
@@ -32,9 +34,6 @@ from pinner.resolve import (
 from pinner.resolve.environment import resolver_environment
 from pinner.resolve.output import page_hashes, parse_compiled, probe_index
 from pinner.resolve.uv import job_key
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 MACHINES = {
     "x86_64": "linux-x86_64",
@@ -99,7 +98,16 @@ class PipToolsResolver:
         if job.torch_index and not job.offline:
             probe_index(job.torch_index, job.target)
         extensions = {name for name, _, _ in job.metadata}
-        work = self.cache / "jobs" / ("pt-" + job_key(job)[:20])
+        # a work folder of this process's own: concurrent runs never share one
+        jobs = self.cache / "jobs"
+        jobs.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"pt-{job_key(job)[:12]}-", dir=jobs))
+        try:
+            return self._resolve_in(job, work, extensions)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _resolve_in(self, job: Job, work: Path, extensions: set[str]) -> tuple[ResolvedPin, ...]:
         out = _write_inputs(job, work, extensions)
         # --find-links only adds candidates, so the pages of the plan's torch-family pins (a
         # torchvision that a requirement pulls, say) are offered too, required or not.

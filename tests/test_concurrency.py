@@ -1,0 +1,138 @@
+"""Four `pinner generate` runs started together in one project end as one run would: each exits
+0, pinner.lock and pinned/ are byte for byte what a single run writes, `pinner check` is fresh,
+and no temporary file is left, in the project or in the cache the four runs share.
+
+Real processes against loopback indexes (the cpu project of tests/test_generate.py); the write
+lock they take turns on lives in pinner's cache, keyed by the project's root, not in the project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.index import LocalIndex
+from tests.support.recipes import build_wheelhouse, cpu_project
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.support.recipes import CpuProject
+
+RUNS = 4
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CpuProject]:
+    """A cpu project (not yet locked) and its loopback indexes, open for the module."""
+    root = tmp_path_factory.mktemp("concurrency")
+    wheels = build_wheelhouse(root / "wheels")
+    with LocalIndex() as index:
+        yield cpu_project(root / "template", index, wheels)
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.tmp"))
+
+
+def start(project: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pinner", *args],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_four_parallel_generates_end_as_one_run_would(served: CpuProject, tmp_path: Path) -> None:
+    template = served
+    alone = tmp_path / "alone"
+    shutil.copytree(template.root, alone)
+    env = template.pinner_env(tmp_path / "cache-alone")
+    one = subprocess.run(
+        [sys.executable, "-m", "pinner", "generate"],
+        cwd=alone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert one.returncode == 0, one.stderr
+    expected = files(alone)
+
+    together = tmp_path / "together"
+    shutil.copytree(template.root, together)
+    cache = tmp_path / "cache-shared"  # one cold cache for all four: they race on it too
+    env = template.pinner_env(cache)
+    procs = [start(together, env, "generate") for _ in range(RUNS)]
+    results = [(*p.communicate(timeout=300), p.returncode) for p in procs]
+
+    for out, err, code in results:
+        assert code == 0, err
+        assert "Traceback" not in err
+        assert out.startswith("generated pinned/:")
+    # one run wrote the files; the others found the lock fresh and the files the same
+    assert [out for out, _, _ in results].count("generated pinned/: 10 files written\n") == 1
+    assert files(together) == expected
+    check = subprocess.run(
+        [sys.executable, "-m", "pinner", "check"],
+        cwd=together,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (check.returncode, check.stdout) == (0, "pinner check: 1 targets fresh\n"), check.stderr
+    assert leftovers(together) == []
+    assert leftovers(cache) == []
+    assert not any((cache / "pinner" / "jobs").iterdir())  # every work folder removed
+    key = hashlib.sha256(str(together.resolve()).encode()).hexdigest()[:24]
+    assert (cache / "pinner" / "locks" / f"{key}.lock").is_file()  # the write lock: in the cache
+    assert sorted(p.name for p in together.iterdir()) == [
+        "pinned",
+        "pinner.lock",
+        "pinner.toml",
+        "requirements.in",
+    ]
+
+
+def test_parallel_locks_of_different_targets_lose_no_entry(
+    served: CpuProject, tmp_path: Path
+) -> None:
+    """Each run reads the old lock, resolves its own target and writes the lock with the other
+    entries kept: without turns, the later write would drop the entry the other run added."""
+    template = served
+    project = tmp_path / "two"
+    shutil.copytree(template.root, project)
+    matrix = project / "pinner.toml"
+    matrix.write_text(
+        matrix.read_text(encoding="utf-8") + '\n[targets.cpu2]\ngpu = "cpu"\ntorch = "==2.13.0"\n',
+        encoding="utf-8",
+    )
+    env = template.pinner_env(tmp_path / "cache")
+    procs = [start(project, env, "lock", "--target", name) for name in ("cpu", "cpu2", "cpu")]
+    results = [(*p.communicate(timeout=300), p.returncode) for p in procs]
+
+    for _, err, code in results:
+        assert code == 0, err
+    text = (project / "pinner.lock").read_text(encoding="utf-8")
+    assert "\n[targets.cpu]\n" in text
+    assert "\n[targets.cpu2]\n" in text
