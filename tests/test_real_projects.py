@@ -173,13 +173,14 @@ def test_mamba_with_its_causal_conv1d_extra_builds_both_in_the_extension_layer(
 
 @pytest.mark.parametrize("name", NINE)
 def test_corpus_folder_names_its_public_source_and_reads(name: str) -> None:
-    """Each corpus folder: a SOURCE naming owner/repo@commit:path, a one-target matrix, and
-    requirements pinner reads for that target without a usage error."""
+    """Each corpus folder: a SOURCE naming owner/repo@commit:path, a matrix of GPU targets, and
+    requirements pinner reads for each target without a usage error."""
     from pinner.pipeline import load, requirements_of
 
     folder = PROJECTS / name
     assert SOURCE_LINE.search((folder / "SOURCE").read_text()), name
     matrix = load(folder / "pinner.toml")
-    assert len(matrix.targets) == 1
-    reqs = requirements_of(matrix, matrix.targets[0])
-    assert reqs.items, name
+    assert matrix.targets
+    for target in matrix.targets:
+        assert target.gpu != "cpu", name
+        assert requirements_of(matrix, target).items, (name, target.name)

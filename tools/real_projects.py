@@ -1,13 +1,15 @@
 """Lock the corpus of real projects' requirements (tests/data/projects/<name>/) with `pinner lock`
 and, for comparison, with one bare `uv pip compile` for the same Python and platform; print a
 table: the target, pinner's exit code, the torch it chose, the direct requirements it held back
-(the lock's `held-back` findings), the direct requirements whose version differs from bare uv's,
+(the lock's `held-back` findings), torch and the direct requirements whose version differs from
+bare uv's,
 and the time of each.
 
     python tools/real_projects.py                 # every project (real PyPI; minutes)
     python tools/real_projects.py --only peft     # one project (repeatable)
 
-Each project is copied to a temporary folder first (the corpus stays as fetched). A project
+Every target of each project's pinner.toml is locked (`pinner lock --target`) and compared
+with bare uv for that target's Python and platform. Each project is copied to a temporary folder first (the corpus stays as fetched). A project
 folder with `requirements-<variant>.in` beside its `requirements.in` is locked once more with
 that file in place of requirements.in (see the folder's SOURCE for why the variant exists).
 Exit status: 0 when every pinner run ended without a traceback, 1 otherwise.
@@ -33,7 +35,6 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "tests" / "data" / "projects"
-PLATFORM = "x86_64-manylinux_2_28"
 NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -49,6 +50,7 @@ class Row:
     uv_s: float = 0.0
     uv_code: int = 0
     error: str = ""
+    uv_error: str = ""
     traceback: bool = False
 
 
@@ -79,11 +81,16 @@ def direct_names(path: Path, seen: set[Path] | None = None) -> list[str]:
     return out
 
 
-def target_of(matrix: Path) -> tuple[str, str]:
+def targets_of(matrix: Path) -> list[tuple[str, str, str]]:
+    """(name, Python, uv's --python-platform) of each target of a matrix."""
     data = tomllib.loads(matrix.read_text(encoding="utf-8"))
-    name, target = next(iter(data["targets"].items()))
-    python = target.get("python", data.get("defaults", {}).get("python", "3.11"))
-    return name, str(python)
+    defaults = data.get("defaults", {})
+    out = []
+    for name, target in data["targets"].items():
+        python = str(target.get("python", defaults.get("python", "3.11")))
+        platform = str(target.get("platform", defaults.get("platform", "linux-x86_64")))
+        out.append((name, python, f"{platform.removeprefix('linux-')}-manylinux_2_28"))
+    return out
 
 
 def run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int, str, str, float]:
@@ -118,16 +125,24 @@ def last_error(stderr: str) -> str:
 
 
 def lock_project(
-    folder: Path, variant: Path, label: str, pinner: list[str], uv: str, timeout: float
+    folder: Path,
+    variant: Path,
+    label: str,
+    target: tuple[str, str, str],
+    tools: tuple[list[str], str],
+    timeout: float,
 ) -> Row:
-    row = Row(project=label)
+    pinner, uv = tools
+    row = Row(project=label, target=target[0])
     with tempfile.TemporaryDirectory(prefix="pinner-real-") as tmp:
         work = Path(tmp) / folder.name
         shutil.copytree(folder, work)
         if variant.name != "requirements.in":
             shutil.copy(variant, work / "requirements.in")
-        row.target, python = target_of(work / "pinner.toml")
-        row.code, _, err, row.pinner_s = run([*pinner, "lock"], work, timeout)
+        _, python, platform = target
+        row.code, _, err, row.pinner_s = run(
+            [*pinner, "lock", "--target", row.target], work, timeout
+        )
         row.traceback = "Traceback (most recent call last)" in err
         if row.code != 0:
             row.error = last_error(err)
@@ -144,15 +159,17 @@ def lock_project(
                     if f.get("code") == "held-back"
                 ]
         compile_ = [uv, "pip", "compile", "requirements.in", "--python-version", python]
-        compile_ += ["--python-platform", PLATFORM, "--no-header", "--no-annotate", "--quiet"]
+        compile_ += ["--python-platform", platform, "--no-header", "--no-annotate", "--quiet"]
         row.uv_code, out, uv_err, row.uv_s = run(compile_, work, timeout)
         bare = uv_versions(out) if row.uv_code == 0 else {}
-        if row.uv_code != 0 and not row.error:
-            row.error = "bare uv: " + last_error(uv_err)
-        for name in direct_names(work / "requirements.in"):
+        if row.uv_code != 0:
+            row.uv_error = last_error(uv_err)
+        for name in ["torch", *direct_names(work / "requirements.in")]:
             mine, theirs = locked.get(name), bare.get(name)
             if mine and theirs and mine.split("+")[0] != theirs.split("+")[0]:
-                row.differs.append(f"{name} {mine} (uv {theirs})")
+                entry = f"{name} {mine} (uv {theirs})"
+                if entry not in row.differs:
+                    row.differs.append(entry)
     return row
 
 
@@ -166,10 +183,11 @@ def table(rows: list[Row]) -> str:
             f"| {r.torch or '-'} | {'; '.join(r.held) or '-'} | {'; '.join(r.differs) or '-'} "
             f"| {r.pinner_s:.1f} | {uv} |"
         )
-    failed = [r for r in rows if r.error]
+    failed = [r for r in rows if r.error or r.uv_error]
     if failed:
-        lines += ["", "errors (first error line of each failed run):"]
-        lines += [f"- {r.project}: {r.error}" for r in failed]
+        lines += ["", "errors (the first error line of each failed run):"]
+        lines += [f"- {r.project} {r.target}: {r.error}" for r in failed if r.error]
+        lines += [f"- {r.project} {r.target}, bare uv: {r.uv_error}" for r in failed if r.uv_error]
     return "\n".join(lines)
 
 
@@ -192,13 +210,15 @@ def main(argv: list[str] | None = None) -> int:
             label = folder.name
             if variant.name != "requirements.in":
                 label += f" ({variant.name})"
-            row = lock_project(folder, variant, label, pinner, uv, args.timeout)
-            print(
-                f"{label}: pinner exit {row.code} in {row.pinner_s:.1f}s, uv {row.uv_s:.1f}s",
-                file=sys.stderr,
-                flush=True,
-            )
-            rows.append(row)
+            for target in targets_of(folder / "pinner.toml"):
+                row = lock_project(folder, variant, label, target, (pinner, uv), args.timeout)
+                print(
+                    f"{label} {row.target}: pinner exit {row.code} in {row.pinner_s:.1f}s, "
+                    f"uv {row.uv_s:.1f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                rows.append(row)
     print(table(rows))
     return 1 if any(r.traceback for r in rows) else 0
 
