@@ -51,10 +51,14 @@ def context(
         if req.name == "torch":
             ctx.bounds.append((f"{req.origin} asks for {req.text}", req_spec))
         else:  # a companion pin implies the torch release it was built for
-            known = {companion(r, req.name) for r in kb.releases} - {"0"}
+            known = {v for r in kb.releases for v in companions(r, req.name)}
             if all(req_spec.contains(v, prereleases=True) for v in known):
                 continue  # admits every known release (torchaudio>=2.0): spelled out, no bound
-            allowed = [r.version for r in kb.releases if companion(r, req.name) in req_spec]
+            allowed = [
+                r.version
+                for r in kb.releases
+                if any(req_spec.contains(v, prereleases=True) for v in companions(r, req.name))
+            ]
             pinned = SpecifierSet(
                 ",".join(f"!={r.version}" for r in kb.releases if r.version not in allowed)
             )
@@ -62,9 +66,12 @@ def context(
     return ctx
 
 
-def companion(release: TorchRelease, name: str) -> str:
-    version = release.torchvision if name == "torchvision" else release.torchaudio
-    return version or "0"
+def companions(release: TorchRelease, name: str) -> set[str]:
+    """The companion releases that pair with `release`: its exact torchvision, or its exact
+    torchaudio and every ranged torchaudio admitting it (torchaudio 2.11.1 admits torch>=2.11)."""
+    if name == "torchvision":
+        return {release.torchvision} - {""}
+    return ({release.torchaudio} | {c.version for c in release.torchaudio_ranged}) - {""}
 
 
 def failures(option: Option, ctx: Context) -> list[Failure]:

@@ -622,7 +622,9 @@ def test_companion_spelling_does_not_change_planning(plan_for):
     # issue 10: `torchaudio` and `torchaudio>=2.0.0` gave different torch
     bare = plan_for("A100", "torchaudio")
     assert bare.plan is not None
-    for line in ("torchaudio>=2.0.0", "torchaudio<100", "TorchAudio>=0", "torchvision>=0.1"):
+    # LLaMA-Factory's `torchaudio>=2.4.0` is met by torchaudio 2.11.1, which admits torch>=2.11
+    spellings = ("torchaudio>=2.0.0", "torchaudio>=2.4.0", "torchaudio>=2.11", "torchaudio<100")
+    for line in (*spellings, "TorchAudio>=0", "torchvision>=0.1"):
         spelled = plan_for("A100", line)
         assert spelled.plan is not None
         assert spelled.plan.torch == bare.plan.torch, line
