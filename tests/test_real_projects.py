@@ -143,12 +143,6 @@ def test_vllm_on_h100_is_bare_uvs_vllm_or_says_what_pin_held_it_back(
 
 @pytest.mark.network
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="an extension pulled in through an extra is planned in the main layer: causal-conv1d "
-    "lands there with via = [] and no finding (mamba-ssm is an sdist, so its Requires-Dist is not "
-    "read, and the extension plan only looks at direct requirement names)",
-)
 def test_mamba_with_its_causal_conv1d_extra_builds_both_in_the_extension_layer(
     real_pypi: Path, cli: Callable[..., Run]
 ) -> None:
@@ -164,7 +158,7 @@ def test_mamba_with_its_causal_conv1d_extra_builds_both_in_the_extension_layer(
     section = lock_of(real_pypi, "a100")
     packages = {p["name"]: p for p in section["packages"]}
     assert packages["mamba-ssm"]["layer"] == "extension"
-    assert {e["name"] for e in section["plan"]["extensions"]} >= {"mamba-ssm"}
+    assert {e["name"] for e in section["plan"]["extensions"]} >= {"mamba-ssm", "causal-conv1d"}
     assert section["plan"]["base_image"].endswith(("-devel-ubuntu24.04", "-devel-ubuntu22.04"))
     conv = packages["causal-conv1d"]
     assert conv["via"] == ["mamba-ssm"]

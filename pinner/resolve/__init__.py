@@ -299,6 +299,17 @@ def resolve_target(
     chosen = next((p.version for p in pins if p.name == "torch"), plan.torch.pin)
     if replan is not None and chosen != plan.torch.pin:
         plan = replan(chosen)
+    exact = job.direct[0] == f"torch=={plan.torch.pin}"
+    if not exact:  # within a segment each companion paired with torch through its own metadata
+        have = {p.name: p.version for p in pins}
+        plan = replace(
+            plan,
+            companions=tuple(
+                f"{name}=={have[name]}" if name in have else c
+                for c in plan.companions
+                for name in [c.split("==")[0]]
+            ),
+        )
     _check_answer(plan, job, pins)
     return assemble(plan, job, pins, inputs)
 

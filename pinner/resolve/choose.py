@@ -72,17 +72,22 @@ def choose(
         best = attempt(index)
         if best is not None:
             break
-    if best is None:
-        first = tried[0].error
-        more = f"\n  tried {len(tried)} segments of fitting torch builds" if len(tried) > 1 else ""
-        raise ResolveError(first + more)
-    held: list[tuple[str, str, str]] = []
     free: tuple[ResolvedPin, ...] = ()
     if free_job is not None:
         try:
             free = resolver.resolve(free_job)
         except PinnerError:
             free = ()  # the requirements fail even without pinner's bounds: nothing to compare
+    if best is None:  # the segment holding the torch the graph wants, when not tried yet
+        wanted = _segment_of(segments, _version(free, "torch"))
+        if wanted is not None and all(t.segment != segments[wanted] for t in tried):
+            best = attempt(wanted)
+    if best is None:
+        first = tried[0].error
+        more = f"\n  tried {len(tried)} segments of fitting torch builds" if len(tried) > 1 else ""
+        raise ResolveError(first + more)
+    held: list[tuple[str, str, str]] = []
+    if free_job is not None:
         held = held_back(best, free, free_job)
         target = _segment_of(segments, _version(free, "torch"))
         if held and target is not None and all(t.segment != segments[target] for t in tried):
@@ -96,6 +101,8 @@ def choose(
     newer = _newer_torch(best, _version(free, "torch"), _file_of(free, "torch"), *knowledge)
     if newer is not None:
         notes.append(newer)
+    elif free_job is not None and _torch_lower(best, free):
+        notes.append(_torch_note(best, _version(free, "torch"), segments, _file_of(free, "torch")))
     step = _step(best, segments, tried, held)
     plan_steps = (*best.plan.steps, step)
     return replace(
@@ -217,6 +224,38 @@ def _newer_torch(
         f"{locked.plan.torch.pin}",
         fix="upgrade pinner (its knowledge says which builds of a release fit which GPU)",
         source=free_file,
+    )
+
+
+def _torch_lower(locked: TargetLock, free: Sequence[ResolvedPin]) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    wanted = _version(free, "torch")
+    try:
+        return bool(wanted) and Version(wanted) > Version(locked.plan.torch.version)
+    except InvalidVersion:
+        return False
+
+
+def _torch_note(
+    locked: TargetLock, wanted: str, segments: Sequence[tuple[str, ...]], source: str
+) -> Finding:
+    """torch itself below what the requirements alone would take: say why."""
+    if _segment_of(segments, wanted) is None:
+        why = f"torch {wanted} has no build that fits this target in pinner's knowledge"
+    else:
+        why = (
+            f"a build of torch {wanted} fits, in a segment tried later (or not at all) in "
+            "preference order"
+        )
+    return Finding(
+        target=locked.plan.target.name,
+        severity="warning",
+        code="held-back",
+        message=f"torch stays at {locked.plan.torch.pin}: the requirements alone would take "
+        f"torch {wanted}; {why}",
+        fix=f"see `pinner explain --target {locked.plan.target.name}`",
+        source=source,
     )
 
 

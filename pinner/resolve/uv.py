@@ -315,6 +315,9 @@ def _error(job: Job, stderr: str) -> ResolveError | NetworkError:
                 f"\n  the PyTorch index {job.torch_index} does not carry {', '.join(missing)};"
                 " point torch-index-url at an index (or mirror) that does"
             )
+    if job.constraints:  # what pinner added ("pinner-job" is the project pinner hands uv)
+        added = ", ".join(job.constraints[:6]) + (" ..." if len(job.constraints) > 6 else "")
+        hint += f"\n  pinner-job is pinner's plan for this target; it constrains: {added}"
     return ResolveError(f"target {job.target}: no solution (uv pip compile):\n    {text}{hint}")
 
 
