@@ -22,7 +22,14 @@ from tests.support.graph import (
     serve_graph,
 )
 from tests.support.index import LocalIndex, uv_env
-from tests.support.projects import CPU_MATRIX, Project, file_hash, hashes_of, make_project
+from tests.support.projects import (
+    CPU_MATRIX,
+    CU128_MATRIX,
+    Project,
+    file_hash,
+    hashes_of,
+    make_project,
+)
 from tests.support.torch_data import REAL_TORCH
 
 if TYPE_CHECKING:
@@ -336,6 +343,32 @@ def test_extra_not_asked_for_pulls_nothing(
 
     assert result.code == 0, result.err
     assert "other-app" not in project.packages()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 10 (3.): compiled extensions are recognised only as direct requirements (and "
+    "mamba-ssm's extras in the knowledge); causal-conv1d pulled by another package's extra or "
+    "Requires-Dist is locked in the main layer (layer = 'main', no extension in the plan, no "
+    "finding), where it would build with build isolation",
+)
+@pytest.mark.parametrize("line", ["needs-ext[fast]", "pulls-ext"], ids=["extra", "transitive"])
+def test_extension_entering_through_an_extra_goes_to_the_extension_layer(
+    tmp_path: Path,
+    graph: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+    line: str,
+) -> None:
+    project = graph_project(tmp_path, graph, monkeypatch, f"{line}\n", matrix=CU128_MATRIX)
+
+    result = cli("lock")
+
+    assert result.code == 0, result.err
+    assert versions(project, "gpu")["causal-conv1d"] == "1.5.0"
+    extensions = project.lock_doc()["targets"]["gpu"]["plan"]["extensions"]
+    assert [e["name"] for e in extensions] == ["causal-conv1d"]
+    assert project.packages("gpu")["causal-conv1d"]["layer"] == "extension"
 
 
 # --- 6. a failing target beside a good one -------------------------------------------------------

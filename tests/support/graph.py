@@ -7,7 +7,8 @@ loopback layout of tests/support/projects.py:
   ``fakevllm`` whose releases pin torch exactly (1.0: ==2.12.0, 2.0: ==2.13.0, 3.0: ==2.99.0), an
   unsloth-like ``fakeunsloth`` (1.0: any torch, 2.0: torch<2.13), ``needs-extra`` whose extra
   ``x`` pulls ``other-app``, ``other-app 2.0`` and ``six 1.17.0``; PyPI builds ``torch 2.6.0`` and
-  ``2.5.1`` and ``fakeold`` (1.0: any torch, 2.0: torch==2.5.1);
+  ``2.5.1`` and ``fakeold`` (1.0: any torch, 2.0: torch==2.5.1); ``causal-conv1d 1.5.0`` pulled
+  by ``needs-ext[fast]`` and ``pulls-ext``;
 * ``files/``: wheels required by URL (a ``demo-app 1.0`` with other bytes than the index's, and
   ``bare-wheel 1.5``);
 * an attacker's index (served by a server of its own): ``six 99.0``, ``demo-app 99.0`` and a decoy
@@ -70,6 +71,13 @@ def build_graph_wheels(root: Path) -> GraphWheels:
         build_wheel(root / "pypi", "torch", "2.5.1", requires=["filelock"], **TORCH_TAGS),
         build_wheel(root / "pypi", "fakeold", "1.0", requires=["torch"]),
         build_wheel(root / "pypi", "fakeold", "2.0", requires=["torch==2.5.1"]),
+        # A compiled extension pinner knows (a wheel here; an sdist on PyPI) entering the graph
+        # through another package's extra, or as its dependency.
+        build_wheel(root / "pypi", "causal-conv1d", "1.5.0", requires=["torch"]),
+        build_wheel(
+            root / "pypi", "needs-ext", "1.0", requires=['causal-conv1d>=1.2; extra == "fast"']
+        ),
+        build_wheel(root / "pypi", "pulls-ext", "1.0", requires=["causal-conv1d>=1.2"]),
     ]
     cpu = [
         build_wheel(root / "cpu", "torch", "2.12.0+cpu", requires=TORCH_REQUIRES, **TORCH_TAGS),
