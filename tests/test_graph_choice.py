@@ -9,6 +9,7 @@ default index, and packages whose releases pin or bound torch the way vllm and u
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from typing import TYPE_CHECKING, Any
 
@@ -359,6 +360,74 @@ def test_url_wheel_whose_hash_does_not_match_is_refused(
     assert "demo-app 1.0: none of its files has a hash the requirements allow" in result.err
     assert "Traceback" not in result.text
     assert not project.lock.exists()
+
+
+def _project_with_a_local_wheel(
+    tmp_path: Path,
+    graph: LocalIndex,
+    wheel: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    line: str,
+) -> Project:
+    project = graph_project(tmp_path, graph, monkeypatch, "demo-app\n" + line + "\n")
+    (project.root / "wheels").mkdir()
+    shutil.copy(wheel, project.root / "wheels")
+    return project
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "./wheels/bare_wheel-1.5-py3-none-any.whl",
+        "bare-wheel @ file:wheels/bare_wheel-1.5-py3-none-any.whl",
+    ],
+)
+def test_wheel_inside_the_project_is_locked_relative_to_the_project(
+    tmp_path: Path,
+    graph: LocalIndex,
+    graph_wheels: GraphWheels,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+    line: str,
+) -> None:
+    project = _project_with_a_local_wheel(tmp_path, graph, graph_wheels.url_bare, monkeypatch, line)
+
+    result = cli("lock")
+
+    assert result.code == 0, result.err
+    bare = project.packages()["bare-wheel"]
+    assert bare["version"] == "1.5"
+    assert bare["url"] == "file:wheels/bare_wheel-1.5-py3-none-any.whl"
+    assert str(tmp_path) not in project.lock.read_text(encoding="utf-8")
+    assert hashes_of(bare) == [file_hash(graph_wheels.url_bare)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 10 (3.): a wheel inside the project is rendered into pinned/<target>/"
+    "requirements.txt as ./wheels/bare_wheel-1.5-py3-none-any.whl, but the Dockerfile (whose "
+    "context is pinned/<target>/) never COPYs it, so `pip install -r requirements.txt` in the "
+    "image cannot find the file",
+)
+def test_wheel_inside_the_project_is_copied_by_the_dockerfile(
+    tmp_path: Path,
+    graph: LocalIndex,
+    graph_wheels: GraphWheels,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+) -> None:
+    line = "./wheels/bare_wheel-1.5-py3-none-any.whl"
+    project = _project_with_a_local_wheel(tmp_path, graph, graph_wheels.url_bare, monkeypatch, line)
+    assert cli("lock").code == 0
+
+    result = cli("generate")
+
+    assert result.code == 0, result.err
+    rendered = project.read("pinned/cpu/requirements.txt")
+    assert "bare_wheel-1.5-py3-none-any.whl" in rendered
+    dockerfile = project.read("pinned/cpu/Dockerfile")
+    copies = [x for x in dockerfile.splitlines() if x.startswith(("COPY", "ADD"))]
+    assert any("bare_wheel-1.5-py3-none-any.whl" in x or "wheels" in x for x in copies), copies
 
 
 # --- 5. an extra that pulls a package -----------------------------------------------------------
