@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.support.graph import (
+    GLIBCISH_TAGS,
     GRAPH_MATRIX,
     H100_MATRIX,
     GraphWheels,
@@ -428,6 +429,30 @@ def test_wheel_inside_the_project_is_copied_by_the_dockerfile(
     dockerfile = project.read("pinned/cpu/Dockerfile")
     copies = [x for x in dockerfile.splitlines() if x.startswith(("COPY", "ADD"))]
     assert any("bare_wheel-1.5-py3-none-any.whl" in x or "wheels" in x for x in copies), copies
+
+
+# --- the files pass: every file of a chosen version an installer on the target may pick ----------
+
+
+def test_lock_lists_the_files_of_every_manylinux_up_to_2_40(
+    tmp_path: Path,
+    graph: LocalIndex,
+    graph_wheels: GraphWheels,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+) -> None:
+    project = graph_project(tmp_path, graph, monkeypatch, "glibcish\n", matrix=CPU_MATRIX)
+
+    result = cli("lock")
+
+    assert result.code == 0, result.err
+    files = {f["name"]: f["hashes"] for f in project.packages()["glibcish"]["files"]}
+    wheels = {w.name: w for w in graph_wheels.pypi if w.name.startswith("glibcish-")}
+    expected = {n for n in wheels if n.endswith(tuple(f"-{t}.whl" for t in GLIBCISH_TAGS[:3]))}
+    assert len(expected) == 3
+    assert set(files) == expected  # not 2_41, aarch64 or Windows
+    for name in expected:
+        assert files[name] == [file_hash(wheels[name])]
 
 
 # --- 5. an extra that pulls a package -----------------------------------------------------------

@@ -8,7 +8,7 @@ loopback layout of tests/support/projects.py:
   unsloth-like ``fakeunsloth`` (1.0: any torch, 2.0: torch<2.13), ``needs-extra`` whose extra
   ``x`` pulls ``other-app``, ``other-app 2.0`` and ``six 1.17.0``; PyPI builds ``torch 2.6.0`` and
   ``2.5.1`` and ``fakeold`` (1.0: any torch, 2.0: torch==2.5.1); ``causal-conv1d 1.5.0`` pulled
-  by ``needs-ext[fast]`` and ``pulls-ext``;
+  by ``needs-ext[fast]`` and ``pulls-ext``; ``glibcish 1.0`` with wheels for several platforms;
 * ``files/``: wheels required by URL (a ``demo-app 1.0`` with other bytes than the index's, and
   ``bare-wheel 1.5``);
 * an attacker's index (served by a server of its own): ``six 99.0``, ``demo-app 99.0`` and a decoy
@@ -42,6 +42,17 @@ gpu = "H100"
 torch = ">=2.5,<2.7"
 requirements = ["requirements.in"]
 """
+
+
+# The files of glibcish 1.0; the first three install on a manylinux_2_28 .. 2_40 x86_64 target.
+GLIBCISH_TAGS = (
+    "manylinux_2_17_x86_64",
+    "manylinux_2_28_x86_64",
+    "manylinux_2_34_x86_64",
+    "manylinux_2_41_x86_64",
+    "manylinux_2_28_aarch64",
+    "win_amd64",
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,8 @@ def build_graph_wheels(root: Path) -> GraphWheels:
             root / "pypi", "needs-ext", "1.0", requires=['causal-conv1d>=1.2; extra == "fast"']
         ),
         build_wheel(root / "pypi", "pulls-ext", "1.0", requires=["causal-conv1d>=1.2"]),
+        # One version, wheels for several glibc versions and platforms (as cryptography ships).
+        *(build_wheel(root / "pypi", "glibcish", "1.0", platform_tag=tag) for tag in GLIBCISH_TAGS),
     ]
     cpu = [
         build_wheel(root / "cpu", "torch", "2.12.0+cpu", requires=TORCH_REQUIRES, **TORCH_TAGS),
