@@ -30,6 +30,7 @@ from tests.support.projects import (
     Project,
     file_hash,
     hashes_of,
+    index_hashes,
     make_project,
 )
 from tests.support.torch_data import REAL_TORCH
@@ -662,6 +663,37 @@ def test_resolver_variables_of_the_environment_are_ignored(
     for name in hostile:
         assert name in note
     assert evil not in result.text  # the note names the variables, not their values
+
+
+def test_pip_tools_resolver_ignores_them_too(
+    tmp_path: Path,
+    lock_wheels: Wheelhouse,
+    graph_wheels: GraphWheels,
+    attacker: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+) -> None:
+    evil = attacker.url("simple")
+    with LocalIndex() as index:  # no decoys: pip-compile cannot keep two indexes apart
+        serve_graph(index, lock_wheels, graph_wheels, decoys=False)
+        project = graph_project(tmp_path, index, monkeypatch, "demo-app\nsix\n", CPU_MATRIX)
+        for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"):
+            monkeypatch.setenv(name, evil)
+        monkeypatch.setenv("PIP_FIND_LINKS", f"{evil}six/")
+        project.write("evil/pip.conf", f"[global]\nextra-index-url = {evil}\n")
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(project.root / "evil" / "pip.conf"))
+
+        result = cli("lock", "--resolver", "pip-tools")
+        torch_files = index_hashes(index, "whl/cpu", "torch", "2.13.0+cpu")
+
+    assert result.code == 0, result.err
+    assert attacker.log == []
+    pins = versions(project)
+    assert (pins["six"], pins["demo-app"], pins["torch"]) == ("1.17.0", "1.0", "2.13.0+cpu")
+    # pip-compile records every file of the version on the PyTorch index, and nothing else
+    assert file_hash(REAL_TORCH) in hashes_of(project.packages()["torch"])
+    assert hashes_of(project.packages()["torch"]) == torch_files
+    assert "PIP_FIND_LINKS" in result.err
 
 
 @pytest.mark.parametrize(

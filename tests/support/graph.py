@@ -114,9 +114,11 @@ def build_graph_wheels(root: Path) -> GraphWheels:
     return GraphWheels(pypi=pypi, cpu=cpu, url_app=url_app, url_bare=url_bare, attacker=attacker)
 
 
-def serve_graph(index: LocalIndex, house: Wheelhouse, wheels: GraphWheels) -> LocalIndex:
+def serve_graph(
+    index: LocalIndex, house: Wheelhouse, wheels: GraphWheels, *, decoys: bool = True
+) -> LocalIndex:
     """The standard layout (tests/support/projects.py) plus the graph wheels."""
-    serve(index, house)
+    serve(index, house, decoys=decoys)
     for wheel in wheels.pypi:
         index.add("pypi", wheel)
     for wheel in wheels.cpu:
