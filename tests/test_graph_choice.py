@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from pinner.knowledge import Knowledge
+    from pinner.model import PlanResult, Requirements
     from tests.support.projects import Run, Wheelhouse
 
 pytest_plugins = ("tests.conftest_lock",)
@@ -138,6 +140,35 @@ def test_relock_keeps_the_held_back_note_and_is_byte_identical(
     assert result.code == 0, result.err
     assert "fakevllm stays at 2.0" in result.err
     assert project.lock.read_text(encoding="utf-8") == first
+
+
+def test_segment_job_routes_torch_and_companions_by_name(
+    plan_for: Callable[..., PlanResult],
+    make_requirements: Callable[..., Requirements],
+    kb: Knowledge,
+    tmp_path: Path,
+) -> None:
+    """A segment of several builds reaches uv as a range; its sources name the packages (uv
+    refuses a `"torch>=2.12.0,<=2.14.1"` key)."""
+    from pinner.plan import segment_spec
+    from pinner.resolve import build_job
+    from pinner.resolve.uv import pyproject
+
+    result = plan_for("cpu", "torchvision", torch=">=2.12")
+    assert result.plan is not None
+    (segment,) = result.segments
+    spec = segment_spec(kb, segment)
+    assert spec == ">=2.12.0,<=2.14.1"
+    reqs = make_requirements("torchvision")
+
+    job = build_job(
+        result.plan, reqs, tmp_path, previous=None, upgrade=False, offline=False, torch_spec=spec
+    )
+
+    assert job.direct == ("torch>=2.12.0,<=2.14.1", "torchvision")
+    assert job.routed == ("torch", "torchvision")
+    sources = pyproject(job).split("[tool.uv.sources]\n", 1)[1].splitlines()
+    assert sources == ['"torch" = { index = "pytorch" }', '"torchvision" = { index = "pytorch" }']
 
 
 def test_release_pinning_an_older_torch_is_taken_when_asked(
