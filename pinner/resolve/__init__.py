@@ -141,7 +141,7 @@ def build_job(
         constraints.append(companion)
         if name in names:
             direct.append(companion)
-    routed = [d.split("==")[0] for d in direct]
+    routed = [canonical(re.split(r"[<>=!~ ;\[]", d)[0]) for d in direct]  # "torch>=2.12.0,..."
     optional = []
     if previous is not None and previous.plan.torch == torch and not torch.on_pypi and not spec:
         for old in previous.pins:
