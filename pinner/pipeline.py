@@ -459,14 +459,26 @@ def _with_pulled(work: Work, pulled: list[Pin]) -> Work | None:
 
     added = tuple(
         Requirement(
-            name=p.name, text=p.name, specifier="", origin=f"via {parent(p)}", constraint=False
+            name=p.name,
+            text=f"{p.name}=={p.version}",  # the release the graph took
+            specifier=f"=={p.version}",
+            origin=f"via {parent(p)}",
+            constraint=False,
         )
         for p in pulled
     )
     reqs = replace(work.reqs, items=work.reqs.items + added)
     result = plan_target(work.target, work.settings.kb, reqs)
     if result.plan is None:
-        return None
+        errors = [f.message for f in result.findings if f.severity == "error"]
+        from pinner.errors import ResolveError
+
+        msg = (
+            f"target {work.target.name}: the graph pulls the compiled extension(s) "
+            f"{', '.join(p.name for p in pulled)}, which cannot be built for this target: "
+            + "; ".join(errors)
+        )
+        raise ResolveError(msg)
     result = replace(
         result,
         plan=finish_plan(

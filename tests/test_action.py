@@ -124,7 +124,11 @@ def test_install_step_installs_this_commit_with_hashed_dependencies(tmp_path):
     path = f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
     done = run_step("Install pinner", tmp_path, path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1].startswith(f"pinner {__import__('pinner').__version__} ")
+    assert (
+        done.stdout.strip()
+        .splitlines()[-1]
+        .startswith(f"pinner {__import__('pinner').__version__} ")
+    )
     where = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import pinner; print(pinner.__file__)"],
         capture_output=True,

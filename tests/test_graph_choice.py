@@ -537,13 +537,6 @@ def test_extra_not_asked_for_pulls_nothing(
     assert "other-app" not in project.packages()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 (3.): compiled extensions are recognised only as direct requirements (and "
-    "mamba-ssm's extras in the knowledge); causal-conv1d pulled by another package's extra or "
-    "Requires-Dist is locked in the main layer (layer = 'main', no extension in the plan, no "
-    "finding), where it would build with build isolation",
-)
 @pytest.mark.parametrize("line", ["needs-ext[fast]", "pulls-ext"], ids=["extra", "transitive"])
 def test_extension_entering_through_an_extra_goes_to_the_extension_layer(
     tmp_path: Path,
@@ -557,7 +550,7 @@ def test_extension_entering_through_an_extra_goes_to_the_extension_layer(
     result = cli("lock")
 
     assert result.code == 0, result.err
-    assert versions(project, "gpu")["causal-conv1d"] == "1.5.0"
+    assert versions(project, "gpu")["causal-conv1d"] == "1.5.2"
     extensions = project.lock_doc()["targets"]["gpu"]["plan"]["extensions"]
     assert [e["name"] for e in extensions] == ["causal-conv1d"]
     assert project.packages("gpu")["causal-conv1d"]["layer"] == "extension"

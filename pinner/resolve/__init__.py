@@ -267,11 +267,12 @@ def resolve_target(
         # Sources route direct requirements only: a companion that a requirement pulls is
         # looked up on the default index, which lacks the index build (torchvision 0.28.0+cpu).
         exact = job.direct[0] == f"torch=={plan.torch.pin}"
+        uv_said = str(e).split("\n  pinner-job is pinner's plan", 1)[0]  # not pinner's own hint
         pulled = [
             c if exact else c.split("==")[0]
             for c in plan.companions
             if c.split("==")[0] not in job.routed
-            and re.search(rf"\b{re.escape(c.split('==')[0])}\b", str(e))
+            and re.search(rf"\b{re.escape(c.split('==')[0])}\b", uv_said)
         ]
         if not job.torch_index or not pulled:
             raise

@@ -7,7 +7,7 @@ loopback layout of tests/support/projects.py:
   ``fakevllm`` whose releases pin torch exactly (1.0: ==2.12.0, 2.0: ==2.13.0, 3.0: ==2.99.0), an
   unsloth-like ``fakeunsloth`` (1.0: any torch, 2.0: torch<2.13), ``needs-extra`` whose extra
   ``x`` pulls ``other-app``, ``other-app 2.0`` and ``six 1.17.0``; PyPI builds ``torch 2.6.0`` and
-  ``2.5.1`` and ``fakeold`` (1.0: any torch, 2.0: torch==2.5.1); ``causal-conv1d 1.5.0`` pulled
+  ``2.5.1`` and ``fakeold`` (1.0: any torch, 2.0: torch==2.5.1); ``causal-conv1d 1.5.2`` pulled
   by ``needs-ext[fast]`` and ``pulls-ext``; ``glibcish 1.0`` with wheels for several platforms;
 * ``files/``: wheels required by URL (a ``demo-app 1.0`` with other bytes than the index's, and
   ``bare-wheel 1.5``);
@@ -84,11 +84,16 @@ def build_graph_wheels(root: Path) -> GraphWheels:
         build_wheel(root / "pypi", "fakeold", "2.0", requires=["torch==2.5.1"]),
         # A compiled extension pinner knows (a wheel here; an sdist on PyPI) entering the graph
         # through another package's extra, or as its dependency.
-        build_wheel(root / "pypi", "causal-conv1d", "1.5.0", requires=["torch"]),
+        build_wheel(root / "pypi", "causal-conv1d", "1.5.2", requires=["torch"]),
         build_wheel(
             root / "pypi", "needs-ext", "1.0", requires=['causal-conv1d>=1.2; extra == "fast"']
         ),
         build_wheel(root / "pypi", "pulls-ext", "1.0", requires=["causal-conv1d>=1.2"]),
+        # the tools a source build installs before building (pinner's build layer)
+        *(
+            build_wheel(root / "pypi", name, version)
+            for name, version in (("wheel", "0.45.1"), ("ninja", "1.13.0"), ("packaging", "25.0"))
+        ),
         # One version, wheels for several glibc versions and platforms (as cryptography ships).
         *(build_wheel(root / "pypi", "glibcish", "1.0", platform_tag=tag) for tag in GLIBCISH_TAGS),
     ]
