@@ -212,6 +212,7 @@ def test_update_against_pypi_in_a_git_repository(tmp_path, monkeypatch, capsys):
             "install.sh",
             "modal_image.py",
             "verify_env.py",
+            "pylock.toml",
             "sbom.cdx.json",
         )
     }
