@@ -95,7 +95,10 @@ def _target(name: str, old: TargetLock | None, new: TargetLock | None) -> Target
         packages=tuple(packages),
         plan=plan,
         held_back=(
-            held_back(new.plan) + tuple(f.message for f in new.findings if f.code == "held-back")
+            held_back(new.plan)
+            + tuple(
+                f.message for f in new.findings if f.code in ("held-back", "newer-than-knowledge")
+            )
             if new
             else ()
         ),

@@ -85,7 +85,7 @@ def with_resolution(
         if entry is None or not fresh or result.plan is None:
             out.append((target, result))
             continue
-        notes = tuple(f for f in entry.findings if f.code == "held-back")
+        notes = tuple(f for f in entry.findings if f.code in ("held-back", "newer-than-knowledge"))
         out.append(
             (target, dataclasses.replace(result, plan=entry.plan, findings=result.findings + notes))
         )
@@ -860,13 +860,23 @@ def update(
     recorded = dict(old.generated) if old else {}
     outs = {n: matrix.root / recorded[n] if n in recorded else matrix.out for n in selected}
     generated = {n: (installer_of(outs[n], n), outs[n]) for n in selected if (outs[n] / n).is_dir()}
+    before = matrix.lock.read_bytes() if matrix.lock.is_file() else None
     result = lock_targets(matrix, selected, engine=engine, upgrade=True, progress=progress)
     lockfile = result.lockfile
     generated = {n: g for n, g in generated.items() if n not in result.failed}
     written: list[Path] = []
-    for installer, out in sorted(set(generated.values())):
-        group = [n for n, g in generated.items() if g == (installer, out)]
-        written += generate(matrix, group, installer=installer, frozen=True, out=out)
+    try:
+        for installer, out in sorted(set(generated.values())):
+            group = [n for n, g in generated.items() if g == (installer, out)]
+            written += generate(matrix, group, installer=installer, frozen=True, out=out)
+    except BaseException:
+        # rendering failed before every file was written: the old lock goes back, so the lock
+        # never claims files that are not there (each rendered file is old or new)
+        if before is not None and not written:
+            from pinner.output import write_text_atomic
+
+            write_text_atomic(matrix.lock, before.decode("utf-8"))
+        raise
     in_matrix = {t.name for t in matrix.targets}
     dropped = [
         t.plan.target.name
