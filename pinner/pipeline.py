@@ -445,7 +445,7 @@ def pulled_extensions(kb: Knowledge, locked: TargetLock) -> list[Pin]:
     return [p for p in locked.pins if p.name not in planned and is_extension(kb, p.name)]
 
 
-def _with_pulled(work: Work, pulled: list[Pin]) -> Work | None:
+def _with_pulled(work: Work, pulled: list[Pin]) -> Work:
     """The target planned again with the pulled extensions as requirements of their own."""
     from dataclasses import replace
 
@@ -546,7 +546,7 @@ def _resolve_parallel(
     requirements) are resolved once. A failed job fails its targets only."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pinner.errors import PinnerError, ResolveError
+    from pinner.errors import PinnerError
     from pinner.knowledge import load_knowledge
     from pinner.resolve.choose import choose
     from pinner.resolve.uv import job_key
@@ -560,42 +560,27 @@ def _resolve_parallel(
     out: dict[str, TargetLock] = {}
     failed: dict[str, str] = {}
 
+    def run(item: Work) -> TargetLock:
+        return choose(
+            resolver,
+            item.result,
+            make_job=item.make_job,
+            replan=item.replan,
+            inputs=inputs[item.target.name],
+            free_job=item.free_job,
+            knowledge=newest_torch,
+        )
+
     def work(group: list[Work]) -> None:
         first = group[0]
         names = [w.target.name for w in group]
         if progress:
             progress.start(names)
         try:
-            locked = choose(
-                resolver,
-                first.result,
-                make_job=first.make_job,
-                replan=first.replan,
-                inputs=inputs[first.target.name],
-                free_job=first.free_job,
-                knowledge=newest_torch,
-            )
+            locked = run(first)
             pulled = pulled_extensions(kb, locked)
-            again = _with_pulled(first, pulled) if pulled else None
-            if pulled and again is None:
-                what = ", ".join(p.name for p in pulled)
-                msg = (
-                    f"target {first.target.name}: the graph pulls the compiled extension(s) "
-                    f"{what}, which cannot be built for this target (see `pinner explain` with "
-                    f"{what} in the requirements)"
-                )
-                raise ResolveError(msg)
-            if again is not None:
-                first = again
-                locked = choose(
-                    resolver,
-                    again.result,
-                    make_job=again.make_job,
-                    replan=again.replan,
-                    inputs=inputs[first.target.name],
-                    free_job=again.free_job,
-                    knowledge=newest_torch,
-                )
+            if pulled:  # planned again with them as extensions, and resolved again
+                locked = run(_with_pulled(first, pulled))
         except PinnerError as e:
             for name in names:
                 failed[name] = str(e) if name == first.target.name else f"target {name}: {e}"
@@ -606,8 +591,8 @@ def _resolve_parallel(
             if item is group[0]:
                 plan = locked.plan
             else:  # another target of the same job: its own plan, from the same choice
-                redo = _with_pulled(item, pulled) if pulled else None
-                plan = (redo or item).replan(locked.plan.torch.pin)
+                redo = _with_pulled(item, pulled) if pulled else item
+                plan = redo.replan(locked.plan.torch.pin)
             out[item.target.name] = _rebind(locked, plan, inputs[item.target.name])
         if progress:
             progress.done(names, len(locked.pins))

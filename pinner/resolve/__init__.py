@@ -324,7 +324,7 @@ def _applies(text: str, python: str, platform: str) -> bool:
     from packaging.requirements import InvalidRequirement
     from packaging.requirements import Requirement as Parsed
 
-    from pinner.resolve.graph import marker_environment
+    from pinner.requirements import marker_environment
 
     try:
         marker = Parsed(text).marker

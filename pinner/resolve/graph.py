@@ -20,32 +20,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
 
-PLATFORMS = {"linux-x86_64": "x86_64", "linux-aarch64": "aarch64"}
-
 
 @dataclass(frozen=True, kw_only=True)
 class Node:
     name: str
     requires: tuple[str, ...]  # Requires-Dist lines as written; () when unknown
     known: bool  # False: no metadata could be read (an sdist without PEP 658 metadata)
-
-
-def marker_environment(python: str, platform: str) -> dict[str, str]:
-    """The PEP 508 environment uv derives from --python-version/--python-platform for Linux."""
-    machine = PLATFORMS.get(platform, platform.rsplit("-", 1)[-1])
-    return {
-        "implementation_name": "cpython",
-        "implementation_version": f"{python}.0",
-        "os_name": "posix",
-        "platform_machine": machine,
-        "platform_python_implementation": "CPython",
-        "platform_release": "",
-        "platform_system": "Linux",
-        "platform_version": "",
-        "python_full_version": f"{python}.0",
-        "python_version": python,
-        "sys_platform": "linux",
-    }
 
 
 def requires_of(text: str) -> tuple[str, ...]:

@@ -260,7 +260,8 @@ def _preferences(job: Job) -> str:
 
 def _with_graph(job: Job, located: tuple[Located, ...], cache: Path) -> tuple[ResolvedPin, ...]:
     """Each package with what requires it, from the packages' own Requires-Dist."""
-    from pinner.resolve.graph import Node, fetch_metadata, marker_environment, parents, requires_of
+    from pinner.requirements import marker_environment
+    from pinner.resolve.graph import Node, fetch_metadata, parents, requires_of
 
     wanted = {}
     for p in located:
