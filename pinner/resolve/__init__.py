@@ -410,7 +410,14 @@ def _check_answer(plan: Plan, job: Job, pins: Sequence[ResolvedPin]) -> None:
 
 def assemble(plan: Plan, job: Job, pins: Sequence[ResolvedPin], inputs: str) -> TargetLock:
     """Give every resolved package its layer; keep its source role and files."""
-    layer_torch = torch_layer(pins) | set(job.routed)
+    # the torch layer: what torch pulls, and every torch-family name from the torch layer's own
+    # index, known from the names and sources even where the graph could not be read
+    home = "pytorch" if job.torch_index else "default"
+    layer_torch = (
+        torch_layer(pins)
+        | set(job.routed)
+        | {p.name for p in pins if is_family_name(p.name) and p.source == home}
+    )
     extensions = {e.name: e for e in plan.extensions}
     build = {
         canonical(re.split(r"[<>=!~ ;\[]", d)[0]) for e in plan.extensions for d in e.build_deps

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -47,7 +49,7 @@ def fetch_metadata(
     one request stalls, the others still waiting are skipped: one note on stderr names the URL
     that stalled, and the run goes on instead of waiting out a stall per package.
     """
-    from pinner.download import DownloadError, read_url, stall_timeout
+    from pinner.download import DownloadError, stall_timeout
 
     folder = cache / "metadata"
     stall = stall_timeout() if stall is None else stall
@@ -64,7 +66,7 @@ def fetch_metadata(
         if offline or stalled.is_set() or not url.startswith(("https://", "http://")):
             return name, None
         try:
-            text = read_url(url + ".metadata", stall=stall).decode("utf-8", "replace")
+            text = _read_metadata(url, stall)
         except DownloadError as e:
             with noting:
                 if "(stalled)" in str(e) and not stalled.is_set():
@@ -80,6 +82,96 @@ def fetch_metadata(
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         return dict(pool.map(one, files.items()))
+
+
+def _read_metadata(url: str, stall: float) -> str:
+    """PEP 658 metadata, else the wheel's own METADATA by range requests; one retry of a
+    failure that did not stall (a dropped connection under many parallel requests)."""
+    from pinner.download import DownloadError, read_url
+
+    for attempt in (1, 2):
+        try:
+            try:
+                return read_url(url + ".metadata", stall=stall).decode("utf-8", "replace")
+            except DownloadError as missing:
+                if "(stalled)" in str(missing) or not url.endswith(".whl"):
+                    raise
+                return wheel_metadata(url, stall=stall)  # no PEP 658 file: the wheel's own
+        except DownloadError as e:
+            if attempt == 2 or "(stalled)" in str(e):
+                raise
+    raise AssertionError  # unreachable
+
+
+def wheel_metadata(url: str, *, stall: float) -> str:
+    """The METADATA member of a remote wheel, read with HTTP range requests (the zip's central
+    directory, then the one member), for an index that serves no PEP 658 metadata file."""
+    import io
+    import zipfile
+
+    from pinner.download import DownloadError, open_url
+
+    def fetch(start: int, end: int | None = None) -> tuple[bytes, int]:
+        span = f"bytes={start}-" if end is None else f"bytes={start}-{end}"
+        request = urllib.request.Request(url, headers={"User-Agent": "pinner", "Range": span})
+        try:
+            with open_url(request, stall=stall) as response:
+                total = response.headers.get("Content-Range", "").rpartition("/")[2]
+                if response.status != 206 or not total.isdigit():
+                    msg = f"cannot read {url}: the server ignores Range requests"
+                    raise DownloadError(msg)
+                return bytes(response.read()), int(total)
+        except (urllib.error.URLError, TimeoutError, OSError) as e:
+            msg = f"cannot read {url}: {e}"
+            raise DownloadError(msg) from None
+
+    class Remote(io.RawIOBase):
+        """A seekable view of the remote wheel; its last 64 KiB (the central directory of a
+        small wheel) are read at once, anything else a range at a time."""
+
+        def __init__(self) -> None:
+            self.pos = 0
+            self.size = fetch(0, 0)[1]  # the length, from Content-Range
+            self.start = max(0, self.size - 65536)
+            self.tail = fetch(self.start)[0]
+
+        def seekable(self) -> bool:
+            return True
+
+        def readable(self) -> bool:
+            return True
+
+        def tell(self) -> int:
+            return self.pos
+
+        def seek(self, offset: int, whence: int = 0) -> int:
+            self.pos = {0: offset, 1: self.pos + offset, 2: self.size + offset}[whence]
+            return self.pos
+
+        def read(self, n: int = -1) -> bytes:
+            if n == 0 or self.pos >= self.size:
+                return b""
+            end = self.size if n < 0 else min(self.size, self.pos + n)
+            if self.pos >= self.start:
+                data = self.tail[self.pos - self.start : end - self.start]
+            else:
+                data = fetch(self.pos, end - 1)[0]
+            self.pos += len(data)
+            return data
+
+    with zipfile.ZipFile(Remote()) as wheel:
+        member = next(
+            (
+                n
+                for n in wheel.namelist()
+                if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+            ),
+            None,
+        )
+        if member is None:
+            msg = f"cannot read {url}: no .dist-info/METADATA in the wheel"
+            raise DownloadError(msg)
+        return wheel.read(member).decode("utf-8", "replace")
 
 
 def _save(path: Path, text: str) -> None:
