@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pytest
-
 from pinner.download import DownloadError
 from pinner.resolve import graph
 from tests.support.index import LocalIndex, sha256_file
@@ -14,6 +12,8 @@ from tests.support.wheels import build_wheel
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 
 def test_wheel_metadata_is_read_by_range_requests(tmp_path: Path) -> None:
@@ -34,6 +34,7 @@ def test_a_missing_metadata_file_falls_back_to_the_wheel_and_is_cached(
     calls: list[str] = []
 
     def no_pep658(url: str, *, stall: float | None = None) -> bytes:
+        del stall
         msg = f"cannot read {url}: HTTP 404 Not Found"
         raise DownloadError(msg)
 
