@@ -6,7 +6,9 @@ install.sh, Modal image) renders the same list, so they cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 import json
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -144,10 +146,13 @@ def _extension_pin(tl: TargetLock, name: str) -> Pin:
     )
 
 
-def requirement_line(pin: Pin) -> str:
-    """How a requirements file names a locked package: by version, or by the URL the user wrote."""
+def requirement_line(pin: Pin, root: str = "../..") -> str:
+    """How a requirements file names a locked package: by version, by the URL the user wrote,
+    or, for a file of the project, by its path from the target's folder (where the recipes run:
+    `root` is the project root seen from there)."""
     if pin.source == "url" and pin.url.startswith("file:"):
-        return "./" + pin.url.removeprefix("file:")  # a file of the project, by its path
+        path = posixpath.normpath(posixpath.join(root, pin.url.removeprefix("file:")))
+        return path if path.startswith(("../", "./", "/")) else "./" + path
     if pin.source == "url" and pin.url and pin.layer != "extension":
         return f"{pin.name} @ {pin.url}"
     return f"{pin.name}=={pin.version}"
@@ -279,6 +284,7 @@ def render_target(
     check_target_lock(tl, lock_name)
     folders = template_folders(templates)
     env = environment(folders)
+    env.filters["requirement"] = functools.partial(requirement_line, root=root)
     ctx = context(tl, installer)
     inputs = fingerprint.artifact_inputs(section, fingerprint.templates_digest(folders), installer)
     name = tl.plan.target.name

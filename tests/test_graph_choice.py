@@ -455,12 +455,19 @@ def test_wheel_inside_the_project_is_locked_relative_to_the_project(
     assert bare["url"] == "file:wheels/bare_wheel-1.5-py3-none-any.whl"
     assert str(tmp_path) not in project.lock.read_text(encoding="utf-8")
     assert hashes_of(bare) == [file_hash(graph_wheels.url_bare)]
+    # rendered as its path from pinned/<target>/, where install.sh runs pip
+    assert cli("generate").code == 0
+    requirements = (project.root / "pinned" / "cpu" / "requirements.txt").read_text()
+    assert "../../wheels/bare_wheel-1.5-py3-none-any.whl \\\n" in requirements
+    assert (
+        project.root / "pinned" / "cpu" / "../../wheels/bare_wheel-1.5-py3-none-any.whl"
+    ).is_file()
 
 
 @pytest.mark.xfail(
     strict=True,
     reason="issue 10 (3.): a wheel inside the project is rendered into pinned/<target>/"
-    "requirements.txt as ./wheels/bare_wheel-1.5-py3-none-any.whl, but the Dockerfile (whose "
+    "requirements.txt as ../../wheels/bare_wheel-1.5-py3-none-any.whl, but the Dockerfile (whose "
     "context is pinned/<target>/) never COPYs it, so `pip install -r requirements.txt` in the "
     "image cannot find the file",
 )
