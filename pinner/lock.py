@@ -257,7 +257,7 @@ def pin_problem(pin: Pin) -> str:
     """What is wrong with a locked package's fields ("<field>: <why>"), "" when nothing is."""
     if not _NAME.fullmatch(pin.name):
         return f"name: {pin.name!r} is not a package name (normalized, PEP 503)"
-    if not _VERSION.fullmatch(pin.version):
+    if not _VERSION.fullmatch(pin.version) and not (pin.source == "local" and not pin.version):
         return f"version: {pin.version!r} is not a version"
     if not _SOURCE.fullmatch(pin.source):
         return f"source: {pin.source!r} is not a source role"

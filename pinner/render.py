@@ -166,14 +166,15 @@ def context(tl: TargetLock, installer: str) -> dict[str, Any]:
     plan = tl.plan
     kb = load_knowledge()
     layers: dict[str, list[Pin]] = {"torch": [], "main": [], "build": [], "extension": []}
-    for pin in sorted(tl.pins, key=lambda p: p.name):
+    installable = [p for p in sorted(tl.pins, key=lambda p: p.name) if p.source != "local"]
+    for pin in installable:  # a local project is the user's own to install: not hashable here
         layers[pin.layer].append(pin)
     source_apt = list(plan.apt)
     return {
         "plan": plan,
         "target": plan.target,
         "installer": installer,
-        "pins": sorted(tl.pins, key=lambda p: p.name),
+        "pins": installable,
         "torch_layer": layers["torch"],
         "main_layer": layers["main"] + layers["build"],
         "extension_pins": {p.name: p for p in layers["extension"]},

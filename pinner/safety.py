@@ -88,7 +88,12 @@ def _checks(tl: TargetLock, key: str) -> Iterator[Check]:
     for i, pin in enumerate(tl.pins):
         where = f"{key}.packages[{i}]"
         yield f"{where}.name", pin.name, safe.package_name
-        yield f"{where}.version", pin.version, safe.version
+        local_project = pin.source == "local"  # a folder of the project: no version of its own
+        yield (
+            f"{where}.version",
+            pin.version,
+            _optional(safe.version) if local_project else safe.version,
+        )
         yield f"{where}.layer", pin.layer, _one_of(LAYERS)
         yield f"{where}.source", pin.source, safe.text
         local = pin.source == "local" or pin.url.startswith("file:")

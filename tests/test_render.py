@@ -603,3 +603,29 @@ def test_renderer_code_is_part_of_every_files_fingerprint(tmp_path, monkeypatch)
     assert fingerprint.templates_digest(folders) == before
     (shadow / "verify_checks.py").write_text("# changed\n")
     assert fingerprint.templates_digest(folders) != before
+
+
+def test_a_local_project_is_locked_without_a_version_and_left_out_of_the_hashed_layers(tmp_path):
+    """`-e ./pkg`: its dependencies are locked and installed hashed; the project itself is a
+    folder (no version, no hash), in pylock.toml as a directory, never in a requirements file."""
+    from pinner.lock import dump_lock, read_lock
+    from pinner.model import LockFile, Pin
+    from pinner.render import render_target
+
+    tl = target_lock(LOCKS / "cu128" / "pinner.lock", "cu128")
+    local = Pin(
+        name="mypkg", version="", source="local", layer="main", via=("-r req.in",), url="pkg"
+    )
+    tl = dataclasses.replace(tl, pins=(*tl.pins, local))
+    lock = tmp_path / "pinner.lock"
+    lock.write_text(dump_lock(LockFile(pinner="0", knowledge="k", targets=(tl,)), {"cu128": ""}))
+
+    (read,) = read_lock(lock).targets  # a local project without a version is a valid entry
+    files = {
+        a.path.name: a.text
+        for a in render_target(read, section=lock.read_text().split("[targets.cu128]", 1)[1])
+    }
+
+    for name in ("requirements.txt", "constraints.txt", "torch-requirements.txt"):
+        assert "mypkg" not in files[name], name
+    assert 'directory = { path = "../../pkg", editable = false }' in files["pylock.toml"]
