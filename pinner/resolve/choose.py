@@ -22,7 +22,7 @@ from pinner.resolve import canonical, resolve_target
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from pinner.model import Pin, Plan, PlanResult, TargetLock
+    from pinner.model import Pin, Plan, PlanResult, Severity, TargetLock
     from pinner.resolve import Job, ResolvedPin, Resolver
 
 TRIES = 4  # segments tried when the preferred ones fail
@@ -241,8 +241,10 @@ def _torch_note(
     locked: TargetLock, wanted: str, segments: Sequence[tuple[str, ...]], source: str
 ) -> Finding:
     """torch itself below what the requirements alone would take: say why."""
-    if _segment_of(segments, wanted) is None:
+    severity: Severity = "warning"
+    if _segment_of(segments, wanted) is None:  # the hardware's limit: expected, said as a note
         why = f"torch {wanted} has no build that fits this target in pinner's knowledge"
+        severity = "note"
     else:
         why = (
             f"a build of torch {wanted} fits, in a segment tried later (or not at all) in "
@@ -250,7 +252,7 @@ def _torch_note(
         )
     return Finding(
         target=locked.plan.target.name,
-        severity="warning",
+        severity=severity,
         code="held-back",
         message=f"torch stays at {locked.plan.torch.pin}: the requirements alone would take "
         f"torch {wanted}; {why}",
