@@ -18,6 +18,7 @@ from pinner.fingerprint import (
     knowledge_digest,
     lock_sections,
     misplaced_seal,
+    package_digest,
     read_seal,
     regenerate_command,
     relative,
@@ -148,10 +149,7 @@ def stale(matrix: dict[str, Any], out: Path | None = None) -> list[Problem]:
 
 def hand_edited(section: str) -> list[str]:
     """Packages of one target's lock section whose integrity digest does not match (the same
-    digest as pinner.lock.pin_digest, computed from the TOML without the dataclasses)."""
-    import hashlib
-    import json
-
+    digest as the lock writes: fingerprint.package_digest, here from the TOML)."""
     if not section:
         return []
     try:
@@ -165,14 +163,7 @@ def hand_edited(section: str) -> list[str]:
     for p in packages:
         if not isinstance(p, dict) or not p.get("digest"):
             continue
-        data = {k: v for k, v in p.items() if k != "digest"}
-        data["files"] = [
-            {"name": f.get("name", ""), "hashes": f.get("hashes", []), "url": f.get("url", "")}
-            for f in p.get("files", [])
-            if isinstance(f, dict)
-        ]
-        actual = "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-        if actual != p["digest"]:
+        if package_digest(p) != p["digest"]:
             bad.append(str(p.get("name", "?")))
     return bad
 

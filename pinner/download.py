@@ -212,7 +212,9 @@ def _copy(response: IO[bytes], out: IO[bytes], digest: Any) -> int:
 # --- connections: a connect timeout, then the no-progress timeout on every read ------------------
 
 
-class _HttpConnection(http.client.HTTPConnection):
+class _Timed(http.client.HTTPConnection):
+    """Connect (TCP, and TLS for https) under the connect timeout, then the no-progress one."""
+
     def connect(self) -> None:
         stall = self.timeout
         self.timeout = _connect_timeout(stall)
@@ -224,16 +226,12 @@ class _HttpConnection(http.client.HTTPConnection):
             self.sock.settimeout(stall)
 
 
-class _HttpsConnection(http.client.HTTPSConnection):
-    def connect(self) -> None:  # TCP and TLS handshake under the connect timeout
-        stall = self.timeout
-        self.timeout = _connect_timeout(stall)
-        try:
-            super().connect()
-        finally:
-            self.timeout = stall
-        if self.sock is not None and isinstance(stall, (int, float)):
-            self.sock.settimeout(stall)
+class _HttpConnection(_Timed):
+    pass
+
+
+class _HttpsConnection(_Timed, http.client.HTTPSConnection):
+    pass
 
 
 class _Http(urllib.request.HTTPHandler):

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pinner import __version__
 from pinner.safe import comment as one_line
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 KNOWLEDGE = Path(__file__).parent / "knowledge"
 LATER_KEYS: dict[str, Any] = {"pin_images": False}  # Target fields added later: their defaults
@@ -24,6 +22,20 @@ KNOWLEDGE_FILES = (
     "extensions.toml",
     "verify.toml",
 )
+
+
+def package_digest(package: Mapping[str, Any]) -> str:
+    """Integrity digest of one locked package: everything its entry says but the digest, in
+    canonical JSON (files with every key, as the lock's dataclasses have them). The lock writes
+    it; `check` recomputes it from the TOML."""
+    data = {k: v for k, v in package.items() if k != "digest"}
+    data["files"] = [
+        {"name": f.get("name", ""), "hashes": list(f.get("hashes", [])), "url": f.get("url", "")}
+        for f in package.get("files", [])
+        if isinstance(f, Mapping)
+    ]
+    data["via"] = list(data.get("via", []))
+    return sha256(json.dumps(data, sort_keys=True))
 
 
 def sha256(data: bytes | str) -> str:

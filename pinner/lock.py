@@ -8,7 +8,6 @@ needs nothing but the lock.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import sys
@@ -44,9 +43,9 @@ _LAYERS = ("torch", "build", "main", "extension")
 
 def pin_digest(pin: Pin) -> str:
     """Integrity digest of one locked package: everything it says, in canonical JSON."""
-    data = dataclasses.asdict(pin)
-    data.pop("digest")
-    return "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    from pinner.fingerprint import package_digest
+
+    return package_digest(dataclasses.asdict(pin))
 
 
 def sealed(pin: Pin) -> Pin:

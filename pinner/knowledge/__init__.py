@@ -21,15 +21,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from pinner.fingerprint import KNOWLEDGE_FILES
+
 HERE = Path(__file__).parent
-FILES = (
-    "gpus.toml",
-    "torch.toml",
-    "cuda.toml",
-    "packages.toml",
-    "extensions.toml",
-    "verify.toml",
-)
+FILES = KNOWLEDGE_FILES  # one list: the fingerprint reads the same files as bytes
 CONFIDENCE = ("verified", "secondary", "unverified")
 
 
