@@ -422,7 +422,7 @@ def make_work(
         upgrade=settings.upgrade,
         offline=settings.offline,
     )
-    compare = _compare(result, settings.offline, settings.upgrade, previous)
+    compare = _compare(result, settings.offline)
     return Work(
         target=target,
         result=result,
@@ -505,11 +505,12 @@ def _replanner(
     return replan
 
 
-def _compare(result: PlanResult, offline: bool, upgrade: bool, previous: object) -> bool:
-    """Whether a comparison run can tell anything: a fresh resolution (not offline, not keeping
-    an old lock's versions) with more than one torch build to choose from."""
+def _compare(result: PlanResult, offline: bool) -> bool:
+    """Whether a comparison run can tell anything: more than one torch build to choose from,
+    and the network. (A relock that resolves to the old lock's packages keeps its notes and
+    runs no comparison; see choose.)"""
     builds = sum(len(s) for s in result.segments)
-    return not offline and (upgrade or previous is None) and builds > 1
+    return not offline and builds > 1
 
 
 def _free_job(job: Job, reqs: Requirements) -> Job | None:
@@ -517,9 +518,7 @@ def _free_job(job: Job, reqs: Requirements) -> Job | None:
     (no torch bounds, no plan constraints), for the same Python and platform."""
     from dataclasses import replace
 
-    from pinner.resolve.choose import direct_names
-
-    if not direct_names(job):
+    if not job.requirements:
         return None
     return replace(
         job,
@@ -569,6 +568,7 @@ def _resolve_parallel(
             inputs=inputs[item.target.name],
             free_job=item.free_job,
             knowledge=newest_torch,
+            keep=None if item.settings.upgrade else item.previous,
         )
 
     def work(group: list[Work]) -> None:
