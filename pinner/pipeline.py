@@ -657,6 +657,13 @@ def _root_from(root: Path, folder: Path) -> str:
     return Path(os.path.relpath(root.resolve(), folder.resolve())).as_posix()
 
 
+def _folder(out_name: str, target: str) -> str:
+    """A target's generated folder from the project root ("" when outside the project): where
+    a Dockerfile that copies files of the project finds the target's own files."""
+    outside = Path(out_name).is_absolute() or out_name.split("/", maxsplit=1)[0] == ".."
+    return "" if outside else Path(out_name, target).as_posix()
+
+
 def _relative(path: Path, root: Path) -> str:
     from pinner.fingerprint import relative
 
@@ -742,6 +749,7 @@ def generate(
             command=regenerate_command(target.name, installer, out_name),
             lock_name=_shown(matrix.lock, matrix.root),
             root=_root_from(matrix.root, (out or matrix.out) / target.name),
+            folder=_folder(out_name, target.name),
         )
     written = write_artifacts(artifacts, out or matrix.out)
     if text:  # the lock last: a crash before this leaves the old lock, and check says so
@@ -808,6 +816,7 @@ def stale_diffs(
             source=source_name(matrix),
             command=regenerate_command(name, installer, _relative(out, matrix.root)),
             root=_root_from(matrix.root, out / name),
+            folder=_folder(_relative(out, matrix.root), name),
         )
         diffs += [s.diff for s in diff_artifacts(arts, out) if s.diff]
     return diffs

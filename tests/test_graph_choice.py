@@ -447,13 +447,6 @@ def test_wheel_inside_the_project_is_locked_relative_to_the_project(
     ).is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 (3.): a wheel inside the project is rendered into pinned/<target>/"
-    "requirements.txt as ../../wheels/bare_wheel-1.5-py3-none-any.whl, but the Dockerfile (whose "
-    "context is pinned/<target>/) never COPYs it, so `pip install -r requirements.txt` in the "
-    "image cannot find the file",
-)
 def test_wheel_inside_the_project_is_copied_by_the_dockerfile(
     tmp_path: Path,
     graph: LocalIndex,
@@ -472,7 +465,14 @@ def test_wheel_inside_the_project_is_copied_by_the_dockerfile(
     assert "bare_wheel-1.5-py3-none-any.whl" in rendered
     dockerfile = project.read("pinned/cpu/Dockerfile")
     copies = [x for x in dockerfile.splitlines() if x.startswith(("COPY", "ADD"))]
-    assert any("bare_wheel-1.5-py3-none-any.whl" in x or "wheels" in x for x in copies), copies
+    wheel = "wheels/bare_wheel-1.5-py3-none-any.whl"
+    assert f"COPY {wheel} /opt/project/{wheel}" in copies, copies
+    # built from the project root, the target's files from their folder, run where the
+    # requirements' relative path (../../wheels/...) reaches the copied wheel
+    assert "COPY pinned/cpu/constraints.txt pinned/cpu/requirements.txt ./" in copies, copies
+    assert "WORKDIR /opt/project/pinned/cpu" in dockerfile
+    assert "docker build -f pinned/cpu/Dockerfile -t cpu ." in dockerfile
+    assert (project.root / wheel).is_file()
 
 
 # --- the files pass: every file of a chosen version an installer on the target may pick ----------
