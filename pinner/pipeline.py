@@ -85,7 +85,8 @@ def with_resolution(
         if entry is None or not fresh or result.plan is None:
             out.append((target, result))
             continue
-        notes = tuple(f for f in entry.findings if f.code in ("held-back", "newer-than-knowledge"))
+        said = ("held-back", "newer-than-knowledge", "torch-bound", "sdist-only")
+        notes = tuple(f for f in entry.findings if f.code in said)
         out.append(
             (target, dataclasses.replace(result, plan=entry.plan, findings=result.findings + notes))
         )

@@ -313,7 +313,9 @@ def resolve_target(
             ),
         )
     _check_answer(plan, job, pins)
-    return assemble(plan, job, pins, inputs)
+    from pinner.resolve.bound import answer_findings
+
+    return replace(assemble(plan, job, pins, inputs), findings=answer_findings(plan, pins))
 
 
 PLAN_VIA = "pinner plan"
