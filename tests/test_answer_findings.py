@@ -95,6 +95,17 @@ def test_a_loose_torch_requirement_does_not(plan: Plan, requirement: str) -> Non
     assert codes(plan, compiled) == {"fastops": ["torch-bound"]}
 
 
+def test_a_package_tied_to_torch_that_pins_it_exactly_ties_it(plan: Plan) -> None:
+    codec = pin("torchcodec", "0.17.0", [f"torchcodec-0.17.0-{LINUX}"], via=("app",))
+    loose = pin("app", "1.0", ["app-1.0-py3-none-any.whl"], ("torch==2.9.1", "torchcodec>=0.14"))
+    exact = pin("app", "1.0", ["app-1.0-py3-none-any.whl"], ("torch==2.9.1", "torchcodec==0.17.0"))
+    untied = pin("app", "1.0", ["app-1.0-py3-none-any.whl"], ("torch>=2", "torchcodec==0.17.0"))
+
+    assert codes(plan, codec, loose) == {"torchcodec": ["torch-bound"]}
+    assert codes(plan, codec, exact) == {}
+    assert codes(plan, codec, untied) == {"torchcodec": ["torch-bound"]}
+
+
 def test_pure_python_planned_and_known_packages_are_quiet(plan: Plan) -> None:
     quiet = [
         pin("accelerate", "1.0", ["accelerate-1.0-py3-none-any.whl"], ("torch>=2.0",)),

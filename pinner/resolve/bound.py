@@ -28,6 +28,7 @@ def answer_findings(plan: Plan, pins: Sequence[ResolvedPin]) -> tuple[Finding, .
 
     kb = load_knowledge()
     planned = {e.name for e in plan.extensions}
+    paired = _pinned_beside_torch(plan, pins)
     out: list[Finding] = []
     for pin in pins:
         names = [f.name for f in pin.files if f.name]
@@ -43,7 +44,8 @@ def answer_findings(plan: Plan, pins: Sequence[ResolvedPin]) -> tuple[Finding, .
         direct = any(v.startswith("-r ") for v in pin.via)
         if sdist_only and direct and not known:
             out.append(_sdist_only(plan, pin, names[0]))
-        if not known and not _tied(plan, pin) and _built_against_torch(pin, names, sdist_only):
+        tied = _tied(plan, pin) or pin.name in paired
+        if not known and not tied and _built_against_torch(pin, names, sdist_only):
             out.append(_unpaired(plan, pin, names[0], sdist_only))
     return tuple(out)
 
@@ -82,6 +84,28 @@ def _tied(plan: Plan, pin: ResolvedPin) -> bool:
         ):
             return True
     return False
+
+
+def _pinned_beside_torch(plan: Plan, pins: Sequence[ResolvedPin]) -> set[str]:
+    """Packages that a package tied to the chosen torch minor pins exactly (`==`): that package
+    pairs them with torch (vllm's `torch==2.14.0` beside an exact pin)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    from pinner.resolve import canonical
+
+    out: set[str] = set()
+    for pin in pins:
+        if not _tied(plan, pin):
+            continue
+        for text in pin.requires:
+            try:
+                parsed = Requirement(text)
+            except InvalidRequirement:
+                continue
+            exact = [s for s in parsed.specifier if s.operator in ("==", "===")]
+            if exact and not any(s.version.endswith(".*") for s in exact):
+                out.add(canonical(parsed.name))
+    return out
 
 
 def _unpaired(plan: Plan, pin: ResolvedPin, file: str, sdist_only: bool) -> Finding:
