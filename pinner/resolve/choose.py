@@ -92,11 +92,17 @@ def choose(
             return kept
     direct = direct_names(free_job) if free_job is not None else []
     free: tuple[ResolvedPin, ...] = ()
+    alone: tuple[ResolvedPin, ...] = ()
     if free_job is not None and (best is None or direct):
-        try:
-            free = resolver.resolve(free_job)
-        except PinnerError:
-            free = ()  # the requirements fail even without pinner's bounds: nothing to compare
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:  # both runs at once: one wait, not two
+            later = pool.submit(_alone, resolver, free_job, direct) if direct else None
+            try:
+                free = resolver.resolve(free_job)
+            except PinnerError:
+                free = ()  # the requirements fail even without pinner's bounds: nothing to compare
+            alone = later.result() if later is not None else ()
     wanted = _segment_of(segments, _version(free, "torch"))
     if best is None and wanted is not None and all(t.segment != segments[wanted] for t in tried):
         best = attempt(wanted)  # the segment holding the torch the graph wants (an exact pin)
@@ -105,7 +111,7 @@ def choose(
         first = tried[0].error
         more = f"\n  tried {len(tried)} segments of fitting torch builds" if len(tried) > 1 else ""
         raise ResolveError(first + more)
-    newest = _newest(resolver, free_job, free, direct) if free_job is not None and direct else {}
+    newest = _newest(free, alone, direct)
     held = held_back(best, newest, direct)
     if held and wanted is not None and all(t.segment != segments[wanted] for t in tried):
         alternative = attempt(wanted)
@@ -167,18 +173,13 @@ def direct_names(job: Job) -> list[str]:
     return out
 
 
-def _newest(
-    resolver: Resolver, free_job: Job, free: Sequence[ResolvedPin], direct: list[str]
-) -> dict[str, ResolvedPin]:
+def _alone(resolver: Resolver, free_job: Job, direct: list[str]) -> tuple[ResolvedPin, ...]:
     """The newest release of each direct requirement installable on the target (a file for its
-    Python and platform, within the user's range): each requirement resolved alone, without
-    its dependencies. Falls back to the comparison run's choice."""
-    from packaging.version import InvalidVersion, Version
-
-    out = {p.name: p for p in free if p.name in direct}
-    if resolver.name != "uv":  # pip-compile has no --no-deps: the comparison run says
-        return out
-    alone = replace(
+    Python and platform, within the user's range): each requirement resolved alone, without its
+    dependencies. () where the engine cannot (pip-compile has no --no-deps) or the run fails."""
+    if resolver.name != "uv":
+        return ()
+    job = replace(
         free_job,
         requirements=tuple(t for t in free_job.requirements if _name_of(t) in direct),
         roots=tuple(r for r in free_job.roots if r[0] in direct),
@@ -186,17 +187,22 @@ def _newest(
         no_deps=True,
     )
     try:
-        pins = resolver.resolve(alone)
+        return resolver.resolve(job)
     except PinnerError:
-        return out
-    for pin in pins:
-        if pin.name not in direct:
-            continue
-        try:
-            if pin.name not in out or Version(pin.version) > Version(out[pin.name].version):
-                out[pin.name] = pin
-        except InvalidVersion:
-            continue
+        return ()
+
+
+def _newest(
+    free: Sequence[ResolvedPin], alone: Sequence[ResolvedPin], direct: list[str]
+) -> dict[str, ResolvedPin]:
+    """Per direct requirement, the newer of what it takes alone and what the comparison run
+    took."""
+    out = {p.name: p for p in free if p.name in direct}
+    for pin in alone:
+        if pin.name in direct and (
+            pin.name not in out or _newer(pin.version, out[pin.name].version)
+        ):
+            out[pin.name] = pin
     return out
 
 
