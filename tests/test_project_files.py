@@ -139,11 +139,12 @@ def test_dockerfile_builds_from_the_project_root_and_copies_what_the_steps_read(
                         assert (image / here.lstrip("/")).is_file(), line
 
 
-def test_dockerfile_with_project_files_passes_hadolint(cu128, tmp_path):
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_dockerfile_with_project_files_passes_hadolint(cu128, tmp_path, installer):
     from tests.test_dockerfile import hadolint
 
     path = tmp_path / "Dockerfile"
-    path.write_text(rendered(with_project_files(cu128))["Dockerfile"])
+    path.write_text(rendered(with_project_files(cu128), installer)["Dockerfile"])
     proc = subprocess.run(
         [hadolint(), "--no-color", "--failure-threshold", "warning", str(path)],
         capture_output=True,
