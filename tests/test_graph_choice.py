@@ -217,6 +217,10 @@ def test_file_order_decides_between_two_direct_requirements(
     assert "asking fakeunsloth>=2.0: chose torch 2.12.0+cpu" in why, why
     held = {f["message"].split()[0]: f["message"] for f in findings(project)}
     assert held["fakevllm"].startswith("fakevllm stays at 1.0: fakevllm 3.0 requires torch==2.99.0")
+    # a relock keeps the versions, the recorded choice and the notes, byte for byte
+    first = project.lock.read_text(encoding="utf-8")
+    assert cli("lock").code == 0
+    assert project.lock.read_text(encoding="utf-8") == first
 
 
 def test_direct_requirement_held_back_by_an_earlier_one_is_said(
