@@ -31,7 +31,7 @@ from pinner.model import (
     Target,
     TorchBuild,
 )
-from pinner.wheels import Wheel, find_wheel
+from pinner.wheels import Wheel, find_wheel, parse_wheel_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -50,6 +50,8 @@ class ExtensionPlan:
     findings: list[Finding] = field(default_factory=list)
     torch_bounds: list[tuple[str, SpecifierSet]] = field(default_factory=list)
     fell_back: tuple[str, ...] = ()
+    # extension -> (the URL the user wrote, its file's tags): mode "url", the user's own wheel
+    urls: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
     @property
     def requested(self) -> frozenset[str]:
@@ -67,7 +69,7 @@ class ExtensionPlan:
     @property
     def checks(self) -> bool:
         """Whether `check` can fail an option (a wheel to find or a compiled wheel to match)."""
-        return bool(self.wheel_seekers or self.compiled)
+        return bool(self.wheel_seekers or self.compiled or self.urls)
 
     def builds_for(self, name: str, torch_version: str, cuda: str) -> list[ExtensionBuild]:
         """The PyPI wheels of `name` the user's requirement admits that run next to this torch
@@ -93,6 +95,10 @@ class ExtensionPlan:
                     f"CUDA {cuda.split('.')[0]} ({name} {newest.version} is built for torch "
                     f"{newest.built_for})",
                 )
+        for name, (_, tags) in self.urls.items():
+            mismatch = _torch_mismatch(tags, option)
+            if mismatch:
+                return Failure("extension", f"the {name} wheel {tags['file']} {mismatch}")
         for name in self.wheel_seekers:
             if find_wheel(self.kb, option, self.target.python, self.gpu, self.specs[name]) is None:
                 torch_minor = option.release.minor
@@ -162,6 +168,9 @@ class ExtensionPlan:
         env: dict[str, str] = {}
         apt: list[str] = []
         for name, mode in self.modes.items():
+            if mode == "url":
+                extensions.append(self._url_extension(name, option))
+                continue
             if mode in ("auto", "wheel"):
                 wheel = find_wheel(self.kb, option, self.target.python, self.gpu, self.specs[name])
                 assert wheel is not None  # `check` kept only options that have one
@@ -222,6 +231,26 @@ class ExtensionPlan:
             f"cp{self.target.python.replace('.', '')}, kernels {' '.join(wheel.arches)}{held}"
             + ("" if wheel.confidence == "verified" else f" ({wheel.confidence} knowledge)"),
             source=wheel.source,
+        )
+
+    def _url_extension(self, name: str, option: Option) -> Extension:
+        """The wheel the user named by URL: their choice, planned as written once its tags
+        match the torch build (`check` refused every build they do not match)."""
+        url, tags = self.urls[name]
+        return Extension(
+            name=name,
+            version=tags["version"],
+            strategy="wheel",
+            wheel=tags["file"],
+            url=url,
+            sha256="",
+            deps=_requires(self.kb, name, tags["version"]),
+            build_deps=(),
+            env=(),
+            why=f"the wheel the requirements name; its tags match torch {option.release.minor}, "
+            f"CUDA {tags['cuda_major']}, C++ ABI {tags['abi']}, {tags['python']}, "
+            f"{tags['platform']}",
+            source=url,
         )
 
     def _has_kernels(self, name: str, version: str, torch: TorchBuild) -> bool:
@@ -318,10 +347,69 @@ def prepare(target: Target, kb: Knowledge, reqs: Requirements, gpu: Gpu | None) 
         if mode:
             modes[name] = mode
     plan = ExtensionPlan(target=target, kb=kb, gpu=gpu, specs=specs, modes=modes)
+    _url_wheels(plan, reqs)
     _hardware_rules(plan)
     _gpu_rules(plan)
     _torch_pins(plan, reqs)
     return plan
+
+
+def _url_wheels(plan: ExtensionPlan, reqs: Requirements) -> None:
+    """`flash-attn @ <release wheel URL>`: the user's choice of wheel. Its Python and platform
+    tags must be the target's (else an error naming the mismatch); its torch minor, CUDA major
+    and C++ ABI then bound the torch builds (`check`)."""
+    from urllib.parse import unquote, urlsplit
+
+    for req in reqs.items:
+        if req.constraint or not req.url or req.name != FLASH:
+            continue
+        file = unquote(urlsplit(req.url).path.rsplit("/", 1)[-1])
+        tags = parse_wheel_name(file)
+        python = "cp" + plan.target.python.replace(".", "")
+        platform = plan.target.platform.replace("-", "_")
+        problem = ""
+        if tags is None:
+            problem = (
+                f"{file} is not a flash-attn release wheel, whose name says the torch, CUDA and "
+                "C++ ABI it is built for (flash_attn-<version>+cu<major>torch<minor>cxx11abi"
+                "<TRUE|FALSE>-cpXY-cpXY-linux_x86_64.whl)"
+            )
+        elif tags["python"] != python:
+            problem = (
+                f"{file} is built for {tags['python']}, but the target runs Python "
+                f"{plan.target.python} ({python})"
+            )
+        elif tags["platform"] != platform:
+            problem = f"{file} is built for {tags['platform']}, but the target is {platform}"
+        if problem:
+            plan.findings.append(
+                _finding(
+                    plan,
+                    "error",
+                    "extension-url",
+                    message=f"{req.origin}: {problem}",
+                    fix=f"name the wheel of the same release built for {python} and {platform}, "
+                    f"or write {FLASH} without a URL and let pinner pick the wheel",
+                    source=req.url,
+                )
+            )
+            continue
+        assert tags is not None
+        plan.urls[req.name] = (req.url, {**tags, "file": file})
+        plan.modes[req.name] = "url"
+
+
+def _torch_mismatch(tags: Mapping[str, str], option: Option) -> str:
+    """How a wheel's torch tags differ from a torch build ("" when they match)."""
+    cuda = variant_to_cuda(option.variant).split(".")[0]
+    abi = "TRUE" if option.release.cxx11_abi else "FALSE"
+    if tags["torch"] != option.release.minor:
+        return f"is built for torch {tags['torch']}, not {option.release.minor}"
+    if tags["cuda_major"] != cuda:
+        return f"is built for CUDA {tags['cuda_major']}, not {cuda or 'a CPU build'}"
+    if tags["abi"] != abi:
+        return f"is built with C++ ABI {tags['abi']}, torch {option.release.version} with {abi}"
+    return ""
 
 
 def _hardware_rules(plan: ExtensionPlan) -> None:

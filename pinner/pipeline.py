@@ -85,7 +85,8 @@ def with_resolution(
         if entry is None or not fresh or result.plan is None:
             out.append((target, result))
             continue
-        notes = tuple(f for f in entry.findings if f.code in ("held-back", "newer-than-knowledge"))
+        said = ("held-back", "newer-than-knowledge", "torch-bound", "sdist-only")
+        notes = tuple(f for f in entry.findings if f.code in said)
         out.append(
             (target, dataclasses.replace(result, plan=entry.plan, findings=result.findings + notes))
         )
@@ -422,7 +423,7 @@ def make_work(
         upgrade=settings.upgrade,
         offline=settings.offline,
     )
-    compare = _compare(result, settings.offline, settings.upgrade, previous)
+    compare = _compare(result, settings.offline)
     return Work(
         target=target,
         result=result,
@@ -505,11 +506,12 @@ def _replanner(
     return replan
 
 
-def _compare(result: PlanResult, offline: bool, upgrade: bool, previous: object) -> bool:
-    """Whether a comparison run can tell anything: a fresh resolution (not offline, not keeping
-    an old lock's versions) with more than one torch build to choose from."""
+def _compare(result: PlanResult, offline: bool) -> bool:
+    """Whether a comparison run can tell anything: more than one torch build to choose from,
+    and the network. (A relock that resolves to the old lock's packages keeps its notes and
+    runs no comparison; see choose.)"""
     builds = sum(len(s) for s in result.segments)
-    return not offline and (upgrade or previous is None) and builds > 1
+    return not offline and builds > 1
 
 
 def _free_job(job: Job, reqs: Requirements) -> Job | None:
@@ -517,9 +519,7 @@ def _free_job(job: Job, reqs: Requirements) -> Job | None:
     (no torch bounds, no plan constraints), for the same Python and platform."""
     from dataclasses import replace
 
-    from pinner.resolve.choose import direct_names
-
-    if not direct_names(job):
+    if not job.requirements:
         return None
     return replace(
         job,
@@ -569,6 +569,7 @@ def _resolve_parallel(
             inputs=inputs[item.target.name],
             free_job=item.free_job,
             knowledge=newest_torch,
+            keep=None if item.settings.upgrade else item.previous,
         )
 
     def work(group: list[Work]) -> None:
@@ -657,6 +658,13 @@ def _root_from(root: Path, folder: Path) -> str:
     return Path(os.path.relpath(root.resolve(), folder.resolve())).as_posix()
 
 
+def _folder(out_name: str, target: str) -> str:
+    """A target's generated folder from the project root ("" when outside the project): where
+    a Dockerfile that copies files of the project finds the target's own files."""
+    outside = Path(out_name).is_absolute() or out_name.split("/", maxsplit=1)[0] == ".."
+    return "" if outside else Path(out_name, target).as_posix()
+
+
 def _relative(path: Path, root: Path) -> str:
     from pinner.fingerprint import relative
 
@@ -742,6 +750,7 @@ def generate(
             command=regenerate_command(target.name, installer, out_name),
             lock_name=_shown(matrix.lock, matrix.root),
             root=_root_from(matrix.root, (out or matrix.out) / target.name),
+            folder=_folder(out_name, target.name),
         )
     written = write_artifacts(artifacts, out or matrix.out)
     if text:  # the lock last: a crash before this leaves the old lock, and check says so
@@ -808,6 +817,7 @@ def stale_diffs(
             source=source_name(matrix),
             command=regenerate_command(name, installer, _relative(out, matrix.root)),
             root=_root_from(matrix.root, out / name),
+            folder=_folder(_relative(out, matrix.root), name),
         )
         diffs += [s.diff for s in diff_artifacts(arts, out) if s.diff]
     return diffs

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -43,9 +44,44 @@ class InstallStep:
     command: str  # the shell command, identical in every recipe
     cache: str  # cache folder for a BuildKit cache mount, "" for none
     env: tuple[tuple[str, str], ...] = ()  # build environment, for recipes that set it apart
+    project: tuple[str, ...] = ()  # files or folders of the project the step reads (root-relative)
 
 
-def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
+# A path of the project that reaches a COPY line, a shell word and a requirements file: plain
+# segments only (no `..`, no glob or `$`, no leading `-` or `/`), or the project root itself.
+_PROJECT_PATH = re.compile(r"\.|[A-Za-z0-9_][A-Za-z0-9._+-]*(/[A-Za-z0-9_][A-Za-z0-9._+-]*)*")
+
+
+def project_files(tl: TargetLock) -> list[tuple[Pin, str]]:
+    """The locked packages that are files or folders of the project (a wheel by path, a local
+    project), each with its path relative to the project root, checked."""
+    out = []
+    for i, pin in enumerate(tl.pins):
+        if pin.source == "local":
+            path = pin.url or "."
+        elif pin.source == "url" and pin.url.startswith("file:"):
+            path = pin.url.removeprefix("file:")
+        else:
+            continue
+        if not _PROJECT_PATH.fullmatch(path):
+            msg = (
+                f"target {tl.plan.target.name}: packages[{i}] ({pin.name}): {path!r} is not a "
+                "plain path inside the project (letters, digits, `._+-` and `/`, no `..`); "
+                "rename it so the recipes can copy it, and lock again"
+            )
+            raise ConfigError(msg)
+        out.append((pin, path))
+    return out
+
+
+def from_target(path: str, root: str) -> str:
+    """A project path as seen from the target's folder (`root` is the project root from there),
+    in a form pip reads as a path, never as a package name."""
+    found = posixpath.normpath(posixpath.join(root, path))
+    return found if found.startswith(("../", "./", "/")) or found == ".." else "./" + found
+
+
+def install_steps(tl: TargetLock, installer: str, root: str = "../..") -> list[InstallStep]:
     plan = tl.plan
     pip = "python -m pip install" if installer == "pip" else "uv pip install"
     cache = "/root/.cache/pip" if installer == "pip" else "/root/.cache/uv"
@@ -60,6 +96,7 @@ def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
     # uv's hash-checking mode wants a hash for every package of the resolution, the installed
     # torch layer included (pip skips installed ones): uv reads the hashed torch layer again.
     again = "" if installer == "pip" else " -r torch-requirements.txt"
+    files = project_files(tl)
     steps = [
         InstallStep(
             layer="torch",
@@ -80,10 +117,28 @@ def install_steps(tl: TargetLock, installer: str) -> list[InstallStep]:
             files=("constraints.txt", "requirements.txt"),
             command=f"{pip}{_no_deps(tl)} --require-hashes -c constraints.txt{again} -r requirements.txt",
             cache=cache,
+            project=tuple(
+                path for pin, path in files if pin.source == "url" and pin.layer != "extension"
+            ),
         ),
     ]
     if plan.extensions:
         steps.append(_extension_step(tl, pip, cache))
+    local = [(pin, path) for pin, path in files if pin.source == "local"]
+    if local:
+        steps.append(
+            InstallStep(
+                layer="project",
+                title="the project: " + ", ".join(pin.name for pin, _ in local),
+                why="last, --no-deps: its dependencies are locked and installed above; a folder "
+                "has no hash to check (its build backend comes from the configured index)",
+                files=(),
+                command=f"{pip} --no-deps "
+                + " ".join(safe.shell(from_target(path, root)) for _, path in local),
+                cache=cache,
+                project=tuple(path for _, path in local),
+            )
+        )
     steps.append(
         InstallStep(
             layer="verify",
@@ -151,15 +206,17 @@ def requirement_line(pin: Pin, root: str = "../..") -> str:
     or, for a file of the project, by its path from the target's folder (where the recipes run:
     `root` is the project root seen from there)."""
     if pin.source == "url" and pin.url.startswith("file:"):
-        path = posixpath.normpath(posixpath.join(root, pin.url.removeprefix("file:")))
-        return path if path.startswith(("../", "./", "/")) else "./" + path
+        return from_target(pin.url.removeprefix("file:"), root)
     if pin.source == "url" and pin.url and pin.layer != "extension":
         return f"{pin.name} @ {pin.url}"
     return f"{pin.name}=={pin.version}"
 
 
-def context(tl: TargetLock, installer: str) -> dict[str, Any]:
-    """Everything the templates see."""
+def context(
+    tl: TargetLock, installer: str, root: str = "../..", folder: str | None = None
+) -> dict[str, Any]:
+    """Everything the templates see. `root` is the project root from the target's folder;
+    `folder` the target's folder from the project root ("" when outside the project)."""
     from pinner.knowledge import load_knowledge
     from pinner.registry import pinned
 
@@ -170,7 +227,10 @@ def context(tl: TargetLock, installer: str) -> dict[str, Any]:
     for pin in installable:  # a local project is the user's own to install: not hashable here
         layers[pin.layer].append(pin)
     source_apt = list(plan.apt)
+    steps = install_steps(tl, installer, root)
+    folder = f"pinned/{plan.target.name}" if folder is None else folder
     return {
+        **_build_context(tl, steps, root, folder),
         "plan": plan,
         "target": plan.target,
         "installer": installer,
@@ -178,7 +238,7 @@ def context(tl: TargetLock, installer: str) -> dict[str, Any]:
         "torch_layer": layers["torch"],
         "main_layer": layers["main"] + layers["build"],
         "extension_pins": {p.name: p for p in layers["extension"]},
-        "steps": install_steps(tl, installer),
+        "steps": steps,
         "apt": source_apt,
         "env": list(plan.env),
         "base_image": pinned(plan.base_image, plan.images) if plan.base_image else "",
@@ -186,6 +246,39 @@ def context(tl: TargetLock, installer: str) -> dict[str, Any]:
         "expected_json": Block(json.dumps(verify.expected_from_lock(tl), indent=1, sort_keys=True)),
         "checks_source": Block(verify.source_text()),
         "has_source_builds": any(e.strategy == "source" for e in plan.extensions),
+    }
+
+
+def _build_context(
+    tl: TargetLock, steps: list[InstallStep], root: str, folder: str
+) -> dict[str, Any]:
+    """Where the recipes build: the target's folder, or, when a step reads files of the project
+    (a wheel by path, a local project), the project root, with the target's files copied from
+    `folder` and the project's kept at their paths under /opt/project."""
+    paths = [p for s in steps for p in s.project]
+    if paths and not (_PROJECT_PATH.fullmatch(folder) and folder != "."):
+        msg = (
+            f"target {tl.plan.target.name}: the recipes copy files of the project "
+            f"({', '.join(paths)}), so they build from the project root, and the generated "
+            f"folder must be a plain path inside it (it is {folder or 'outside the project'!r}); "
+            "generate into the project (--out inside it)"
+        )
+        raise ConfigError(msg)
+    prefix = f"{folder}/" if paths else ""
+    return {
+        "project_paths": paths,
+        "folder": folder,
+        "root": root,
+        "workdir": f"/opt/project/{folder}" if paths else "/opt/pinner",
+        "copies": [
+            {
+                "files": " ".join(prefix + f for f in s.files),
+                "project": [
+                    (p, "/opt/project/" if p == "." else f"/opt/project/{p}") for p in s.project
+                ],
+            }
+            for s in steps
+        ],
     }
 
 
@@ -227,6 +320,9 @@ def environment(folders: list[Path]) -> jinja2.sandbox.ImmutableSandboxedEnviron
     env.filters["pyrepr"] = safe.python_literal
     env.filters["pydoc"] = safe.pydoc
     env.filters["comment"] = safe.comment
+    env.filters["modal_path"] = lambda path: safe.shell(
+        "/opt/project" if path == "." else f"/opt/project/{path}"
+    )
     return env
 
 
@@ -275,10 +371,12 @@ def render_target(
     command: str = "",
     lock_name: str = "pinner.lock",
     root: str = "../..",
+    folder: str | None = None,
 ) -> tuple[Artifact, ...]:
     """Every artifact of one target; `section` is the target's raw text in pinner.lock;
     `command` is how the header says to regenerate (default: `pinner generate --target X`);
-    `root` is the project root as a path from the target's output folder (pylock.toml's paths)."""
+    `root` is the project root as a path from the target's output folder (pylock.toml's paths),
+    `folder` that folder from the project root ("" outside it; default pinned/<target>)."""
     from pinner.output import ARTIFACTS
     from pinner.safety import check_target_lock
 
@@ -286,7 +384,7 @@ def render_target(
     folders = template_folders(templates)
     env = environment(folders)
     env.filters["requirement"] = functools.partial(requirement_line, root=root)
-    ctx = context(tl, installer)
+    ctx = context(tl, installer, root, folder)
     inputs = fingerprint.artifact_inputs(section, fingerprint.templates_digest(folders), installer)
     name = tl.plan.target.name
     command = command or fingerprint.regenerate_command(name, installer)

@@ -120,13 +120,6 @@ def test_release_pinning_torch_takes_the_newest_one_with_a_fitting_build(
     assert "held back: fakevllm" in resolution["why"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a relock keeps the old lock's versions and so skips the comparison run "
-    "(pipeline._compare needs `previous is None` or --upgrade): the second `pinner lock` drops "
-    "the held-back finding and '; held back: fakevllm' from the resolution step, so the lock "
-    "changes without any input changing and the warning is gone (it returns with --upgrade)",
-)
 def test_relock_keeps_the_held_back_note_and_is_byte_identical(
     tmp_path: Path, graph: LocalIndex, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Run]
 ) -> None:
@@ -209,13 +202,6 @@ def test_upper_bound_on_torch_wins_over_the_newest_torch(
 # --- two direct requirements that bound torch against each other --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 (2.): within one segment uv's own priorities decide between two direct "
-    "requirements; choose() compares only with the comparison run (which takes fakevllm 3.0 "
-    "and fakeunsloth 1.0), so file order is not applied: fakeunsloth listed first still gets "
-    "1.0 beside fakevllm 2.0 and torch 2.13.0+cpu",
-)
 def test_file_order_decides_between_two_direct_requirements(
     tmp_path: Path, graph: LocalIndex, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Run]
 ) -> None:
@@ -226,15 +212,17 @@ def test_file_order_decides_between_two_direct_requirements(
     assert result.code == 0, result.err
     pins = versions(project)
     assert (pins["fakeunsloth"], pins["fakevllm"], pins["torch"]) == ("2.0", "1.0", "2.12.0+cpu")
+    # the lock records the choice: the run that asked for the earlier requirement's newest
+    why = step(project, "resolution")["why"]
+    assert "asking fakeunsloth>=2.0: chose torch 2.12.0+cpu" in why, why
+    held = {f["message"].split()[0]: f["message"] for f in findings(project)}
+    assert held["fakevllm"].startswith("fakevllm stays at 1.0: fakevllm 3.0 requires torch==2.99.0")
+    # a relock keeps the versions, the recorded choice and the notes, byte for byte
+    first = project.lock.read_text(encoding="utf-8")
+    assert cli("lock").code == 0
+    assert project.lock.read_text(encoding="utf-8") == first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 (2., no silent fallback): held_back() compares the lock only with the "
-    "comparison run, which holds fakeunsloth at 1.0 too (beside fakevllm 3.0), not with the "
-    "newest release installable on the target: fakeunsloth 2.0 (torch<2.13, 2.12.0+cpu fits) "
-    "is held back without a finding",
-)
 def test_direct_requirement_held_back_by_an_earlier_one_is_said(
     tmp_path: Path, graph: LocalIndex, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Run]
 ) -> None:
@@ -248,6 +236,12 @@ def test_direct_requirement_held_back_by_an_earlier_one_is_said(
     held = {f["message"].split()[0]: f["message"] for f in findings(project)}
     assert "fakevllm" in held
     assert held["fakeunsloth"].startswith("fakeunsloth stays at 1.0: fakeunsloth 2.0 requires")
+    assert (
+        "which the locked torch 2.13.0+cpu (required by fakevllm) does not meet"
+        in (held["fakeunsloth"])
+    )
+    why = step(project, "resolution")["why"]
+    assert "asking fakeunsloth>=2.0: no solution" in why, why
 
 
 # --- another segment: the newest direct requirement needs a torch of another segment ----------
@@ -277,13 +271,6 @@ def test_held_back_requirement_is_taken_from_another_segment(
     assert not [f for f in findings(project, "h100") if f["code"] == "held-back"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="choose() tries at most TRIES=4 segments in preference order and runs the comparison "
-    "run only after one succeeds (and never for exact pins): segments 1-3 ([2.6.0+cu126], "
-    "[2.6.0+cu124], [2.6.0+cu118]) fail like [2.6.0], so [2.5.1 .. 2.5.0] (index 4), the one "
-    "segment that serves fakeold==2.0, is never tried and the lock fails although it has a solution",
-)
 def test_exact_pin_that_only_another_segment_serves_is_found(
     tmp_path: Path, graph: LocalIndex, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Run]
 ) -> None:
@@ -464,13 +451,6 @@ def test_wheel_inside_the_project_is_locked_relative_to_the_project(
     ).is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 (3.): a wheel inside the project is rendered into pinned/<target>/"
-    "requirements.txt as ../../wheels/bare_wheel-1.5-py3-none-any.whl, but the Dockerfile (whose "
-    "context is pinned/<target>/) never COPYs it, so `pip install -r requirements.txt` in the "
-    "image cannot find the file",
-)
 def test_wheel_inside_the_project_is_copied_by_the_dockerfile(
     tmp_path: Path,
     graph: LocalIndex,
@@ -489,7 +469,14 @@ def test_wheel_inside_the_project_is_copied_by_the_dockerfile(
     assert "bare_wheel-1.5-py3-none-any.whl" in rendered
     dockerfile = project.read("pinned/cpu/Dockerfile")
     copies = [x for x in dockerfile.splitlines() if x.startswith(("COPY", "ADD"))]
-    assert any("bare_wheel-1.5-py3-none-any.whl" in x or "wheels" in x for x in copies), copies
+    wheel = "wheels/bare_wheel-1.5-py3-none-any.whl"
+    assert f"COPY {wheel} /opt/project/{wheel}" in copies, copies
+    # built from the project root, the target's files from their folder, run where the
+    # requirements' relative path (../../wheels/...) reaches the copied wheel
+    assert "COPY pinned/cpu/constraints.txt pinned/cpu/requirements.txt ./" in copies, copies
+    assert "WORKDIR /opt/project/pinned/cpu" in dockerfile
+    assert "docker build -f pinned/cpu/Dockerfile -t cpu ." in dockerfile
+    assert (project.root / wheel).is_file()
 
 
 # --- the files pass: every file of a chosen version an installer on the target may pick ----------

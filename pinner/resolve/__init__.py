@@ -66,6 +66,7 @@ class Job:
     hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the user's --hash values per name
     timeout: float = 0.0  # seconds for the whole engine run, 0 for none
     files_pass: bool = True  # list every file an installer may pick (off for comparison runs)
+    no_deps: bool = False  # each requirement alone: its newest release installable on the target
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -312,7 +313,9 @@ def resolve_target(
             ),
         )
     _check_answer(plan, job, pins)
-    return assemble(plan, job, pins, inputs)
+    from pinner.resolve.bound import answer_findings
+
+    return replace(assemble(plan, job, pins, inputs), findings=answer_findings(plan, pins))
 
 
 PLAN_VIA = "pinner plan"

@@ -22,11 +22,15 @@ from pinner.resolve import canonical, resolve_target
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from packaging.specifiers import SpecifierSet
+
     from pinner.model import Pin, Plan, PlanResult, Severity, TargetLock
     from pinner.resolve import Job, ResolvedPin, Resolver
 
 TRIES = 4  # segments tried when the preferred ones fail
+RAISES = 4  # direct requirements raised in file order (one resolver run each)
 FAMILY = ("torch", "torchvision", "torchaudio")
+NOTES = ("held-back", "newer-than-knowledge")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Tried:
     segment: tuple[str, ...]
     torch: str  # what the resolver chose, "" when it failed
     error: str
+    asked: str = ""  # a direct requirement raised in file order ("fakeunsloth>=2.0")
 
 
 def choose(
@@ -45,69 +50,113 @@ def choose(
     inputs: str,
     free_job: Job | None,
     knowledge: tuple[str, str] = ("", ""),
+    keep: TargetLock | None = None,
 ) -> TargetLock:
+    """The target's lock from the segment that serves the requirements best. `free_job` is the
+    comparison run (None where it cannot tell anything); `keep` the previous lock entry on a
+    relock without --upgrade: when the resolution is the same, so are its choice and notes."""
     plan = result.plan
     assert plan is not None
     segments = result.segments or ((plan.torch.pin,),)
     tried: list[Tried] = []
 
-    def attempt(index: int) -> TargetLock | None:
+    def attempt(index: int, floors: tuple[str, ...] = ()) -> TargetLock | None:
         segment = segments[index]
+        asked = floors[-1] if floors else ""
         try:
             start = plan if index == 0 else replan(segment[0])
-            locked = resolve_target(resolver, start, make_job(start, segment), inputs, replan)
+            job = make_job(start, segment)
+            if floors:
+                job = replace(job, constraints=(*job.constraints, *floors))
+            locked = resolve_target(resolver, start, job, inputs, replan)
         except ResolveError as e:
-            tried.append(Tried(segment, "", str(e)))
+            tried.append(Tried(segment, "", str(e), asked))
             return None
         except PinnerError as e:  # another index that cannot be reached: the first error stands
-            if index == 0:
+            if index == 0 and not floors:
                 raise
-            tried.append(Tried(segment, "", str(e)))
+            tried.append(Tried(segment, "", str(e), asked))
             return None
-        tried.append(Tried(segment, locked.plan.torch.pin, ""))
+        tried.append(Tried(segment, locked.plan.torch.pin, "", asked))
         return locked
 
-    best = None
+    best, at = None, -1
     for index in range(min(len(segments), TRIES)):
         best = attempt(index)
         if best is not None:
+            at = index
             break
+    if best is not None and keep is not None:
+        kept = _kept(best, keep)
+        if kept is not None:
+            return kept
+    direct = direct_names(free_job) if free_job is not None else []
     free: tuple[ResolvedPin, ...] = ()
-    if free_job is not None:
-        try:
-            free = resolver.resolve(free_job)
-        except PinnerError:
-            free = ()  # the requirements fail even without pinner's bounds: nothing to compare
-    if best is None:  # the segment holding the torch the graph wants, when not tried yet
-        wanted = _segment_of(segments, _version(free, "torch"))
-        if wanted is not None and all(t.segment != segments[wanted] for t in tried):
-            best = attempt(wanted)
+    alone: tuple[ResolvedPin, ...] = ()
+    if free_job is not None and (best is None or direct):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:  # both runs at once: one wait, not two
+            later = pool.submit(_alone, resolver, free_job, direct) if direct else None
+            try:
+                free = resolver.resolve(free_job)
+            except PinnerError:
+                free = ()  # the requirements fail even without pinner's bounds: nothing to compare
+            alone = later.result() if later is not None else ()
+    wanted = _segment_of(segments, _version(free, "torch"))
+    if best is None and wanted is not None and all(t.segment != segments[wanted] for t in tried):
+        best = attempt(wanted)  # the segment holding the torch the graph wants (an exact pin)
+        at = wanted
     if best is None:
         first = tried[0].error
         more = f"\n  tried {len(tried)} segments of fitting torch builds" if len(tried) > 1 else ""
         raise ResolveError(first + more)
-    held: list[tuple[str, str, str]] = []
-    if free_job is not None:
-        held = held_back(best, free, free_job)
-        target = _segment_of(segments, _version(free, "torch"))
-        if held and target is not None and all(t.segment != segments[target] for t in tried):
-            alternative = attempt(target)
-            if alternative is not None and _better(alternative, best, free, free_job):
-                best = alternative
-                held = held_back(best, free, free_job)
-    notes = [
-        _held_note(best, name, locked, newest, free, segments) for name, locked, newest in held
-    ]
+    newest = _newest(free, alone, direct)
+    held = held_back(best, newest, direct)
+    if held and wanted is not None and all(t.segment != segments[wanted] for t in tried):
+        alternative = attempt(wanted)
+        if alternative is not None and _better(alternative, best, direct):
+            best, at = alternative, wanted
+    best = _raise_in_order(best, at, newest, direct, attempt)
+    held = held_back(best, newest, direct)
+    notes = [_held_note(best, name, have, newest[name], free, segments) for name, have, _ in held]
     newer = _newer_torch(best, _version(free, "torch"), _file_of(free, "torch"), *knowledge)
     if newer is not None:
         notes.append(newer)
-    elif free_job is not None and _torch_lower(best, free):
+    elif direct and _torch_lower(best, free):
         notes.append(_torch_note(best, _version(free, "torch"), segments, _file_of(free, "torch")))
     step = _step(best, segments, tried, held)
     plan_steps = (*best.plan.steps, step)
     return replace(
         best, plan=replace(best.plan, steps=plan_steps), findings=(*best.findings, *notes)
     )
+
+
+def _kept(locked: TargetLock, previous: TargetLock) -> TargetLock | None:
+    """A relock of unchanged inputs that resolved to the previous entry's packages keeps that
+    entry's resolution step and notes (held back, newer than the knowledge): nothing they say
+    has changed, and the comparison runs that found them are not run again. None when an input
+    or a package moved: then the comparison runs again."""
+    from pinner.lint import lint_lock
+
+    same = {(p.name, p.version) for p in locked.pins} == {
+        (p.name, p.version) for p in previous.pins
+    }
+    steps = [s for s in previous.plan.steps if s.topic == "resolution"]
+    unchanged = previous.inputs == locked.inputs and locked.plan.torch == previous.plan.torch
+    if not same or not unchanged or len(steps) != 1:
+        return None
+    linted = set(lint_lock(previous))  # added again to every lock entry
+    notes = tuple(f for f in previous.findings if f.code in NOTES and f not in linted)
+    return replace(
+        locked,
+        plan=replace(locked.plan, steps=(*locked.plan.steps, steps[0])),
+        findings=(*locked.findings, *notes),
+    )
+
+
+def _name_of(text: str) -> str:
+    return canonical(_req_name(text))
 
 
 def direct_names(job: Job) -> list[str]:
@@ -118,43 +167,104 @@ def direct_names(job: Job) -> list[str]:
         head = text.split(";")[0]
         if "@" in head or "==" in head:
             continue
-        name = canonical(head.split("[")[0].split("<")[0].split(">")[0].split("=")[0]
-                         .split("!")[0].split("~")[0].strip())  # fmt: skip
+        name = _name_of(text)
         if name not in FAMILY and name not in out:
             out.append(name)
     return out
 
 
-def held_back(
-    locked: TargetLock, free: Sequence[ResolvedPin], free_job: Job
-) -> list[tuple[str, str, str]]:
-    """(name, locked version, what the comparison run took) of each direct requirement the lock
-    holds below the comparison run."""
-    from packaging.version import InvalidVersion, Version
+def _alone(resolver: Resolver, free_job: Job, direct: list[str]) -> tuple[ResolvedPin, ...]:
+    """The newest release of each direct requirement installable on the target (a file for its
+    Python and platform, within the user's range): each requirement resolved alone, without its
+    dependencies. () where the engine cannot (pip-compile has no --no-deps) or the run fails."""
+    if resolver.name != "uv":
+        return ()
+    job = replace(
+        free_job,
+        requirements=tuple(t for t in free_job.requirements if _name_of(t) in direct),
+        roots=tuple(r for r in free_job.roots if r[0] in direct),
+        urls=(),
+        no_deps=True,
+    )
+    try:
+        return resolver.resolve(job)
+    except PinnerError:
+        return ()
 
-    have = {p.name: p.version for p in locked.pins}
-    other = {p.name: p.version for p in free}
-    out = []
-    for name in direct_names(free_job):
-        if name in have and name in other:
-            try:
-                if Version(other[name]) > Version(have[name]):
-                    out.append((name, have[name], other[name]))
-            except InvalidVersion:
-                continue
+
+def _newest(
+    free: Sequence[ResolvedPin], alone: Sequence[ResolvedPin], direct: list[str]
+) -> dict[str, ResolvedPin]:
+    """Per direct requirement, the newer of what it takes alone and what the comparison run
+    took."""
+    out = {p.name: p for p in free if p.name in direct}
+    for pin in alone:
+        if pin.name in direct and (
+            pin.name not in out or _newer(pin.version, out[pin.name].version)
+        ):
+            out[pin.name] = pin
     return out
 
 
-def _better(new: TargetLock, old: TargetLock, free: Sequence[ResolvedPin], job: Job) -> bool:
-    """Newer direct requirements win, in file order; then the newer torch."""
-    from packaging.version import Version
+def held_back(
+    locked: TargetLock, newest: dict[str, ResolvedPin], direct: Sequence[str]
+) -> list[tuple[str, str, str]]:
+    """(name, locked version, newest installable version) of each direct requirement the lock
+    holds below its newest release installable on the target, in file order."""
+    have = {p.name: p.version for p in locked.pins}
+    return [
+        (name, have[name], newest[name].version)
+        for name in direct
+        if name in have and name in newest and _newer(newest[name].version, have[name])
+    ]
 
+
+def _newer(a: str, b: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) > Version(b)
+    except InvalidVersion:
+        return False
+
+
+def _raise_in_order(
+    best: TargetLock,
+    at: int,
+    newest: dict[str, ResolvedPin],
+    direct: Sequence[str],
+    attempt: Callable[[int, tuple[str, ...]], TargetLock | None],
+) -> TargetLock:
+    """Between two direct requirements, file order decides: each one held below its newest
+    release is asked for it (in the segment chosen), the ones listed before it kept at least
+    where they are. A raise that has no solution leaves the lock as it was (and a note)."""
+    floors: tuple[str, ...] = ()
+    raises = 0
+    for name in direct:
+        have = {p.name: p.version for p in best.pins}
+        if name not in have:
+            continue
+        if name in newest and _newer(newest[name].version, have[name]) and raises < RAISES:
+            raises += 1
+            trial = attempt(at, (*floors, f"{name}>={_plain(newest[name].version)}"))
+            if trial is not None:
+                best = trial
+                have = {p.name: p.version for p in best.pins}
+        floors = (*floors, f"{name}>={_plain(have[name])}")
+    return best
+
+
+def _plain(version: str) -> str:
+    return version.split("+", maxsplit=1)[0]
+
+
+def _better(new: TargetLock, old: TargetLock, direct: Sequence[str]) -> bool:
+    """Newer direct requirements win, in file order; then the newer torch."""
     a = {p.name: p.version for p in new.pins}
     b = {p.name: p.version for p in old.pins}
-    for name in direct_names(job):
+    for name in direct:
         if name in a and name in b and a[name] != b[name]:
-            return Version(a[name]) > Version(b[name])
-    del free
+            return _newer(a[name], b[name])
     return False
 
 
@@ -176,23 +286,32 @@ def _held_note(
     locked: TargetLock,
     name: str,
     version: str,
-    newest: str,
+    newest: ResolvedPin,
     free: Sequence[ResolvedPin],
     segments: Sequence[tuple[str, ...]],
 ) -> Finding:
-    """What held `name` back, from the Requires-Dist of the release the comparison run took."""
-    requires = next((p.requires for p in free if p.name == name), ())
-    moved = {p.name for p in locked.pins if _version(free, p.name) not in ("", p.version)}
-    bound = [r for r in requires if canonical(_req_name(r)) in (*FAMILY, *moved)]
-    torch = _version(free, "torch")
-    if bound:
-        why = f"{name} {newest} requires {bound[0].split(';')[0].strip()}"
+    """What held `name` back: the first Requires-Dist of its newest release that the lock does
+    not meet, and why it cannot be met."""
+    conflict = _conflict(locked, newest)
+    if conflict is None:
+        why = f"{name} {newest.version} needs versions pinner's plan does not allow"
     else:
-        why = f"{name} {newest} needs versions pinner's plan does not allow"
-    if torch and _segment_of(segments, torch) is None:
-        why += f", and torch {torch} has no build that fits this target in pinner's knowledge"
-    elif torch:
-        why += f" (torch {torch}), but newer direct requirements listed earlier won"
+        text, other, spec = conflict
+        why = f"{name} {newest.version} requires {text}"
+        torch = _version(free, "torch")
+        if other == "torch" and not _fits(spec, segments):
+            if torch and spec.contains(_plain(torch), prereleases=True):
+                why += (
+                    f", and torch {torch} has no build that fits this target in pinner's knowledge"
+                )
+            else:
+                why += ", and no torch build that fits this target in pinner's knowledge matches it"
+        elif other == "torch":
+            holders = [v for v in _pin(locked, "torch").via if v not in (name, "pinner plan")]
+            by = f" (required by {', '.join(holders)})" if holders else ""
+            why += f", which the locked torch {locked.plan.torch.pin}{by} does not meet"
+        else:
+            why += f", which the locked {other} {_pin(locked, other).version} does not meet"
     return Finding(
         target=locked.plan.target.name,
         severity="warning",
@@ -200,8 +319,40 @@ def _held_note(
         message=f"{name} stays at {version}: {why}",
         fix=f"see `pinner explain --target {locked.plan.target.name}`; pin {name} to silence this, "
         "or allow another GPU/CUDA/Python for the newer release",
-        source=_file_of(free, name),
+        source=next((f.name for f in newest.files if f.name), "") or _file_of(free, name),
     )
+
+
+def _conflict(locked: TargetLock, release: ResolvedPin) -> tuple[str, str, SpecifierSet] | None:
+    """(requirement text, name, specifier) of the first Requires-Dist of `release` (for the
+    target's Python and platform) that the locked version of its package does not meet."""
+    from packaging.requirements import InvalidRequirement
+    from packaging.requirements import Requirement as Parsed
+
+    from pinner.requirements import marker_environment
+
+    target = locked.plan.target
+    env = {**marker_environment(target.python, target.platform), "extra": ""}
+    have = {p.name: p.version for p in locked.pins} | {"torch": locked.plan.torch.version}
+    for text in release.requires:
+        try:
+            parsed = Parsed(text)
+        except InvalidRequirement:
+            continue
+        name = canonical(parsed.name)
+        if parsed.marker is not None and not parsed.marker.evaluate(env):
+            continue
+        if name in have and not parsed.specifier.contains(_plain(have[name]), prereleases=True):
+            return text.split(";")[0].strip(), name, parsed.specifier
+    return None
+
+
+def _fits(spec: SpecifierSet, segments: Sequence[tuple[str, ...]]) -> bool:
+    return any(spec.contains(_plain(pin), prereleases=True) for s in segments for pin in s)
+
+
+def _pin(locked: TargetLock, name: str) -> Pin:
+    return next(p for p in locked.pins if p.name == name)
 
 
 def _newer_torch(
@@ -282,7 +433,10 @@ def _step(
 ) -> Step:
     torch = locked.plan.torch.pin
     parts = [
-        f"{_describe(t.segment)}: " + (f"chose torch {t.torch}" if t.torch else "no solution")
+        _describe(t.segment)
+        + (f" asking {t.asked}" if t.asked else "")
+        + ": "
+        + (f"chose torch {t.torch}" if t.torch else "no solution")
         for t in tried
     ]
     bound = [p.name for p in locked.pins if p.name != "torch" and _requires_torch(locked, p.name)]
