@@ -3,6 +3,7 @@ computes them on every commit, so this module must stay cheap to import and run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -64,6 +65,14 @@ def target_inputs(target: Mapping[str, Any], root: Path, knowledge_digest: str) 
     """Fingerprint of everything a target's lock is computed from: its matrix table (defaults
     merged), the contents of its requirements files (and those they include), the knowledge and
     the pinner version."""
+    return input_digests(target, root, knowledge_digest)[0]
+
+
+def input_digests(
+    target: Mapping[str, Any], root: Path, knowledge_digest: str, as_of: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """(the target's combined input fingerprint, one digest per input): what the lock head keeps
+    so `check` can name the input that changed. The files are read once for both."""
     from pinner.requirements import files_of
 
     # where a table sits is no input; keys added later count only when set, so locks made
@@ -75,14 +84,72 @@ def target_inputs(target: Mapping[str, Any], root: Path, knowledge_digest: str) 
     }
     h = hashlib.sha256()
     h.update(json.dumps(fields, sort_keys=True).encode())
+    files: dict[str, str] = {}
     for path in files_of([(root / r).resolve() for r in target["requirements"]]):
         try:
             shown = path.relative_to(root.resolve()).as_posix()
         except ValueError:
             shown = path.as_posix()
-        h.update(b"\0" + shown.encode() + b"\0" + path.read_bytes())
+        data = path.read_bytes()
+        files[shown] = sha256(data)
+        h.update(b"\0" + shown.encode() + b"\0" + data)
     h.update(f"\0knowledge={knowledge_digest}\0pinner={__version__}".encode())
-    return "sha256:" + h.hexdigest()
+    table = {k: v for k, v in fields.items() if k != "torch_index_url"}
+    parts: dict[str, Any] = {
+        "matrix": sha256(json.dumps(table, sort_keys=True)),
+        "torch-index-url": str(fields.get("torch_index_url", "")),
+        "requirements": files,
+        "knowledge": knowledge_digest,
+        "knowledge-as-of": as_of or knowledge_as_of(),
+        "pinner": __version__,
+    }
+    return "sha256:" + h.hexdigest(), parts
+
+
+@functools.lru_cache(maxsize=1)
+def knowledge_as_of() -> str:
+    """The knowledge date (the oldest file's `as_of`), read without parsing TOML."""
+    import re
+
+    dates = []
+    for name in KNOWLEDGE_FILES:
+        text = (KNOWLEDGE / name).read_text(encoding="utf-8")
+        found = re.search(r'^as_of = "([^"]+)"', text, re.MULTILINE)
+        if found:
+            dates.append(found.group(1))
+    return min(dates, default="")
+
+
+def changed_inputs(
+    recorded: Mapping[str, Any], current: Mapping[str, Any], source: str
+) -> list[str]:
+    """What changed between the input digests a lock entry records and the current ones, in
+    words; [] when they agree. `source` names the matrix file."""
+    said: list[str] = []
+    if recorded.get("matrix") != current["matrix"]:
+        said.append(f"its matrix table in {source} changed")
+    before, now = recorded.get("torch-index-url"), current["torch-index-url"]
+    if before != now:
+        said.append(f"torch-index-url changed ({before or 'unset'} -> {now})")
+    old = recorded.get("requirements")
+    old_files: Mapping[str, Any] = old if isinstance(old, Mapping) else {}
+    new_files: Mapping[str, str] = current["requirements"]
+    for path in sorted(set(old_files) | set(new_files)):
+        if path not in new_files:
+            said.append(f"{path} is no longer read")
+        elif path not in old_files:
+            said.append(f"{path} is new")
+        elif old_files[path] != new_files[path]:
+            said.append(f"{path} changed")
+    if recorded.get("knowledge") != current["knowledge"]:
+        then, now = recorded.get("knowledge-as-of", "?"), current["knowledge-as-of"]
+        dates = f"as of {then} -> {now}" if then != now else f"same date {now}, new content"
+        said.append(f"pinner's knowledge changed ({dates})")
+    if recorded.get("pinner") != current["pinner"]:
+        said.append(
+            f"pinner version changed ({recorded.get('pinner', '?')} -> {current['pinner']})"
+        )
+    return said
 
 
 def lock_sections(text: str) -> dict[str, str]:
@@ -105,6 +172,87 @@ def artifact_inputs(section: str, templates_digest: str, installer: str) -> str:
     """Fingerprint of what a rendered file is made from: its target's lock section, the
     templates, the installer and the pinner version."""
     return sha256(f"{section}\0templates={templates_digest}\0installer={installer}\0{__version__}")
+
+
+def file_inputs(fields: str, template: str, installer: str) -> str:
+    """Fingerprint of what one rendered file is made from: the digest of the lock fields it
+    renders (the lock head keeps it, see `render_digests`), its template and the renderer's code,
+    the installer and the pinner version. A change elsewhere in the lock leaves it alone."""
+    return sha256(f"{fields}\0template={template}\0installer={installer}\0{__version__}")
+
+
+# What each generated file renders from: groups of its target's lock entry (see `render_digests`).
+# A file rendered from a template of the project's own renders from the whole section.
+RENDERS_FROM: dict[str, tuple[str, ...]] = {
+    "constraints.txt": ("target", "pins"),
+    "torch-requirements.txt": ("plan", "steps", "pins:torch"),
+    "requirements.txt": ("target", "pins:main"),
+    "extensions.txt": ("plan", "pins:extension"),
+    "Dockerfile": ("plan", "steps"),
+    "install.sh": ("plan", "steps"),
+    "modal_image.py": ("plan", "steps"),
+    "verify_env.py": ("plan", "pins"),
+    "pylock.toml": ("plan", "pins", "indexes"),
+    "sbom.cdx.json": ("section",),  # its serial number is derived from the section
+}
+
+
+def render_digests(entry: Mapping[str, Any], section: str) -> dict[str, str]:
+    """The digest of what each file renders from, for a target's lock entry (the TargetLock as
+    plain data) and its raw section text; `section` is the digest of the whole section."""
+    plan = entry["plan"]
+    pins = sorted(entry["pins"], key=lambda p: str(p["name"]))
+
+    def layer(*names: str) -> list[Any]:
+        return [p for p in pins if p["layer"] in names]
+
+    groups: dict[str, Any] = {
+        "target": plan["target"],
+        "plan": plan,
+        "pins": pins,
+        "pins:torch": layer("torch"),
+        "pins:main": layer("main", "build"),
+        "pins:extension": layer("extension"),
+        # what the install steps read from the packages besides the plan
+        "steps": {
+            "main": [p["name"] for p in layer("main", "build")],
+            "build": [p["name"] for p in layer("build")],
+            "extension": layer("extension"),
+        },
+        "indexes": [list(i) for i in entry.get("indexes", ())],
+    }
+    whole = sha256(section)
+    out = {"section": whole}
+    for file, uses in RENDERS_FROM.items():
+        data = {use: groups[use] for use in uses if use != "section"}
+        out[file] = whole if "section" in uses else sha256(json.dumps(data, sort_keys=True))
+    return out
+
+
+def template_digests(folders: list[Path], files: tuple[str, ...]) -> dict[str, tuple[str, bool]]:
+    """For each file: (the digest of its template and the renderer's code, whether the project
+    overrides its template). The packaged folder comes last in `folders`; a project's own
+    templates may include one another, so all of them count for every file they could reach."""
+    code = hashlib.sha256()
+    for name in RENDERER:
+        code.update(name.encode() + b"\0" + (Path(__file__).parent / name).read_bytes())
+    own = hashlib.sha256()
+    for folder in folders[:-1]:
+        for path in sorted(folder.glob("*.j2")):
+            own.update(path.name.encode() + b"\0" + path.read_bytes())
+    shared = code.hexdigest() + own.hexdigest()
+    out = {}
+    for file in files:
+        h = hashlib.sha256(shared.encode())
+        overridden = False
+        for i, folder in enumerate(folders):
+            path = folder / f"{file}.j2"
+            if path.is_file():
+                h.update(b"\0" + path.read_bytes())
+                overridden = i < len(folders) - 1
+                break
+        out[file] = ("sha256:" + h.hexdigest(), overridden)
+    return out
 
 
 RENDERER = (

@@ -52,8 +52,44 @@ def sealed(pin: Pin) -> Pin:
     return dataclasses.replace(pin, digest=pin_digest(pin))
 
 
-def dump_lock(lock: LockFile, inputs: dict[str, str]) -> str:
-    """Deterministic TOML: targets sorted by name, packages by name."""
+def dump_lock(
+    lock: LockFile, inputs: dict[str, str], details: dict[str, dict[str, Any]] | None = None
+) -> str:
+    """Deterministic TOML: targets sorted by name, packages by name.
+
+    The head (everything before the first `[targets.*]` table, what `check` reads) holds
+    `[inputs]` (each target's combined input fingerprint), `[inputs-detail.<target>]` (one digest
+    per input, from `details`, so `check` can say which changed), `[renders.<target>]` (the digest
+    of its section and of what each generated file renders from) and `[generated]` last."""
+    from pinner.fingerprint import lock_sections, render_digests
+
+    body: list[str] = []
+    entries: dict[str, dict[str, Any]] = {}
+    for tl in sorted(lock.targets, key=lambda t: t.plan.target.name):
+        name = _key(tl.plan.target.name)
+        body += ["", f"[targets.{name}]"]
+        body.append("indexes = " + _inline(dict(tl.indexes)))
+        body += _emit_table(
+            f"targets.{name}",
+            {
+                "plan": dataclasses.asdict(tl.plan),
+                "findings": [dataclasses.asdict(f) for f in tl.findings],
+            },
+        )
+        pins = [sealed(pin) for pin in sorted(tl.pins, key=lambda p: p.name)]
+        entries[tl.plan.target.name] = dataclasses.asdict(dataclasses.replace(tl, pins=tuple(pins)))
+        for pin in pins:
+            body += ["", f"[[targets.{name}.packages]]"]
+            data = dataclasses.asdict(pin)
+            files = data.pop("files")
+            body += _emit_table(f"targets.{name}.packages", data, flat=True)
+            body.append(
+                "files = ["
+                + "".join(f"\n  {_inline(f)}," for f in files)
+                + ("\n]" if files else "]")
+            )
+    text = "\n".join(body) + "\n" if body else ""
+    sections = lock_sections(text)
     out = [
         HEADER,
         f"version = {FORMAT}",
@@ -63,29 +99,56 @@ def dump_lock(lock: LockFile, inputs: dict[str, str]) -> str:
         "[inputs]",
     ]
     out += [f"{_key(name)} = {_str(inputs[name])}" for name in sorted(inputs)]
+    for name, detail in sorted((details or {}).items()):
+        if name in inputs:
+            out += ["", f"[inputs-detail.{_key(name)}]"]
+            out += [f"{_key(k)} = {_value_or_table(v)}" for k, v in detail.items()]
+    for name, entry in sorted(entries.items()):
+        digests = render_digests(entry, sections.get(name, ""))
+        out += ["", f"[renders.{_key(name)}]"]
+        out += [f"{_key(k)} = {_str(v)}" for k, v in digests.items()]
     out += _generated_lines(dict(lock.generated))
-    for tl in sorted(lock.targets, key=lambda t: t.plan.target.name):
-        name = _key(tl.plan.target.name)
-        out += ["", f"[targets.{name}]"]
-        out.append("indexes = " + _inline(dict(tl.indexes)))
-        out += _emit_table(
-            f"targets.{name}",
-            {
-                "plan": dataclasses.asdict(tl.plan),
-                "findings": [dataclasses.asdict(f) for f in tl.findings],
-            },
-        )
-        for pin in sorted(tl.pins, key=lambda p: p.name):
-            out += ["", f"[[targets.{name}.packages]]"]
-            data = dataclasses.asdict(sealed(pin))
-            files = data.pop("files")
-            out += _emit_table(f"targets.{name}.packages", data, flat=True)
-            out.append(
-                "files = ["
-                + "".join(f"\n  {_inline(f)}," for f in files)
-                + ("\n]" if files else "]")
-            )
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + text
+
+
+def _value_or_table(value: Any) -> str:
+    return _inline(value) if isinstance(value, dict) else _value(value)
+
+
+def input_details(
+    written: dict[str, str],
+    current: dict[str, tuple[str, dict[str, Any]]],
+    old_lock: Path,
+) -> dict[str, dict[str, Any]]:
+    """The `[inputs-detail]` tables of a lock about to be written: the current input digests for
+    each entry made from the current inputs (`written` holds each entry's fingerprint), the ones
+    the old lock at `old_lock` recorded for an entry kept from older inputs (none when it
+    recorded none)."""
+    old: dict[str, dict[str, Any]] | None = None
+    details = {}
+    for name, fingerprint in written.items():
+        if name in current and current[name][0] == fingerprint:
+            details[name] = current[name][1]
+            continue
+        if old is None:
+            old = read_details(old_lock)
+        if name in old:
+            details[name] = old[name]
+    return details
+
+
+def read_details(path: Path) -> dict[str, dict[str, Any]]:
+    """The `[inputs-detail]` tables of the lock at `path` ({} when there is none, or an older
+    lock without them): kept for entries a new lock keeps as they are."""
+    from pinner.check import read_head_doc
+
+    doc = read_head_doc(path)
+    table = doc.get("inputs-detail", {}) if doc else {}
+    return (
+        {str(k): v for k, v in table.items() if isinstance(v, dict)}
+        if isinstance(table, dict)
+        else {}
+    )
 
 
 def _generated_lines(generated: dict[str, str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from pinner.errors import PlanError
 from pinner.matrix import load_matrix, select_targets
@@ -174,7 +174,7 @@ def lock_targets(
     import os
 
     from pinner import knowledge, lock
-    from pinner.fingerprint import target_inputs
+    from pinner.fingerprint import input_digests
     from pinner.matrix import TORCH_INDEX_ENV
     from pinner.resolve import get_resolver
     from pinner.resolve.environment import checked_url, ignored, mirror
@@ -186,9 +186,10 @@ def lock_targets(
     old = _read_old_lock(matrix.lock, upgrade=upgrade)
     old_by_name = {t.plan.target.name: t for t in old.targets} if old else {}
     digest = knowledge.digest()
-    inputs = {
-        t.name: target_inputs(dataclasses.asdict(t), matrix.root, digest) for t in matrix.targets
+    digests = {
+        t.name: input_digests(dataclasses.asdict(t), matrix.root, digest) for t in matrix.targets
     }
+    inputs = {name: both[0] for name, both in digests.items()}
     if old is not None and old.legacy:
         selected = matrix.targets  # a previous format: every entry is re-resolved, versions kept
     todo = [
@@ -245,7 +246,8 @@ def lock_targets(
     # Each entry keeps the fingerprint of the inputs it was resolved from: a kept entry whose
     # inputs have changed since stays stale for `pinner check`.
     fingerprints = {t.plan.target.name: t.inputs for t in lockfile.targets}
-    text = lock.dump_lock(lockfile, fingerprints)
+    details = lock.input_details(fingerprints, digests, matrix.lock)
+    text = lock.dump_lock(lockfile, fingerprints, details)
     if (
         write
         and lockfile.targets
@@ -619,11 +621,22 @@ def _rebind(locked: TargetLock, plan: Plan, inputs: str) -> TargetLock:
 
 def check(matrix: Matrix, out: Path | None = None) -> list[tuple[str, str, str]]:
     """Every stale thing as (path, problem, refresh command); see `pinner.check`."""
-    import dataclasses
-
     from pinner.check import stale
 
-    raw = {
+    return stale(_raw(matrix), out)
+
+
+def check_lock(matrix: Matrix, names: list[str]) -> list[tuple[str, str, str]]:
+    """What is stale in the lock itself for the named targets; see `pinner.check.lock_problems`."""
+    from pinner.check import lock_problems
+
+    return lock_problems(_raw(matrix), names)
+
+
+def _raw(matrix: Matrix) -> dict[str, Any]:
+    import dataclasses
+
+    return {
         "path": matrix.path,
         "root": matrix.root,
         "lock": matrix.lock,
@@ -631,7 +644,6 @@ def check(matrix: Matrix, out: Path | None = None) -> list[tuple[str, str, str]]
         "templates": matrix.templates,
         "targets": [dataclasses.asdict(t) for t in matrix.targets],
     }
-    return stale(raw, out)
 
 
 def source_name(matrix: Matrix) -> str:
@@ -694,9 +706,7 @@ def generate(
     selected = list(select_targets(matrix, tuple(names)))
     if frozen:
         read_lock(matrix.lock)  # every field checked first: a bad one is named (exit 2)
-        lock_name = _shown(matrix.lock, matrix.root)
-        wanted = {f"pinner lock --target {t.name}" for t in selected} | {"pinner lock"}
-        stale = [p for p in check(matrix, out) if p[0] == lock_name and p[2] in wanted]
+        stale = check_lock(matrix, [t.name for t in selected])
         if stale:
             detail = "\n".join(f"{p}: {what}\n  refresh: {cmd}" for p, what, cmd in stale)
             msg = f"--frozen: the lock does not match its inputs:\n{detail}"

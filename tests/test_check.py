@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.projects import CPU_MATRIX, Project, make_project, point_at
+from tests.support.wheels import build_wheel
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -120,13 +121,10 @@ def test_check_after_a_matrix_edit(generated: Project, cli: Callable[..., Run]) 
     assert result.code == 1
     assert problems(result) == [
         (
-            (
-                "pinner.lock: target cpu is stale (its matrix table, requirements files, "
-                "pinner's knowledge or pinner version changed)"
-            ),
-            "pinner lock --target cpu",
+            "pinner.lock: target cpu is stale: its matrix table in pinner.toml changed",
+            "pinner generate --target cpu",
         )
-    ]
+    ]  # one line for the target: its files follow the lock, with the same command
 
 
 @pytest.mark.parametrize("edited", ["requirements.in", "base.in"])
@@ -139,8 +137,11 @@ def test_check_after_a_requirements_edit(
     result = cli("check")
 
     assert result.code == 1
-    assert [cmd for _, cmd in problems(result)] == ["pinner lock --target cpu"]
-    assert "pinner.lock: target cpu is stale" in result.err
+    assert problems(result) == [
+        (f"pinner.lock: target cpu is stale: {edited} changed", "pinner generate --target cpu")
+    ]
+    assert cli("generate", "--target", "cpu").code == 0
+    assert cli("check").code == 0
 
 
 def test_check_after_a_matrix_comment_is_fresh(generated: Project, cli: Callable[..., Run]) -> None:
@@ -314,7 +315,55 @@ def test_check_finds_a_missing_file(generated: Project, cli: Callable[..., Run])
 def test_check_finds_files_out_of_date_with_the_lock(
     generated: Project, cli: Callable[..., Run]
 ) -> None:
-    """The lock changed (here its plan, as a merge might) but the files were not regenerated."""
+    """The lock moved (`pinner lock` after a requirements edit) but the files were not
+    regenerated: one line for the target, listing the files whose content would change."""
+    generated.write("requirements.in", "-r base.in\ndemo-app\nneeds-vision\n")
+    assert cli("lock").code == 0
+
+    result = cli("check")
+
+    assert result.code == 1
+    ((what, command),) = problems(result)
+    assert what.startswith("pinned/cpu/: out of date with pinner.lock: constraints.txt, ")
+    assert command == "pinner generate --target cpu"
+
+
+def test_a_one_line_bump_rewrites_only_the_files_whose_content_changed(
+    tmp_path: Path,
+    fresh_index: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+) -> None:
+    """Each file's header fingerprints what that file renders from: a version bump of one
+    requirement leaves the recipes and the torch layer byte for byte as they were."""
+    project = make_project(tmp_path / "proj", fresh_index, monkeypatch, requirements="other-app\n")
+    assert cli("generate").code == 0
+    folder = project.root / "pinned" / "cpu"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    fresh_index.add("pypi", build_wheel(tmp_path / "new", "other-app", "2.0"))
+    assert cli("lock", "--upgrade").code == 0
+
+    stale = cli("check")
+    result = cli("generate")
+
+    assert (stale.code, result.code) == (1, 0), result.text
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    changed = sorted(name for name in before if before[name] != after[name])
+    assert changed == sorted(
+        ["constraints.txt", "requirements.txt", "verify_env.py", "pylock.toml", "sbom.cdx.json"]
+    )
+    assert b"other-app==2.0" in after["requirements.txt"]
+    ((what, _),) = problems(stale)
+    assert what == (
+        "pinned/cpu/: out of date with pinner.lock: constraints.txt, requirements.txt, "
+        "verify_env.py, pylock.toml, sbom.cdx.json"
+    )
+    assert cli("check").code == 0
+
+
+def test_check_names_a_lock_section_edited_by_hand(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
     text = generated.lock.read_text()
     assert "a CPU-only build" in text
     generated.lock.write_text(text.replace("a CPU-only build", "a CPU build"))
@@ -322,10 +371,15 @@ def test_check_finds_files_out_of_date_with_the_lock(
     result = cli("check")
 
     assert result.code == 1
-    stale = problems(result)
-    assert stale
-    assert all(what.endswith(": out of date with pinner.lock") for what, _ in stale)
-    assert {cmd for _, cmd in stale} == {"pinner generate --target cpu"}
+    assert problems(result) == [
+        (
+            (
+                "pinner.lock: target cpu: its [targets.cpu] section was edited by hand (its digest "
+                "in [renders] does not match)"
+            ),
+            "pinner lock --target cpu",
+        )
+    ]
 
 
 def test_check_diff_shows_the_change(generated: Project, cli: Callable[..., Run]) -> None:
