@@ -61,7 +61,7 @@ def dump_lock(
     `[inputs]` (each target's combined input fingerprint), `[inputs-detail.<target>]` (one digest
     per input, from `details`, so `check` can say which changed), `[renders.<target>]` (the digest
     of its section and of what each generated file renders from) and `[generated]` last."""
-    from pinner.fingerprint import lock_sections, render_digests
+    from pinner.fingerprint import lock_sections
 
     body: list[str] = []
     entries: dict[str, dict[str, Any]] = {}
@@ -103,12 +103,43 @@ def dump_lock(
         if name in inputs:
             out += ["", f"[inputs-detail.{_key(name)}]"]
             out += [f"{_key(k)} = {_value_or_table(v)}" for k, v in detail.items()]
+    out += _renders_lines(entries, sections)
+    out += _generated_lines(dict(lock.generated))
+    return "\n".join(out) + "\n" + text
+
+
+def _renders_lines(entries: dict[str, dict[str, Any]], sections: dict[str, str]) -> list[str]:
+    from pinner.fingerprint import render_digests
+
+    out = []
     for name, entry in sorted(entries.items()):
         digests = render_digests(entry, sections.get(name, ""))
         out += ["", f"[renders.{_key(name)}]"]
         out += [f"{_key(k)} = {_str(v)}" for k, v in digests.items()]
-    out += _generated_lines(dict(lock.generated))
-    return "\n".join(out) + "\n" + text
+    return out
+
+
+def with_renders(text: str, lock: LockFile) -> str:
+    """The lock's text with its `[renders.*]` tables computed from its sections (what a lock of
+    an earlier pinner lacks; `generate` adds them, so `check` can compare its files); every
+    byte of the sections is kept."""
+    from pinner.fingerprint import lock_sections
+
+    head, sep, rest = text.partition("\n[targets.")
+    blocks = head.split("\n\n[")
+    kept = [b for b in blocks[1:] if not b.startswith("renders.")]
+    generated = [b for b in kept if b.startswith("generated]")]
+    others = [b for b in kept if not b.startswith("generated]")]
+    entries = {
+        t.plan.target.name: dataclasses.asdict(
+            dataclasses.replace(t, pins=tuple(sealed(p) for p in t.pins))
+        )
+        for t in lock.targets
+    }
+    lines = _renders_lines(entries, lock_sections(text))
+    renders = ("\n" + "\n".join(lines)).split("\n\n[")[1:]
+    parts = [b.rstrip("\n") for b in [blocks[0], *others, *renders, *generated]]
+    return "\n\n[".join(parts) + "\n" + sep + rest
 
 
 def _value_or_table(value: Any) -> str:

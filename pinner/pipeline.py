@@ -696,7 +696,7 @@ def generate(
     that fail to resolve are not rendered; the others are, then TargetsFailed names them."""
     from pinner.errors import ConfigError, StaleError
     from pinner.fingerprint import lock_sections, regenerate_command
-    from pinner.lock import read_lock
+    from pinner.lock import read_lock, with_renders
     from pinner.output import write_artifacts
     from pinner.render import INSTALLERS, render_target
 
@@ -757,6 +757,8 @@ def generate(
     if text:  # the lock last: a crash before this leaves the old lock, and check says so
         known = lockfile or (result.lockfile if result is not None else None)
         before = known.generated if known is not None else ()
+        if lockfile is not None:  # an earlier pinner's lock gets the digests `check` compares
+            text = with_renders(text, lockfile)
         _write_lock_last(matrix, text, before, [t.name for t in selected], out_name)
     if result is not None:
         raise_failures(result)
