@@ -29,10 +29,10 @@ def run_check(matrix: Path | None, out: Path | None, *, diff: bool) -> None:
             print(f"note: target {name} has no generated files (pinner generate --target {name})")
         return
     lines = [f"{path}: {what}\n  refresh: {cmd}" for path, what, cmd in problems]
-    if diff:
+    if diff:  # the diffs on stdout (for a pager or a patch), the verdict on stderr
         from pinner import pipeline
 
-        lines += pipeline.stale_diffs(pipeline.load(matrix), out, problems)
+        print("".join(pipeline.stale_diffs(pipeline.load(matrix), out, problems)), end="")
     raise StaleError("\n".join(["stale:", *lines]))
 
 

@@ -788,15 +788,18 @@ def _write_lock_last(
 def stale_diffs(
     matrix: Matrix, out: Path | None, problems: list[tuple[str, str, str]]
 ) -> list[str]:
-    """Unified diffs of stale generated files, rendered from the current lock (`check --diff`)."""
+    """Unified diffs of stale generated files, rendered from the current lock (`check --diff`),
+    with paths from the project root; each target from the folder `check` read it in."""
+    import dataclasses
     import re
+    from pathlib import PurePosixPath
 
+    from pinner.check import out_folder, read_head
     from pinner.fingerprint import lock_sections, regenerate_command
     from pinner.lock import read_lock
     from pinner.output import diff_artifacts
     from pinner.render import render_target
 
-    out = out or matrix.out
     wanted = {
         m.group(1)
         for _, _, cmd in problems
@@ -805,23 +808,30 @@ def stale_diffs(
     if not wanted or not matrix.lock.is_file():
         return []
     lockfile = read_lock(matrix.lock)
+    head = read_head(matrix.lock)
+    recorded = head[1] if head else {}
     sections = lock_sections(matrix.lock.read_text(encoding="utf-8"))
+    raw = {"root": matrix.root, "out": matrix.out}
     diffs = []
     for tl in lockfile.targets:
         name = tl.plan.target.name
         if name not in wanted:
             continue
-        installer = installer_of(out, name)
+        folder = out_folder(raw, recorded, name, out)
+        installer = installer_of(folder, name)
         arts = render_target(
             tl,
             section=sections[name],
             installer=installer,
             templates=matrix.templates,
             source=source_name(matrix),
-            command=regenerate_command(name, installer, _relative(out, matrix.root)),
-            root=_root_from(matrix.root, out / name),
+            command=regenerate_command(name, installer, _relative(folder, matrix.root)),
+            root=_root_from(matrix.root, folder / name),
         )
-        diffs += [s.diff for s in diff_artifacts(arts, out) if s.diff]
+        prefix = PurePosixPath(_relative(folder, matrix.root))
+        shown = [dataclasses.replace(a, path=prefix / a.path) for a in arts]
+        base = matrix.root if not prefix.is_absolute() else Path("/")
+        diffs += [s.diff for s in diff_artifacts(shown, base) if s.diff]
     return diffs
 
 
