@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,35 +70,28 @@ def target_inputs(target: Mapping[str, Any], root: Path, knowledge_digest: str) 
 
 
 def input_digests(
-    target: Mapping[str, Any], root: Path, knowledge_digest: str, as_of: str = ""
+    target: Mapping[str, Any],
+    root: Path,
+    knowledge_digest: str,
+    as_of: str = "",
+    seen: dict[Any, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """(the target's combined input fingerprint, one digest per input): what the lock head keeps
-    so `check` can name the input that changed. The files are read once for both."""
-    from pinner.requirements import files_of
-
-    # where a table sits is no input; keys added later count only when set, so locks made
-    # before them stay fresh
-    fields = {
-        k: v
-        for k, v in target.items()
-        if k != "origin" and (k not in LATER_KEYS or v != LATER_KEYS[k])
-    }
-    h = hashlib.sha256()
-    h.update(json.dumps(fields, sort_keys=True).encode())
+    so `check` can name the input that changed. The files are read once for both; `seen` shares
+    what was read between the targets of one run (many targets read the same files)."""
+    seen = {} if seen is None else seen
     files: dict[str, str] = {}
-    for path in files_of([(root / r).resolve() for r in target["requirements"]]):
-        try:
-            shown = path.relative_to(root.resolve()).as_posix()
-        except ValueError:
-            shown = path.as_posix()
-        data = path.read_bytes()
-        files[shown] = sha256(data)
+    h = hashlib.sha256()
+    h.update(_fields_json(target).encode())
+    for shown, data, digest in _requirement_files(tuple(target["requirements"]), root, seen):
+        files[shown] = digest
         h.update(b"\0" + shown.encode() + b"\0" + data)
     h.update(f"\0knowledge={knowledge_digest}\0pinner={__version__}".encode())
-    table = {k: v for k, v in fields.items() if k != "torch_index_url"}
+    fields = {k: v for k, v in target.items() if k not in ("origin", "torch_index_url")}
+    table = {k: v for k, v in fields.items() if k not in LATER_KEYS or v != LATER_KEYS[k]}
     parts: dict[str, Any] = {
         "matrix": sha256(json.dumps(table, sort_keys=True)),
-        "torch-index-url": str(fields.get("torch_index_url", "")),
+        "torch-index-url": str(target.get("torch_index_url", "")),
         "requirements": files,
         "knowledge": knowledge_digest,
         "knowledge-as-of": as_of or knowledge_as_of(),
@@ -106,11 +100,41 @@ def input_digests(
     return "sha256:" + h.hexdigest(), parts
 
 
+def _fields_json(target: Mapping[str, Any]) -> str:
+    # where a table sits is no input; keys added later count only when set, so locks made
+    # before them stay fresh
+    fields = {
+        k: v
+        for k, v in target.items()
+        if k != "origin" and (k not in LATER_KEYS or v != LATER_KEYS[k])
+    }
+    return json.dumps(fields, sort_keys=True)
+
+
+def _requirement_files(
+    requirements: tuple[str, ...], root: Path, seen: dict[Any, Any]
+) -> list[tuple[str, bytes, str]]:
+    """(path as the lock names it, bytes, digest) of every requirements file a target reads."""
+    if requirements in seen:
+        return seen[requirements]  # type: ignore[no-any-return]
+    from pinner.requirements import files_of
+
+    base = root.resolve()
+    found = []
+    for path in files_of([(root / r).resolve() for r in requirements]):
+        try:
+            shown = path.relative_to(base).as_posix()
+        except ValueError:
+            shown = path.as_posix()
+        data = path.read_bytes()
+        found.append((shown, data, sha256(data)))
+    seen[requirements] = found
+    return found
+
+
 @functools.lru_cache(maxsize=1)
 def knowledge_as_of() -> str:
     """The knowledge date (the oldest file's `as_of`), read without parsing TOML."""
-    import re
-
     dates = []
     for name in KNOWLEDGE_FILES:
         text = (KNOWLEDGE / name).read_text(encoding="utf-8")
@@ -414,7 +438,33 @@ def seal_json(
     return canonical_json(doc)
 
 
+# The two header properties as `canonical_json` writes them, last in `metadata.properties`.
+_JSON_HEADER = re.compile(
+    rb'(,|\[)\n *\{\n *"name": "pinner:generated",\n *"value": "(?:[^"\\\n]|\\.)*"\n *\},'
+    rb'\n *\{\n *"name": "pinner:seal",\n *"value": "([^"\\\n]*)"\n *\}\n *\]'
+)
+
+
 def _read_json_seal(data: bytes) -> tuple[dict[str, str], bool] | None:
+    """(seal fields, whether the body digest matches) of a sealed JSON artifact. Fast path (on
+    every `check`): the file as pinner wrote it, the header properties cut out of the text, is
+    the canonical body; anything else is parsed and re-encoded."""
+    at = data.rfind(b'"name": "pinner:generated"')
+    start = data.rfind(b"\n", 0, data.rfind(b"{", 0, at)) - 1
+    m = _JSON_HEADER.match(data, start) if at > 0 and start > 0 else None
+    if m is not None and data.count(b'"pinner:seal"') == 1:
+        if m.group(1) == b",":  # other properties before them: the list closes after those
+            closing = data[data.rfind(b"\n", 0, m.end()) : m.end()]  # "\n    ]"
+            body = data[: m.start()] + closing + data[m.end() :]
+        else:  # only them: an empty list
+            body = data[: m.start()] + b"[]" + data[m.end() :]
+        fields = dict(p.split("=", 1) for p in m.group(2).decode().split() if "=" in p)
+        if fields.get("body") == sha256(body):
+            return fields, True
+    return _read_json_seal_slow(data)
+
+
+def _read_json_seal_slow(data: bytes) -> tuple[dict[str, str], bool] | None:
     """(seal fields, whether the body digest matches) of a sealed JSON artifact."""
     try:
         found = unseal_json(data.decode("utf-8"))

@@ -195,8 +195,16 @@ def test_check_finds_a_hand_edited_lock_package(
         ("Dockerfile", lambda t: t.replace("Do not edit.", "Do not edit.\nRUN touch x\n#")),
         ("requirements.txt", lambda t: t + "\n"),
         ("verify_env.py", lambda t: t.replace("python3", "python2", 1)),
+        ("sbom.cdx.json", lambda t: t.replace('"name": "demo-app"', '"name": "demo-apq"', 1)),
     ],
-    ids=["line-after-shebang", "line-before-shebang", "header", "trailing-newline", "preamble"],
+    ids=[
+        "line-after-shebang",
+        "line-before-shebang",
+        "header",
+        "trailing-newline",
+        "preamble",
+        "sbom-value",
+    ],
 )
 def test_check_finds_any_changed_byte(
     generated: Project, cli: Callable[..., Run], file: str, edit: Callable[[str], str]
@@ -485,9 +493,11 @@ def test_check_names_each_changed_input(generated: Project, cli: Callable[..., R
     assert result.code == 1
     assert problems(result) == [
         (
-            "pinner.lock: target cpu is stale: torch-index-url changed "
-            "(https://download.pytorch.org/whl/{variant} -> https://m.example/{variant}); "
-            "base.in changed",
+            (
+                "pinner.lock: target cpu is stale: torch-index-url changed "
+                "(https://download.pytorch.org/whl/{variant} -> https://m.example/{variant}); "
+                "base.in changed"
+            ),
             "pinner generate --target cpu",
         )
     ]
@@ -523,8 +533,9 @@ def test_check_names_a_knowledge_or_pinner_change_with_dates_and_versions(
     assert command == "pinner generate --target cpu"
 
 
+@pytest.mark.usefixtures("generated")
 def test_check_is_not_moved_by_a_torch_mirror(
-    generated: Project, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+    cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PINNER_TORCH_INDEX_URL", "https://mirror.example/whl/{variant}")
 
@@ -548,9 +559,11 @@ def test_an_earlier_lock_without_per_input_digests_still_reads(
     assert stale.code == 1
     assert problems(stale) == [
         (
-            "pinner.lock: target cpu is stale (its matrix table, requirements files, pinner's "
-            "knowledge or pinner version changed; this lock keeps no digest per input to say "
-            "which)",
+            (
+                "pinner.lock: target cpu is stale (its matrix table, requirements files, pinner's "
+                "knowledge or pinner version changed; this lock keeps no digest per input to say "
+                "which)"
+            ),
             "pinner generate --target cpu",
         )
     ]
