@@ -222,9 +222,9 @@ def stale(matrix: dict[str, Any], out: Path | None = None) -> list[Problem]:
     problems: list[Problem] = []
     behind = set()  # targets whose lock entry is stale: their files follow with the same command
     for target, reasons in lock_reasons(matrix, head).items():
-        for reason, edited in reasons:
+        for reason, kind in reasons:
             # an entry edited by hand is re-resolved by `pinner lock`, not rendered from
-            command = f"pinner lock --target {target}" if edited else commands[target]
+            command = commands[target] if kind == "inputs" else f"pinner lock --target {target}"
             problems.append((lock_name, reason, command))
         behind.add(target)
     for name in sorted(set(head.inputs) - set(names)):
@@ -258,24 +258,25 @@ def _installer(folder: Path) -> str:
     return installer if installer in ("pip", "uv") else "pip"
 
 
-def lock_reasons(matrix: dict[str, Any], head: Head) -> dict[str, list[tuple[str, bool]]]:
-    """For each target whose lock entry is stale, what is wrong, in words (each input that
-    changed, or the packages or section edited by hand), and whether it is a hand edit."""
+def lock_reasons(matrix: dict[str, Any], head: Head) -> dict[str, list[tuple[str, str]]]:
+    """For each target whose lock entry is stale, what is wrong, in words, and its kind:
+    "inputs" (each input that changed, or no entry), "package" (a package entry edited by hand)
+    or "section" (another edit of the target's section)."""
     root: Path = matrix["root"]
     source = shown(matrix["path"], root) if matrix.get("path") else "the built-in presets"
     digest = knowledge_digest()
     seen: dict[Any, Any] = {}  # requirements files read once for every target naming them
-    found: dict[str, list[tuple[str, bool]]] = {}
+    found: dict[str, list[tuple[str, str]]] = {}
     for target in matrix["targets"]:
         name = target["name"]
-        said: list[tuple[str, bool]] = []
+        said: list[tuple[str, str]] = []
         if name not in head.inputs:
-            said.append((f"has no entry for target {name}", False))
+            said.append((f"has no entry for target {name}", "inputs"))
         else:
             combined, parts = input_digests(target, root, digest, seen=seen)
             if head.inputs[name] != combined:
-                said.append((_why(name, head.details.get(name), parts, source), False))
-            said += [(edit, True) for edit in _hand_edits(name, head)]
+                said.append((_why(name, head.details.get(name), parts, source), "inputs"))
+            said += _hand_edits(name, head)
         if said:
             found[name] = said
     return found
@@ -293,7 +294,7 @@ def _why(name: str, recorded: dict[str, Any] | None, parts: dict[str, Any], sour
     return f"target {name} is stale: " + "; ".join(changed)
 
 
-def _hand_edits(name: str, head: Head) -> list[str]:
+def _hand_edits(name: str, head: Head) -> list[tuple[str, str]]:
     """A target's section edited by hand: its digest in `[renders]` no longer matches (the
     section is parsed only then, to name the packages); a lock without that digest has every
     package checked."""
@@ -303,15 +304,18 @@ def _hand_edits(name: str, head: Head) -> list[str]:
         return []
     packages = hand_edited(section)
     said = [
-        f"target {name}: package {package} was edited by hand (its integrity digest does not "
-        "match its content)"
+        (
+            (
+                f"target {name}: package {package} was edited by hand (its integrity digest does "
+                "not match its content)"
+            ),
+            "package",
+        )
         for package in packages
     ]
     if not said and recorded is not None:
-        said.append(
-            f"target {name}: its [targets.{name}] section was edited by hand (its digest in "
-            "[renders] does not match)"
-        )
+        what = f"target {name}: its [targets.{name}] section was edited by hand (its digest in "
+        said.append((what + "[renders] does not match)", "section"))
     return said
 
 
@@ -408,13 +412,18 @@ def _read_files(folder: Path) -> list[tuple[str, str, tuple[str, str]]]:
         if installer not in ("pip", "uv") or not intact:
             found.append((file, "edited by hand", ("", "")))
             continue
+        if fields.get("target") != folder.name:
+            what = f"edited by hand (a copy of target {fields.get('target')}'s file)"
+            found.append((file, what, ("", "")))
+            continue
         found.append((file, "", (fields.get("inputs", ""), installer)))
     return found
 
 
 def lock_problems(matrix: dict[str, Any], names: list[str]) -> list[Problem]:
-    """What is stale in the lock itself for the named targets (`generate --frozen` refuses to
-    render from it then)."""
+    """What is stale in the lock itself for the named targets: changed inputs, package entries
+    edited by hand (`generate --frozen` refuses to render from it then; any other edit of a
+    section is for its checks of every field to name)."""
     root: Path = matrix["root"]
     lock_name = shown(matrix["lock"], root)
     try:
@@ -425,7 +434,8 @@ def lock_problems(matrix: dict[str, Any], names: list[str]) -> list[Problem]:
     return [
         (lock_name, reason, f"pinner lock --target {name}")
         for name in names
-        for reason, _ in reasons.get(name, [])
+        for reason, kind in reasons.get(name, [])
+        if kind != "section"
     ]
 
 
@@ -450,11 +460,17 @@ def never_generated(matrix: dict[str, Any], out: Path | None = None) -> list[str
     the lock's `[generated]` table says were generated (a failure, see `missing_folders`)."""
     head = read_head(matrix["lock"])
     recorded = head[1] if head else {}
+    if out is not None:  # the folder asked for: a target recorded elsewhere is not there
+        here = relative(out, matrix["root"])
+        return [
+            t["name"]
+            for t in matrix["targets"]
+            if not (out / t["name"]).is_dir() and recorded.get(t["name"]) != here
+        ]
     return [
         t["name"]
         for t in matrix["targets"]
-        if t["name"] not in recorded
-        and not (out_folder(matrix, recorded, t["name"], out) / t["name"]).is_dir()
+        if t["name"] not in recorded and not (Path(matrix["out"]) / t["name"]).is_dir()
     ]
 
 

@@ -120,22 +120,26 @@ def _renders_lines(entries: dict[str, dict[str, Any]], sections: dict[str, str])
 
 
 def with_renders(text: str, lock: LockFile) -> str:
-    """The lock's text with its `[renders.*]` tables computed from its sections (what a lock of
-    an earlier pinner lacks; `generate` adds them, so `check` can compare its files); every
-    byte of the sections is kept."""
+    """The lock's text with a `[renders.*]` table, computed from its section, for each target
+    that has none (a lock of an earlier pinner; `generate` adds them, so `check` can compare its
+    files). Tables present are kept as they are: one that no longer matches its section says the
+    section was edited. Every byte of the sections is kept."""
     from pinner.fingerprint import lock_sections
 
     head, sep, rest = text.partition("\n[targets.")
     blocks = head.split("\n\n[")
-    kept = [b for b in blocks[1:] if not b.startswith("renders.")]
-    generated = [b for b in kept if b.startswith("generated]")]
-    others = [b for b in kept if not b.startswith("generated]")]
+    generated = [b for b in blocks[1:] if b.startswith("generated]")]
+    others = [b for b in blocks[1:] if not b.startswith("generated]")]
+    have = {b.split("]", 1)[0].removeprefix("renders.") for b in others if b.startswith("renders.")}
     entries = {
         t.plan.target.name: dataclasses.asdict(
             dataclasses.replace(t, pins=tuple(sealed(p) for p in t.pins))
         )
         for t in lock.targets
+        if _key(t.plan.target.name) not in have
     }
+    if not entries:
+        return text
     lines = _renders_lines(entries, lock_sections(text))
     renders = ("\n" + "\n".join(lines)).split("\n\n[")[1:]
     parts = [b.rstrip("\n") for b in [blocks[0], *others, *renders, *generated]]

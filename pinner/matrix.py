@@ -117,12 +117,8 @@ def _home() -> Path | None:
 
 
 def _has_tool_pinner(pyproject: Path) -> bool:
-    try:
-        data = pyproject.read_bytes()
-    except OSError:
-        return False
-    if b"pinner" not in data:  # most pyproject.toml files: no TOML parse on the way up
-        return False
+    """Whether a pyproject.toml has a [tool.pinner] table; one that cannot be read is an error
+    naming it (a project's own file, inside its repository)."""
     tool = _read_toml(pyproject).get("tool", {})
     return isinstance(tool, dict) and "pinner" in tool
 
