@@ -17,11 +17,13 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-def run_check(matrix: Path | None, out: Path | None, *, diff: bool) -> None:
+def run_check(matrix: Path | None, out: Path | None, *, diff: bool, verbose: bool = False) -> None:
     from pinner.check import never_generated, stale
     from pinner.matrix import read_matrix
 
     raw = read_matrix(matrix)
+    if verbose:  # which matrix file, and why that one
+        print(f"pinner: matrix: {raw['found']}", file=sys.stderr)
     problems = stale(raw, out)
     if not problems:
         print(f"pinner check: {len(raw['targets'])} targets fresh")

@@ -639,3 +639,19 @@ def test_discovery_stops_at_the_repository_root_or_home(
     assert read_matrix()["found"] == (
         f"{generated.root / 'pinner.toml'} (the nearest above the working folder)"
     )
+
+
+def test_check_can_say_which_matrix_it_used(
+    generated: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `-v` prints (the flag itself is parsed with the other global flags)."""
+    from pinner.cli import run_check
+
+    monkeypatch.chdir(generated.root / "pinned" / "cpu")
+
+    run_check(None, None, diff=False, verbose=True)
+
+    err = capsys.readouterr().err
+    assert err == (
+        f"pinner: matrix: {generated.root / 'pinner.toml'} (the nearest above the working folder)\n"
+    )
