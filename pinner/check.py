@@ -1,9 +1,11 @@
 """check: is pinner.lock fresh for its inputs, and is every generated file what the lock renders?
 
 Offline and fast (a pre-commit hook): no resolver, no network, no Jinja, no dataclasses. Every
-rendered file carries the fingerprint of what it was rendered from (its target's lock section, the
-templates, the installer, the pinner version) and the hash of its own body, so comparing hashes
-is enough. The lock opens with an `[inputs]` table, read without parsing the rest.
+rendered file carries the fingerprint of what it was rendered from (the lock values it renders,
+its template, the installer, the pinner version) and the hash of its own bytes; the lock's head
+holds every digest precomputed (per input, per section, per file), so checking is comparing
+strings. Only the head is read as TOML; a target's section is parsed only when its digest says it
+was edited, to name the packages.
 """
 
 from __future__ import annotations

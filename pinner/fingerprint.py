@@ -73,7 +73,6 @@ def input_digests(
     target: Mapping[str, Any],
     root: Path,
     knowledge_digest: str,
-    as_of: str = "",
     seen: dict[Any, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """(the target's combined input fingerprint, one digest per input): what the lock head keeps
@@ -94,7 +93,7 @@ def input_digests(
         "torch-index-url": str(target.get("torch_index_url", "")),
         "requirements": files,
         "knowledge": knowledge_digest,
-        "knowledge-as-of": as_of or knowledge_as_of(),
+        "knowledge-as-of": knowledge_as_of(),
         "pinner": __version__,
     }
     return "sha256:" + h.hexdigest(), parts
@@ -193,8 +192,9 @@ def lock_sections(text: str) -> dict[str, str]:
 
 
 def artifact_inputs(section: str, templates_digest: str, installer: str) -> str:
-    """Fingerprint of what a rendered file is made from: its target's lock section, the
-    templates, the installer and the pinner version."""
+    """Fingerprint of what a rendered file was made from, as an earlier pinner sealed every file
+    of a target: its whole lock section, the templates, the installer and the pinner version.
+    `check` reads it for a lock without `[renders]` tables; files are sealed with `file_inputs`."""
     return sha256(f"{section}\0templates={templates_digest}\0installer={installer}\0{__version__}")
 
 
@@ -290,8 +290,9 @@ RENDERER = (
 
 
 def templates_digest(folders: list[Path]) -> str:
-    """Fingerprint of what renders the files: the templates (a project's own folder first) and
-    the renderer's code, including the checks every verify_env.py embeds."""
+    """Fingerprint of what renders the files, as `artifact_inputs` (an earlier pinner's seal)
+    takes it: every template (a project's own folder first) and the renderer's code, including
+    the checks every verify_env.py embeds. Files are now sealed with `template_digests`."""
     h = hashlib.sha256()
     for folder in folders:
         for path in sorted(folder.glob("*.j2")):

@@ -1,7 +1,8 @@
 """lock: `TargetLock`s <-> `pinner.lock` (TOML, stable order, one table per target).
 
-The file opens with an `[inputs]` table of per-target fingerprints, so `pinner check` can read it
-without parsing the (large) per-target tables. Each target's plan is stored whole, so rendering
+The file opens with a small head (`[inputs]`, `[inputs-detail.*]`, `[renders.*]`, `[generated]`:
+fingerprints and digests, see `dump_lock`), so `pinner check` can read it without parsing the
+(large) per-target tables. Each target's plan is stored whole, so rendering
 needs nothing but the lock.
 """
 
