@@ -17,11 +17,13 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-def run_check(matrix: Path | None, out: Path | None, *, diff: bool) -> None:
+def run_check(matrix: Path | None, out: Path | None, *, diff: bool, verbose: bool = False) -> None:
     from pinner.check import never_generated, stale
     from pinner.matrix import read_matrix
 
     raw = read_matrix(matrix)
+    if verbose:  # which matrix file, and why that one
+        print(f"pinner: matrix: {raw['found']}", file=sys.stderr)
     problems = stale(raw, out)
     if not problems:
         print(f"pinner check: {len(raw['targets'])} targets fresh")
@@ -29,10 +31,10 @@ def run_check(matrix: Path | None, out: Path | None, *, diff: bool) -> None:
             print(f"note: target {name} has no generated files (pinner generate --target {name})")
         return
     lines = [f"{path}: {what}\n  refresh: {cmd}" for path, what, cmd in problems]
-    if diff:
+    if diff:  # the diffs on stdout (for a pager or a patch), the verdict on stderr
         from pinner import pipeline
 
-        lines += pipeline.stale_diffs(pipeline.load(matrix), out, problems)
+        print("".join(pipeline.stale_diffs(pipeline.load(matrix), out, problems)), end="")
     raise StaleError("\n".join(["stale:", *lines]))
 
 

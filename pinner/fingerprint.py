@@ -3,8 +3,10 @@ computes them on every commit, so this module must stay cheap to import and run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -64,8 +66,40 @@ def target_inputs(target: Mapping[str, Any], root: Path, knowledge_digest: str) 
     """Fingerprint of everything a target's lock is computed from: its matrix table (defaults
     merged), the contents of its requirements files (and those they include), the knowledge and
     the pinner version."""
-    from pinner.requirements import files_of
+    return input_digests(target, root, knowledge_digest)[0]
 
+
+def input_digests(
+    target: Mapping[str, Any],
+    root: Path,
+    knowledge_digest: str,
+    seen: dict[Any, Any] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """(the target's combined input fingerprint, one digest per input): what the lock head keeps
+    so `check` can name the input that changed. The files are read once for both; `seen` shares
+    what was read between the targets of one run (many targets read the same files)."""
+    seen = {} if seen is None else seen
+    files: dict[str, str] = {}
+    h = hashlib.sha256()
+    h.update(_fields_json(target).encode())
+    for shown, data, digest in _requirement_files(tuple(target["requirements"]), root, seen):
+        files[shown] = digest
+        h.update(b"\0" + shown.encode() + b"\0" + data)
+    h.update(f"\0knowledge={knowledge_digest}\0pinner={__version__}".encode())
+    fields = {k: v for k, v in target.items() if k not in ("origin", "torch_index_url")}
+    table = {k: v for k, v in fields.items() if k not in LATER_KEYS or v != LATER_KEYS[k]}
+    parts: dict[str, Any] = {
+        "matrix": sha256(json.dumps(table, sort_keys=True)),
+        "torch-index-url": str(target.get("torch_index_url", "")),
+        "requirements": files,
+        "knowledge": knowledge_digest,
+        "knowledge-as-of": knowledge_as_of(),
+        "pinner": __version__,
+    }
+    return "sha256:" + h.hexdigest(), parts
+
+
+def _fields_json(target: Mapping[str, Any]) -> str:
     # where a table sits is no input; keys added later count only when set, so locks made
     # before them stay fresh
     fields = {
@@ -73,16 +107,72 @@ def target_inputs(target: Mapping[str, Any], root: Path, knowledge_digest: str) 
         for k, v in target.items()
         if k != "origin" and (k not in LATER_KEYS or v != LATER_KEYS[k])
     }
-    h = hashlib.sha256()
-    h.update(json.dumps(fields, sort_keys=True).encode())
-    for path in files_of([(root / r).resolve() for r in target["requirements"]]):
+    return json.dumps(fields, sort_keys=True)
+
+
+def _requirement_files(
+    requirements: tuple[str, ...], root: Path, seen: dict[Any, Any]
+) -> list[tuple[str, bytes, str]]:
+    """(path as the lock names it, bytes, digest) of every requirements file a target reads."""
+    if requirements in seen:
+        return seen[requirements]  # type: ignore[no-any-return]
+    from pinner.requirements import files_of
+
+    base = root.resolve()
+    found = []
+    for path in files_of([(root / r).resolve() for r in requirements]):
         try:
-            shown = path.relative_to(root.resolve()).as_posix()
+            shown = path.relative_to(base).as_posix()
         except ValueError:
             shown = path.as_posix()
-        h.update(b"\0" + shown.encode() + b"\0" + path.read_bytes())
-    h.update(f"\0knowledge={knowledge_digest}\0pinner={__version__}".encode())
-    return "sha256:" + h.hexdigest()
+        data = path.read_bytes()
+        found.append((shown, data, sha256(data)))
+    seen[requirements] = found
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def knowledge_as_of() -> str:
+    """The knowledge date (the oldest file's `as_of`), read without parsing TOML."""
+    dates = []
+    for name in KNOWLEDGE_FILES:
+        text = (KNOWLEDGE / name).read_text(encoding="utf-8")
+        found = re.search(r'^as_of = "([^"]+)"', text, re.MULTILINE)
+        if found:
+            dates.append(found.group(1))
+    return min(dates, default="")
+
+
+def changed_inputs(
+    recorded: Mapping[str, Any], current: Mapping[str, Any], source: str
+) -> list[str]:
+    """What changed between the input digests a lock entry records and the current ones, in
+    words; [] when they agree. `source` names the matrix file."""
+    said: list[str] = []
+    if recorded.get("matrix") != current["matrix"]:
+        said.append(f"its matrix table in {source} changed")
+    before, now = recorded.get("torch-index-url"), current["torch-index-url"]
+    if before != now:
+        said.append(f"torch-index-url changed ({before or 'unset'} -> {now})")
+    old = recorded.get("requirements")
+    old_files: Mapping[str, Any] = old if isinstance(old, Mapping) else {}
+    new_files: Mapping[str, str] = current["requirements"]
+    for path in sorted(set(old_files) | set(new_files)):
+        if path not in new_files:
+            said.append(f"{path} is no longer read")
+        elif path not in old_files:
+            said.append(f"{path} is new")
+        elif old_files[path] != new_files[path]:
+            said.append(f"{path} changed")
+    if recorded.get("knowledge") != current["knowledge"]:
+        then, now = recorded.get("knowledge-as-of", "?"), current["knowledge-as-of"]
+        dates = f"as of {then} -> {now}" if then != now else f"same date {now}, new content"
+        said.append(f"pinner's knowledge changed ({dates})")
+    if recorded.get("pinner") != current["pinner"]:
+        said.append(
+            f"pinner version changed ({recorded.get('pinner', '?')} -> {current['pinner']})"
+        )
+    return said
 
 
 def lock_sections(text: str) -> dict[str, str]:
@@ -102,9 +192,93 @@ def lock_sections(text: str) -> dict[str, str]:
 
 
 def artifact_inputs(section: str, templates_digest: str, installer: str) -> str:
-    """Fingerprint of what a rendered file is made from: its target's lock section, the
-    templates, the installer and the pinner version."""
+    """Fingerprint of what a rendered file was made from, as an earlier pinner sealed every file
+    of a target: its whole lock section, the templates, the installer and the pinner version.
+    `check` reads it for a lock without `[renders]` tables; files are sealed with `file_inputs`."""
     return sha256(f"{section}\0templates={templates_digest}\0installer={installer}\0{__version__}")
+
+
+def file_inputs(fields: str, template: str, installer: str) -> str:
+    """Fingerprint of what one rendered file is made from: the digest of the lock fields it
+    renders (the lock head keeps it, see `render_digests`), its template and the renderer's code,
+    the installer and the pinner version. A change elsewhere in the lock leaves it alone."""
+    return sha256(f"{fields}\0template={template}\0installer={installer}\0{__version__}")
+
+
+# What each generated file renders from: groups of its target's lock entry (see `render_digests`).
+# A file rendered from a template of the project's own renders from the whole section.
+RENDERS_FROM: dict[str, tuple[str, ...]] = {
+    "constraints.txt": ("target", "pins"),
+    "torch-requirements.txt": ("plan", "steps", "pins:torch"),
+    "requirements.txt": ("target", "pins:main"),
+    "extensions.txt": ("plan", "pins:extension"),
+    "Dockerfile": ("plan", "steps"),
+    "install.sh": ("plan", "steps"),
+    "modal_image.py": ("plan", "steps"),
+    "verify_env.py": ("plan", "pins"),
+    "pylock.toml": ("plan", "pins", "indexes"),
+    "sbom.cdx.json": ("section",),  # its serial number is derived from the section
+}
+
+
+def render_digests(entry: Mapping[str, Any], section: str) -> dict[str, str]:
+    """The digest of what each file renders from, for a target's lock entry (the TargetLock as
+    plain data) and its raw section text; `section` is the digest of the whole section."""
+    plan = entry["plan"]
+    pins = sorted(entry["pins"], key=lambda p: str(p["name"]))
+
+    def layer(*names: str) -> list[Any]:
+        return [p for p in pins if p["layer"] in names]
+
+    groups: dict[str, Any] = {
+        "target": plan["target"],
+        "plan": plan,
+        "pins": pins,
+        "pins:torch": layer("torch"),
+        "pins:main": layer("main", "build"),
+        "pins:extension": layer("extension"),
+        # what the install steps read from the packages besides the plan
+        "steps": {
+            "main": [p["name"] for p in layer("main", "build")],
+            "build": [p["name"] for p in layer("build")],
+            "extension": layer("extension"),
+            # the project's own files the steps COPY and install (a local project, a wheel by path)
+            "files": [[p["name"], p["url"]] for p in pins if p["source"] in ("local", "url")],
+        },
+        "indexes": [list(i) for i in entry.get("indexes", ())],
+    }
+    whole = sha256(section)
+    out = {"section": whole}
+    for file, uses in RENDERS_FROM.items():
+        data = {use: groups[use] for use in uses if use != "section"}
+        out[file] = whole if "section" in uses else sha256(json.dumps(data, sort_keys=True))
+    return out
+
+
+def template_digests(folders: list[Path], files: tuple[str, ...]) -> dict[str, tuple[str, bool]]:
+    """For each file: (the digest of its template and the renderer's code, whether the project
+    overrides its template). The packaged folder comes last in `folders`; a project's own
+    templates may include one another, so all of them count for every file they could reach."""
+    code = hashlib.sha256()
+    for name in RENDERER:
+        code.update(name.encode() + b"\0" + (Path(__file__).parent / name).read_bytes())
+    own = hashlib.sha256()
+    for folder in folders[:-1]:
+        for path in sorted(folder.glob("*.j2")):
+            own.update(path.name.encode() + b"\0" + path.read_bytes())
+    shared = code.hexdigest() + own.hexdigest()
+    out = {}
+    for file in files:
+        h = hashlib.sha256(shared.encode())
+        overridden = False
+        for i, folder in enumerate(folders):
+            path = folder / f"{file}.j2"
+            if path.is_file():
+                h.update(b"\0" + path.read_bytes())
+                overridden = i < len(folders) - 1
+                break
+        out[file] = ("sha256:" + h.hexdigest(), overridden)
+    return out
 
 
 RENDERER = (
@@ -118,8 +292,9 @@ RENDERER = (
 
 
 def templates_digest(folders: list[Path]) -> str:
-    """Fingerprint of what renders the files: the templates (a project's own folder first) and
-    the renderer's code, including the checks every verify_env.py embeds."""
+    """Fingerprint of what renders the files, as `artifact_inputs` (an earlier pinner's seal)
+    takes it: every template (a project's own folder first) and the renderer's code, including
+    the checks every verify_env.py embeds. Files are now sealed with `template_digests`."""
     h = hashlib.sha256()
     for folder in folders:
         for path in sorted(folder.glob("*.j2")):
@@ -266,7 +441,33 @@ def seal_json(
     return canonical_json(doc)
 
 
+# The two header properties as `canonical_json` writes them, last in `metadata.properties`.
+_JSON_HEADER = re.compile(
+    rb'(,|\[)\n *\{\n *"name": "pinner:generated",\n *"value": "(?:[^"\\\n]|\\.)*"\n *\},'
+    rb'\n *\{\n *"name": "pinner:seal",\n *"value": "([^"\\\n]*)"\n *\}\n *\]'
+)
+
+
 def _read_json_seal(data: bytes) -> tuple[dict[str, str], bool] | None:
+    """(seal fields, whether the body digest matches) of a sealed JSON artifact. Fast path (on
+    every `check`): the file as pinner wrote it, the header properties cut out of the text, is
+    the canonical body; anything else is parsed and re-encoded."""
+    at = data.rfind(b'"name": "pinner:generated"')
+    start = data.rfind(b"\n", 0, data.rfind(b"{", 0, at)) - 1
+    m = _JSON_HEADER.match(data, start) if at > 0 and start > 0 else None
+    if m is not None and data.count(b'"pinner:seal"') == 1:
+        if m.group(1) == b",":  # other properties before them: the list closes after those
+            closing = data[data.rfind(b"\n", 0, m.end()) : m.end()]  # "\n    ]"
+            body = data[: m.start()] + closing + data[m.end() :]
+        else:  # only them: an empty list
+            body = data[: m.start()] + b"[]" + data[m.end() :]
+        fields = dict(p.split("=", 1) for p in m.group(2).decode().split() if "=" in p)
+        if fields.get("body") == sha256(body):
+            return fields, True
+    return _read_json_seal_slow(data)
+
+
+def _read_json_seal_slow(data: bytes) -> tuple[dict[str, str], bool] | None:
     """(seal fields, whether the body digest matches) of a sealed JSON artifact."""
     try:
         found = unseal_json(data.decode("utf-8"))

@@ -1,7 +1,8 @@
 """lock: `TargetLock`s <-> `pinner.lock` (TOML, stable order, one table per target).
 
-The file opens with an `[inputs]` table of per-target fingerprints, so `pinner check` can read it
-without parsing the (large) per-target tables. Each target's plan is stored whole, so rendering
+The file opens with a small head (`[inputs]`, `[inputs-detail.*]`, `[renders.*]`, `[generated]`:
+fingerprints and digests, see `dump_lock`), so `pinner check` can read it without parsing the
+(large) per-target tables. Each target's plan is stored whole, so rendering
 needs nothing but the lock.
 """
 
@@ -52,8 +53,44 @@ def sealed(pin: Pin) -> Pin:
     return dataclasses.replace(pin, digest=pin_digest(pin))
 
 
-def dump_lock(lock: LockFile, inputs: dict[str, str]) -> str:
-    """Deterministic TOML: targets sorted by name, packages by name."""
+def dump_lock(
+    lock: LockFile, inputs: dict[str, str], details: dict[str, dict[str, Any]] | None = None
+) -> str:
+    """Deterministic TOML: targets sorted by name, packages by name.
+
+    The head (everything before the first `[targets.*]` table, what `check` reads) holds
+    `[inputs]` (each target's combined input fingerprint), `[inputs-detail.<target>]` (one digest
+    per input, from `details`, so `check` can say which changed), `[renders.<target>]` (the digest
+    of its section and of what each generated file renders from) and `[generated]` last."""
+    from pinner.fingerprint import lock_sections
+
+    body: list[str] = []
+    entries: dict[str, dict[str, Any]] = {}
+    for tl in sorted(lock.targets, key=lambda t: t.plan.target.name):
+        name = _key(tl.plan.target.name)
+        body += ["", f"[targets.{name}]"]
+        body.append("indexes = " + _inline(dict(tl.indexes)))
+        body += _emit_table(
+            f"targets.{name}",
+            {
+                "plan": dataclasses.asdict(tl.plan),
+                "findings": [dataclasses.asdict(f) for f in tl.findings],
+            },
+        )
+        pins = [sealed(pin) for pin in sorted(tl.pins, key=lambda p: p.name)]
+        entries[tl.plan.target.name] = dataclasses.asdict(dataclasses.replace(tl, pins=tuple(pins)))
+        for pin in pins:
+            body += ["", f"[[targets.{name}.packages]]"]
+            data = dataclasses.asdict(pin)
+            files = data.pop("files")
+            body += _emit_table(f"targets.{name}.packages", data, flat=True)
+            body.append(
+                "files = ["
+                + "".join(f"\n  {_inline(f)}," for f in files)
+                + ("\n]" if files else "]")
+            )
+    text = "\n".join(body) + "\n" if body else ""
+    sections = lock_sections(text)
     out = [
         HEADER,
         f"version = {FORMAT}",
@@ -63,29 +100,91 @@ def dump_lock(lock: LockFile, inputs: dict[str, str]) -> str:
         "[inputs]",
     ]
     out += [f"{_key(name)} = {_str(inputs[name])}" for name in sorted(inputs)]
+    for name, detail in sorted((details or {}).items()):
+        if name in inputs:
+            out += ["", f"[inputs-detail.{_key(name)}]"]
+            out += [f"{_key(k)} = {_value_or_table(v)}" for k, v in detail.items()]
+    out += _renders_lines(entries, sections)
     out += _generated_lines(dict(lock.generated))
-    for tl in sorted(lock.targets, key=lambda t: t.plan.target.name):
-        name = _key(tl.plan.target.name)
-        out += ["", f"[targets.{name}]"]
-        out.append("indexes = " + _inline(dict(tl.indexes)))
-        out += _emit_table(
-            f"targets.{name}",
-            {
-                "plan": dataclasses.asdict(tl.plan),
-                "findings": [dataclasses.asdict(f) for f in tl.findings],
-            },
+    return "\n".join(out) + "\n" + text
+
+
+def _renders_lines(entries: dict[str, dict[str, Any]], sections: dict[str, str]) -> list[str]:
+    from pinner.fingerprint import render_digests
+
+    out = []
+    for name, entry in sorted(entries.items()):
+        digests = render_digests(entry, sections.get(name, ""))
+        out += ["", f"[renders.{_key(name)}]"]
+        out += [f"{_key(k)} = {_str(v)}" for k, v in digests.items()]
+    return out
+
+
+def with_renders(text: str, lock: LockFile) -> str:
+    """The lock's text with a `[renders.*]` table, computed from its section, for each target
+    that has none (a lock of an earlier pinner; `generate` adds them, so `check` can compare its
+    files). Tables present are kept as they are: one that no longer matches its section says the
+    section was edited. Every byte of the sections is kept."""
+    from pinner.fingerprint import lock_sections
+
+    head, sep, rest = text.partition("\n[targets.")
+    blocks = head.split("\n\n[")
+    generated = [b for b in blocks[1:] if b.startswith("generated]")]
+    others = [b for b in blocks[1:] if not b.startswith("generated]")]
+    have = {b.split("]", 1)[0].removeprefix("renders.") for b in others if b.startswith("renders.")}
+    entries = {
+        t.plan.target.name: dataclasses.asdict(
+            dataclasses.replace(t, pins=tuple(sealed(p) for p in t.pins))
         )
-        for pin in sorted(tl.pins, key=lambda p: p.name):
-            out += ["", f"[[targets.{name}.packages]]"]
-            data = dataclasses.asdict(sealed(pin))
-            files = data.pop("files")
-            out += _emit_table(f"targets.{name}.packages", data, flat=True)
-            out.append(
-                "files = ["
-                + "".join(f"\n  {_inline(f)}," for f in files)
-                + ("\n]" if files else "]")
-            )
-    return "\n".join(out) + "\n"
+        for t in lock.targets
+        if _key(t.plan.target.name) not in have
+    }
+    if not entries:
+        return text
+    lines = _renders_lines(entries, lock_sections(text))
+    renders = ("\n" + "\n".join(lines)).split("\n\n[")[1:]
+    parts = [b.rstrip("\n") for b in [blocks[0], *others, *renders, *generated]]
+    return "\n\n[".join(parts) + "\n" + sep + rest
+
+
+def _value_or_table(value: Any) -> str:
+    return _inline(value) if isinstance(value, dict) else _value(value)
+
+
+def input_details(
+    written: dict[str, str],
+    current: dict[str, tuple[str, dict[str, Any]]],
+    old_lock: Path,
+) -> dict[str, dict[str, Any]]:
+    """The `[inputs-detail]` tables of a lock about to be written: the current input digests for
+    each entry made from the current inputs (`written` holds each entry's fingerprint), the ones
+    the old lock at `old_lock` recorded for an entry kept from older inputs (none when it
+    recorded none)."""
+    old: dict[str, dict[str, Any]] | None = None
+    details = {}
+    for name, fingerprint in written.items():
+        if name in current and current[name][0] == fingerprint:
+            details[name] = current[name][1]
+            continue
+        if old is None:
+            old = read_details(old_lock)
+        if name in old:
+            details[name] = old[name]
+    return details
+
+
+def read_details(path: Path) -> dict[str, dict[str, Any]]:
+    """The `[inputs-detail]` tables of the lock at `path` ({} when there is none, or an older
+    lock without them): kept for entries a new lock keeps as they are."""
+    from pinner.check import read_head_doc
+
+    doc = read_head_doc(path)
+    table = doc.get("inputs-detail", {}) if doc else {}
+    return (
+        {str(k): v for k, v in table.items() if isinstance(v, dict)}
+        if isinstance(table, dict)
+        else {}
+    )
 
 
 def _generated_lines(generated: dict[str, str]) -> list[str]:

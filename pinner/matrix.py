@@ -1,6 +1,7 @@
 """load: matrix TOML -> `Matrix` of `Target`s. Unknown keys are refused with a suggestion.
 
-Found in this order: `--matrix PATH`, `./pinner.toml`, `[tool.pinner]` in `./pyproject.toml`,
+Found in this order: `--matrix PATH`, then the nearest `pinner.toml` or `[tool.pinner]` in a
+`pyproject.toml`, in the working folder or above it up to the repository root or the home folder,
 then the built-in presets (`matrices/default.toml`, shipped inside the wheel).
 Kept free of heavy imports: `pinner check` loads the matrix on every commit.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pinner import safe
 from pinner.errors import ConfigError
@@ -68,22 +69,58 @@ def preset_path() -> Path:
     return Path(__file__).parent.parent / "matrices" / "default.toml"
 
 
+class Found(NamedTuple):
+    """Which file holds the matrix (None: the built-in presets), which table of it ("" or
+    "tool.pinner"), and why that one, in words (`-v` prints it)."""
+
+    path: Path | None
+    table: str
+    why: str
+
+
 def find_matrix(explicit: Path | None, cwd: Path) -> tuple[Path | None, str]:
     """Which file holds the matrix, and which table of it ("" or "tool.pinner")."""
+    found = discover(explicit, cwd)
+    return found.path, found.table
+
+
+def discover(explicit: Path | None, cwd: Path) -> Found:
+    """`--matrix`, else the nearest pinner.toml or pyproject.toml with [tool.pinner] in the
+    working folder or above it (as uv and pixi find their project), never above the repository
+    root (a folder with .git) or the home folder, else the built-in presets."""
     if explicit is not None:
         if not explicit.is_file():
             msg = f"{explicit}: no such matrix file (given with --matrix)"
             raise ConfigError(msg)
-        if explicit.name == "pyproject.toml":
-            return explicit, "tool.pinner"
-        return explicit, ""
-    if (cwd / "pinner.toml").is_file():
-        return cwd / "pinner.toml", ""
-    pyproject = cwd / "pyproject.toml"
-    tool = _read_toml(pyproject).get("tool", {}) if pyproject.is_file() else {}
-    if isinstance(tool, dict) and "pinner" in tool:
-        return pyproject, "tool.pinner"
-    return None, ""
+        table = "tool.pinner" if explicit.name == "pyproject.toml" else ""
+        return Found(explicit, table, f"{explicit} (given with --matrix)")
+    home = _home()
+    folder = cwd
+    for folder in (cwd, *cwd.parents):
+        where = "in the working folder" if folder == cwd else "the nearest above the working folder"
+        if (folder / "pinner.toml").is_file():
+            return Found(folder / "pinner.toml", "", f"{folder / 'pinner.toml'} ({where})")
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and _has_tool_pinner(pyproject):
+            return Found(pyproject, "tool.pinner", f"[tool.pinner] in {pyproject} ({where})")
+        if folder == home or (folder / ".git").exists():
+            break
+    why = f"the built-in presets (no pinner.toml or [tool.pinner] from {cwd} up to {folder})"
+    return Found(None, "", why)
+
+
+def _home() -> Path | None:
+    try:
+        return Path.home().resolve()
+    except (RuntimeError, KeyError, OSError):
+        return None
+
+
+def _has_tool_pinner(pyproject: Path) -> bool:
+    """Whether a pyproject.toml has a [tool.pinner] table; one that cannot be read is an error
+    naming it (a project's own file, inside its repository)."""
+    tool = _read_toml(pyproject).get("tool", {})
+    return isinstance(tool, dict) and "pinner" in tool
 
 
 def load_matrix(explicit: Path | None = None, cwd: Path | None = None) -> Matrix:
@@ -105,10 +142,13 @@ def load_matrix(explicit: Path | None = None, cwd: Path | None = None) -> Matrix
 def read_matrix(explicit: Path | None = None, cwd: Path | None = None) -> dict[str, Any]:
     """The matrix as plain, checked data (no dataclasses: `pinner check` reads it this way)."""
     cwd = (cwd or Path.cwd()).resolve()
-    path, table = find_matrix(explicit, cwd)
+    path, table, why = discover(explicit, cwd)
     if path is None:
-        return _load(preset_path(), "", root=cwd, preset=True)
-    return _load(path.resolve(), table, root=path.resolve().parent, preset=False)
+        raw = _load(preset_path(), "", root=cwd, preset=True)
+    else:
+        raw = _load(path.resolve(), table, root=path.resolve().parent, preset=False)
+    raw["found"] = why
+    return raw
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

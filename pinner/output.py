@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +157,8 @@ def _same(path: Path, text: str) -> bool:
 def _stage(path: Path, text: str, *, executable: bool) -> Path:
     """The text in a temporary file next to `path` (same file system, so the rename is atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # here only: `pinner check` imports this module for its lists
+
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(name)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from pinner.errors import PlanError
 from pinner.matrix import load_matrix, select_targets
@@ -175,7 +175,7 @@ def lock_targets(
     import os
 
     from pinner import knowledge, lock
-    from pinner.fingerprint import target_inputs
+    from pinner.fingerprint import input_digests
     from pinner.matrix import TORCH_INDEX_ENV
     from pinner.resolve import get_resolver
     from pinner.resolve.environment import checked_url, ignored, mirror
@@ -187,9 +187,10 @@ def lock_targets(
     old = _read_old_lock(matrix.lock, upgrade=upgrade)
     old_by_name = {t.plan.target.name: t for t in old.targets} if old else {}
     digest = knowledge.digest()
-    inputs = {
-        t.name: target_inputs(dataclasses.asdict(t), matrix.root, digest) for t in matrix.targets
+    digests = {
+        t.name: input_digests(dataclasses.asdict(t), matrix.root, digest) for t in matrix.targets
     }
+    inputs = {name: both[0] for name, both in digests.items()}
     if old is not None and old.legacy:
         selected = matrix.targets  # a previous format: every entry is re-resolved, versions kept
     todo = [
@@ -246,7 +247,8 @@ def lock_targets(
     # Each entry keeps the fingerprint of the inputs it was resolved from: a kept entry whose
     # inputs have changed since stays stale for `pinner check`.
     fingerprints = {t.plan.target.name: t.inputs for t in lockfile.targets}
-    text = lock.dump_lock(lockfile, fingerprints)
+    details = lock.input_details(fingerprints, digests, matrix.lock)
+    text = lock.dump_lock(lockfile, fingerprints, details)
     if (
         write
         and lockfile.targets
@@ -620,11 +622,22 @@ def _rebind(locked: TargetLock, plan: Plan, inputs: str) -> TargetLock:
 
 def check(matrix: Matrix, out: Path | None = None) -> list[tuple[str, str, str]]:
     """Every stale thing as (path, problem, refresh command); see `pinner.check`."""
-    import dataclasses
-
     from pinner.check import stale
 
-    raw = {
+    return stale(_raw(matrix), out)
+
+
+def check_lock(matrix: Matrix, names: list[str]) -> list[tuple[str, str, str]]:
+    """What is stale in the lock itself for the named targets; see `pinner.check.lock_problems`."""
+    from pinner.check import lock_problems
+
+    return lock_problems(_raw(matrix), names)
+
+
+def _raw(matrix: Matrix) -> dict[str, Any]:
+    import dataclasses
+
+    return {
         "path": matrix.path,
         "root": matrix.root,
         "lock": matrix.lock,
@@ -632,7 +645,6 @@ def check(matrix: Matrix, out: Path | None = None) -> list[tuple[str, str, str]]
         "templates": matrix.templates,
         "targets": [dataclasses.asdict(t) for t in matrix.targets],
     }
-    return stale(raw, out)
 
 
 def source_name(matrix: Matrix) -> str:
@@ -692,7 +704,7 @@ def generate(
     that fail to resolve are not rendered; the others are, then TargetsFailed names them."""
     from pinner.errors import ConfigError, StaleError
     from pinner.fingerprint import lock_sections, regenerate_command
-    from pinner.lock import read_lock
+    from pinner.lock import read_lock, with_renders
     from pinner.output import write_artifacts
     from pinner.render import INSTALLERS, render_target
 
@@ -702,9 +714,7 @@ def generate(
     selected = list(select_targets(matrix, tuple(names)))
     if frozen:
         read_lock(matrix.lock)  # every field checked first: a bad one is named (exit 2)
-        lock_name = _shown(matrix.lock, matrix.root)
-        wanted = {f"pinner lock --target {t.name}" for t in selected} | {"pinner lock"}
-        stale = [p for p in check(matrix, out) if p[0] == lock_name and p[2] in wanted]
+        stale = check_lock(matrix, [t.name for t in selected])
         if stale:
             detail = "\n".join(f"{p}: {what}\n  refresh: {cmd}" for p, what, cmd in stale)
             msg = f"--frozen: the lock does not match its inputs:\n{detail}"
@@ -756,6 +766,8 @@ def generate(
     if text:  # the lock last: a crash before this leaves the old lock, and check says so
         known = lockfile or (result.lockfile if result is not None else None)
         before = known.generated if known is not None else ()
+        if lockfile is not None:  # an earlier pinner's lock gets the digests `check` compares
+            text = with_renders(text, lockfile)
         _write_lock_last(matrix, text, before, [t.name for t in selected], out_name)
     if result is not None:
         raise_failures(result)
@@ -785,15 +797,18 @@ def _write_lock_last(
 def stale_diffs(
     matrix: Matrix, out: Path | None, problems: list[tuple[str, str, str]]
 ) -> list[str]:
-    """Unified diffs of stale generated files, rendered from the current lock (`check --diff`)."""
+    """Unified diffs of stale generated files, rendered from the current lock (`check --diff`),
+    with paths from the project root; each target from the folder `check` read it in."""
+    import dataclasses
     import re
+    from pathlib import PurePosixPath
 
+    from pinner.check import out_folder, read_head
     from pinner.fingerprint import lock_sections, regenerate_command
     from pinner.lock import read_lock
     from pinner.output import diff_artifacts
     from pinner.render import render_target
 
-    out = out or matrix.out
     wanted = {
         m.group(1)
         for _, _, cmd in problems
@@ -802,24 +817,31 @@ def stale_diffs(
     if not wanted or not matrix.lock.is_file():
         return []
     lockfile = read_lock(matrix.lock)
+    head = read_head(matrix.lock)
+    recorded = head[1] if head else {}
     sections = lock_sections(matrix.lock.read_text(encoding="utf-8"))
+    raw = {"root": matrix.root, "out": matrix.out}
     diffs = []
     for tl in lockfile.targets:
         name = tl.plan.target.name
         if name not in wanted:
             continue
-        installer = installer_of(out, name)
+        folder = out_folder(raw, recorded, name, out)
+        installer = installer_of(folder, name)
         arts = render_target(
             tl,
             section=sections[name],
             installer=installer,
             templates=matrix.templates,
             source=source_name(matrix),
-            command=regenerate_command(name, installer, _relative(out, matrix.root)),
-            root=_root_from(matrix.root, out / name),
-            folder=_folder(_relative(out, matrix.root), name),
+            command=regenerate_command(name, installer, _relative(folder, matrix.root)),
+            root=_root_from(matrix.root, folder / name),
+            folder=_folder(_relative(folder, matrix.root), name),
         )
-        diffs += [s.diff for s in diff_artifacts(arts, out) if s.diff]
+        prefix = PurePosixPath(_relative(folder, matrix.root))
+        shown = [dataclasses.replace(a, path=prefix / a.path) for a in arts]
+        base = matrix.root if not prefix.is_absolute() else Path("/")
+        diffs += [s.diff for s in diff_artifacts(shown, base) if s.diff]
     return diffs
 
 

@@ -385,7 +385,7 @@ def render_target(
     env = environment(folders)
     env.filters["requirement"] = functools.partial(requirement_line, root=root)
     ctx = context(tl, installer, root, folder)
-    inputs = fingerprint.artifact_inputs(section, fingerprint.templates_digest(folders), installer)
+    inputs = file_inputs(tl, section, folders, installer)
     name = tl.plan.target.name
     command = command or fingerprint.regenerate_command(name, installer)
     out = []
@@ -402,7 +402,7 @@ def render_target(
             body,
             target=name,
             installer=installer,
-            inputs=inputs,
+            inputs=inputs[file],
             preamble=PREAMBLES.get(file, ""),
             source=source,
             command=command,
@@ -416,12 +416,29 @@ def render_target(
             ctx,
             section=section,
             installer=installer,
-            inputs=inputs,
+            inputs=inputs[SBOM],
             source=source,
             command=command,
         )
     )
     return tuple(out)
+
+
+def file_inputs(
+    tl: TargetLock, section: str, folders: list[Path], installer: str
+) -> dict[str, str]:
+    """Each file's header fingerprint: what that file renders from (the lock head keeps the same
+    digests, so `check` compares strings), so a change rewrites only the files it reaches."""
+    import dataclasses
+
+    from pinner.output import ARTIFACTS
+
+    fields = fingerprint.render_digests(dataclasses.asdict(tl), section)
+    out = {}
+    for file, (template, own) in fingerprint.template_digests(folders, ARTIFACTS).items():
+        used = fields["section"] if own else fields[file]
+        out[file] = fingerprint.file_inputs(used, template, installer)
+    return out
 
 
 def _sbom(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support.projects import CPU_MATRIX, Project, make_project, point_at
+from tests.support.wheels import build_wheel
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -120,13 +121,10 @@ def test_check_after_a_matrix_edit(generated: Project, cli: Callable[..., Run]) 
     assert result.code == 1
     assert problems(result) == [
         (
-            (
-                "pinner.lock: target cpu is stale (its matrix table, requirements files, "
-                "pinner's knowledge or pinner version changed)"
-            ),
-            "pinner lock --target cpu",
+            "pinner.lock: target cpu is stale: its matrix table in pinner.toml changed",
+            "pinner generate --target cpu",
         )
-    ]
+    ]  # one line for the target: its files follow the lock, with the same command
 
 
 @pytest.mark.parametrize("edited", ["requirements.in", "base.in"])
@@ -139,8 +137,11 @@ def test_check_after_a_requirements_edit(
     result = cli("check")
 
     assert result.code == 1
-    assert [cmd for _, cmd in problems(result)] == ["pinner lock --target cpu"]
-    assert "pinner.lock: target cpu is stale" in result.err
+    assert problems(result) == [
+        (f"pinner.lock: target cpu is stale: {edited} changed", "pinner generate --target cpu")
+    ]
+    assert cli("generate", "--target", "cpu").code == 0
+    assert cli("check").code == 0
 
 
 def test_check_after_a_matrix_comment_is_fresh(generated: Project, cli: Callable[..., Run]) -> None:
@@ -194,8 +195,16 @@ def test_check_finds_a_hand_edited_lock_package(
         ("Dockerfile", lambda t: t.replace("Do not edit.", "Do not edit.\nRUN touch x\n#")),
         ("requirements.txt", lambda t: t + "\n"),
         ("verify_env.py", lambda t: t.replace("python3", "python2", 1)),
+        ("sbom.cdx.json", lambda t: t.replace('"name": "demo-app"', '"name": "demo-apq"', 1)),
     ],
-    ids=["line-after-shebang", "line-before-shebang", "header", "trailing-newline", "preamble"],
+    ids=[
+        "line-after-shebang",
+        "line-before-shebang",
+        "header",
+        "trailing-newline",
+        "preamble",
+        "sbom-value",
+    ],
 )
 def test_check_finds_any_changed_byte(
     generated: Project, cli: Callable[..., Run], file: str, edit: Callable[[str], str]
@@ -314,7 +323,55 @@ def test_check_finds_a_missing_file(generated: Project, cli: Callable[..., Run])
 def test_check_finds_files_out_of_date_with_the_lock(
     generated: Project, cli: Callable[..., Run]
 ) -> None:
-    """The lock changed (here its plan, as a merge might) but the files were not regenerated."""
+    """The lock moved (`pinner lock` after a requirements edit) but the files were not
+    regenerated: one line for the target, listing the files whose content would change."""
+    generated.write("requirements.in", "-r base.in\ndemo-app\nneeds-vision\n")
+    assert cli("lock").code == 0
+
+    result = cli("check")
+
+    assert result.code == 1
+    ((what, command),) = problems(result)
+    assert what.startswith("pinned/cpu/: out of date with pinner.lock: constraints.txt, ")
+    assert command == "pinner generate --target cpu"
+
+
+def test_a_one_line_bump_rewrites_only_the_files_whose_content_changed(
+    tmp_path: Path,
+    fresh_index: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+) -> None:
+    """Each file's header fingerprints what that file renders from: a version bump of one
+    requirement leaves the recipes and the torch layer byte for byte as they were."""
+    project = make_project(tmp_path / "proj", fresh_index, monkeypatch, requirements="other-app\n")
+    assert cli("generate").code == 0
+    folder = project.root / "pinned" / "cpu"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    fresh_index.add("pypi", build_wheel(tmp_path / "new", "other-app", "2.0"))
+    assert cli("lock", "--upgrade").code == 0
+
+    stale = cli("check")
+    result = cli("generate")
+
+    assert (stale.code, result.code) == (1, 0), result.text
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    changed = sorted(name for name in before if before[name] != after[name])
+    assert changed == sorted(
+        ["constraints.txt", "requirements.txt", "verify_env.py", "pylock.toml", "sbom.cdx.json"]
+    )
+    assert b"other-app==2.0" in after["requirements.txt"]
+    ((what, _),) = problems(stale)
+    assert what == (
+        "pinned/cpu/: out of date with pinner.lock: constraints.txt, requirements.txt, "
+        "verify_env.py, pylock.toml, sbom.cdx.json"
+    )
+    assert cli("check").code == 0
+
+
+def test_check_names_a_lock_section_edited_by_hand(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
     text = generated.lock.read_text()
     assert "a CPU-only build" in text
     generated.lock.write_text(text.replace("a CPU-only build", "a CPU build"))
@@ -322,10 +379,15 @@ def test_check_finds_files_out_of_date_with_the_lock(
     result = cli("check")
 
     assert result.code == 1
-    stale = problems(result)
-    assert stale
-    assert all(what.endswith(": out of date with pinner.lock") for what, _ in stale)
-    assert {cmd for _, cmd in stale} == {"pinner generate --target cpu"}
+    assert problems(result) == [
+        (
+            (
+                "pinner.lock: target cpu: its [targets.cpu] section was edited by hand (its digest "
+                "in [renders] does not match)"
+            ),
+            "pinner lock --target cpu",
+        )
+    ]
 
 
 def test_check_diff_shows_the_change(generated: Project, cli: Callable[..., Run]) -> None:
@@ -335,8 +397,12 @@ def test_check_diff_shows_the_change(generated: Project, cli: Callable[..., Run]
     result = cli("check", "--diff")
 
     assert result.code == 1
-    diff = result.err[result.err.index("\n--- ") + 1 :]
-    assert diff.startswith("--- a/cpu/constraints.txt\n+++ b/cpu/constraints.txt\n@@ ")
+    diff = result.out  # on stdout, paths from the project root; the verdict on stderr
+    assert diff.startswith(
+        "--- a/pinned/cpu/constraints.txt\n+++ b/pinned/cpu/constraints.txt\n@@ "
+    )
+    assert "--- " not in result.err
+    assert "pinned/cpu/constraints.txt: edited by hand" in result.err
     # "-" is the file as it is, "+" what the lock renders
     assert re.search(r"^-demo-app==1\.1", diff, re.MULTILINE)
     assert re.search(r"^\+demo-app==1\.0", diff, re.MULTILINE)
@@ -416,3 +482,176 @@ def test_update_regenerates_into_the_recorded_out(
     assert (generated.root / "elsewhere" / "cpu" / "Dockerfile").is_file()
     assert not (generated.root / "pinned").exists()
     assert cli("check", "--out", "elsewhere").code == 0
+
+
+def test_check_names_each_changed_input(generated: Project, cli: Callable[..., Run]) -> None:
+    generated.write("pinner.toml", CPU_MATRIX + 'torch-index-url = "https://m.example/{variant}"\n')
+    (generated.root / "base.in").write_text("other-app\n# a comment\n")
+
+    result = cli("check")
+
+    assert result.code == 1
+    assert problems(result) == [
+        (
+            (
+                "pinner.lock: target cpu is stale: torch-index-url changed "
+                "(https://download.pytorch.org/whl/{variant} -> https://m.example/{variant}); "
+                "base.in changed"
+            ),
+            "pinner generate --target cpu",
+        )
+    ]
+
+
+def test_check_names_a_knowledge_or_pinner_change_with_dates_and_versions(
+    generated: Project, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pinner import fingerprint
+
+    knowledge = generated.root.parent / "knowledge"
+    shutil.copytree(fingerprint.KNOWLEDGE, knowledge)
+    for name in fingerprint.KNOWLEDGE_FILES:  # every file newer: the oldest date is the date
+        path = knowledge / name
+        path.write_text(re.sub(r'(?m)^as_of = ".*"$', 'as_of = "2030-01-01"', path.read_text()))
+    monkeypatch.setattr(fingerprint, "KNOWLEDGE", knowledge)
+    monkeypatch.setattr(fingerprint, "__version__", "9.9.9")
+    fingerprint.knowledge_as_of.cache_clear()
+    locked = generated.lock_doc()["inputs-detail"]["cpu"]
+
+    try:
+        result = cli("check")
+    finally:
+        fingerprint.knowledge_as_of.cache_clear()
+
+    assert result.code == 1
+    ((what, command),) = problems(result)
+    assert what == (
+        f"pinner.lock: target cpu is stale: pinner's knowledge changed (as of "
+        f"{locked['knowledge-as-of']} -> 2030-01-01); pinner version changed "
+        f"({locked['pinner']} -> 9.9.9)"
+    )
+    assert command == "pinner generate --target cpu"
+
+
+@pytest.mark.usefixtures("generated")
+def test_check_is_not_moved_by_a_torch_mirror(
+    cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PINNER_TORCH_INDEX_URL", "https://mirror.example/whl/{variant}")
+
+    assert cli("check").code == 0
+
+
+def test_an_earlier_lock_without_per_input_digests_still_reads(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    """A format-2 lock of an earlier pinner has `[inputs]` only: its staleness is said without a
+    cause, its files are compared with its sections; `generate` adds the digests."""
+    text = generated.lock.read_text()
+    head, sep, rest = text.partition("\n[targets.")
+    blocks = head.split("\n\n[")
+    old = "\n\n[".join(b for b in blocks if not b.startswith(("inputs-detail.", "renders.")))
+    generated.lock.write_text(old + sep + rest)
+    generated.write("requirements.in", "-r base.in\ndemo-app\n# a comment\n")
+
+    stale = cli("check")
+
+    assert stale.code == 1
+    assert problems(stale) == [
+        (
+            (
+                "pinner.lock: target cpu is stale (its matrix table, requirements files, pinner's "
+                "knowledge or pinner version changed; this lock keeps no digest per input to say "
+                "which)"
+            ),
+            "pinner generate --target cpu",
+        )
+    ]
+    assert cli("generate").code == 0
+    assert {"inputs-detail", "renders"} <= set(generated.lock_doc())
+    assert cli("check").code == 0
+
+
+def test_check_reads_the_files_where_generate_wrote_them(
+    generated: Project, cli: Callable[..., Run]
+) -> None:
+    assert cli("generate", "--out", "deploy").code == 0
+    shutil.rmtree(generated.root / "pinned")
+
+    assert cli("check").code == 0  # no --out: the lock says where
+    path = generated.root / "deploy" / "cpu" / "install.sh"
+    path.write_text(path.read_text() + "\n")
+    result = cli("check")
+
+    assert problems(result) == [
+        ("deploy/cpu/install.sh: edited by hand", "pinner generate --target cpu --out deploy")
+    ]
+
+
+@pytest.mark.parametrize("where", ["pinned", "pinned/cpu"])
+def test_check_finds_the_matrix_from_a_subfolder(
+    generated: Project, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    monkeypatch.chdir(generated.root / where)
+
+    assert cli("check").out == "pinner check: 1 targets fresh\n"
+    (generated.root / "pinned" / "cpu" / "Dockerfile").unlink()
+    shown = "Dockerfile" if where == "pinned/cpu" else "cpu/Dockerfile"  # from where it ran
+    assert problems(cli("check")) == [(f"{shown}: missing", "pinner generate --target cpu")]
+
+
+def test_check_finds_tool_pinner_in_a_pyproject_above(
+    generated: Project, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (generated.root / "pinner.toml").unlink()
+    generated.write(
+        "pyproject.toml",
+        "[project]\nname = 'x'\n\n"
+        + CPU_MATRIX.replace("[targets.cpu]", "[tool.pinner.targets.cpu]"),
+    )
+    monkeypatch.chdir(generated.root / "pinned" / "cpu")
+
+    assert cli("check").out == "pinner check: 1 targets fresh\n"
+
+
+@pytest.mark.parametrize("boundary", [".git", "HOME"])
+def test_discovery_stops_at_the_repository_root_or_home(
+    generated: Project, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, boundary: str
+) -> None:
+    """A pinner.toml above the repository (or the home folder) is not this project's."""
+    inner = generated.root / "repo"
+    (inner / "src").mkdir(parents=True)
+    if boundary == ".git":
+        (inner / ".git").mkdir()
+    else:
+        monkeypatch.setenv("HOME", str(inner))
+    monkeypatch.chdir(inner / "src")
+
+    result = cli("check")
+
+    assert problems(result) == [("pinner.lock: missing", "pinner lock")]  # the presets
+    from pinner.matrix import read_matrix
+
+    assert read_matrix()["found"] == (
+        f"the built-in presets (no pinner.toml or [tool.pinner] from {inner / 'src'} up to {inner})"
+    )
+    monkeypatch.chdir(generated.root / "pinned")
+    assert read_matrix()["found"] == (
+        f"{generated.root / 'pinner.toml'} (the nearest above the working folder)"
+    )
+
+
+def test_check_can_say_which_matrix_it_used(
+    generated: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `-v` prints (the flag itself is parsed with the other global flags)."""
+    from pinner.cli import run_check
+
+    monkeypatch.chdir(generated.root / "pinned" / "cpu")
+
+    run_check(None, None, diff=False, verbose=True)
+
+    err = capsys.readouterr().err
+    assert err == (
+        f"pinner: matrix: {generated.root / 'pinner.toml'} (the nearest above the working folder)\n"
+    )

@@ -162,14 +162,19 @@ def test_frozen_renders_from_the_lock_without_resolving(project, capsys):
 
 
 @pytest.mark.parametrize(
-    ("file", "old", "new"),
+    ("file", "old", "new", "why"),
     [
-        ("pinner.toml", 'torch = "==2.13.0"', 'torch = ">=2.13"'),  # the matrix
-        ("requirements.in", "demo-app\n", "demo-app\nnumpy\n"),  # a requirements file
+        (
+            "pinner.toml",
+            'torch = "==2.13.0"',
+            'torch = ">=2.13"',
+            "its matrix table in pinner.toml",
+        ),
+        ("requirements.in", "demo-app\n", "demo-app\nnumpy\n", "requirements.in"),
     ],
     ids=["matrix", "requirements"],
 )
-def test_frozen_fails_naming_the_stale_target(project, capsys, file, old, new):
+def test_frozen_fails_naming_the_stale_target(project, capsys, file, old, new, why):
     before = tree(project / "pinned")
     path = project / file
     assert old in path.read_text()
@@ -181,8 +186,7 @@ def test_frozen_fails_naming_the_stale_target(project, capsys, file, old, new):
     assert out == ""
     assert err == (
         "pinner: error: --frozen: the lock does not match its inputs:\n"
-        "pinner.lock: target cpu is stale (its matrix table, requirements files, pinner's "
-        "knowledge or pinner version changed)\n"
+        f"pinner.lock: target cpu is stale: {why} changed\n"
         "  refresh: pinner lock --target cpu\n"
     )
     assert tree(project / "pinned") == before
@@ -240,8 +244,8 @@ def test_a_project_template_overrides_one_file(tmp_path, monkeypatch, capsys):
     code, _, err = run(capsys, "check")
 
     assert code == 1
-    stale = re.findall(r"^(pinned/cu128/\S+): out of date with pinner\.lock$", err, re.MULTILINE)
-    assert sorted(stale) == sorted(f"pinned/cu128/{f}" for f in ARTIFACTS)
+    # a project's templates may include one another: a change to one dates every file
+    assert f"pinned/cu128/: out of date with pinner.lock: {', '.join(ARTIFACTS)}\n" in err
     assert "  refresh: pinner generate --target cu128" in err
     assert run(capsys, "generate", "--frozen")[1] == "generated pinned/: 10 files written\n"
     assert 'vendor="ml-infra"' in (root / "pinned" / "cu128" / "Dockerfile").read_text()

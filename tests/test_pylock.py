@@ -185,14 +185,18 @@ def test_environment_marker():
 
 
 def test_pylock_carries_the_seal_of_the_other_files():
-    arts = render_target(
-        target_lock(LOCKS / "cu128" / "pinner.lock", "cu128"), section="x", installer="uv"
-    )
+    from pinner.output import template_folders
+    from pinner.render import file_inputs
+
+    tl = target_lock(LOCKS / "cu128" / "pinner.lock", "cu128")
+    arts = render_target(tl, section="x", installer="uv")
     texts = {a.path.name: a.text for a in arts}
 
     seal = texts["pylock.toml"].splitlines()[0]
     assert seal.startswith("# pinner: target=cu128 installer=uv inputs=sha256:")
-    assert seal.split()[4] == texts["constraints.txt"].splitlines()[0].split()[4]  # same inputs
+    # its own inputs: what pylock.toml renders from (the plan, the packages, the indexes)
+    expected = file_inputs(tl, "x", template_folders(None), "uv")["pylock.toml"]
+    assert seal.split()[4] == f"inputs={expected}"
 
 
 @pytest.fixture

@@ -138,13 +138,17 @@ def test_rendering_is_deterministic_and_host_independent(tmp_path):
 
 @pytest.mark.parametrize(("lock", "target", "installer"), CASES, ids=IDS)
 def test_headers_say_what_generated_the_file_and_seal_the_whole_file(lock, target, installer):
+    from pinner.render import file_inputs
+
     section = fingerprint.lock_sections((LOCKS / lock / "pinner.lock").read_text())[target]
-    templates = fingerprint.templates_digest(template_folders(None))
-    inputs = fingerprint.artifact_inputs(section, templates, installer)
+    tl = target_lock(LOCKS / lock / "pinner.lock", target)
+    each = file_inputs(tl, section, template_folders(None), installer)
+    assert len(set(each.values())) > 1  # each file fingerprints what it renders from
 
     for file, text in files_of(lock, target, installer).items():
         if file.endswith(".json"):
             continue  # sealed by a property: tests/test_sbom.py
+        inputs = each[file]
         lines = text.splitlines()
         if file in PREAMBLES:
             assert lines.pop(0) == PREAMBLES[file]

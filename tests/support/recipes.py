@@ -86,15 +86,17 @@ def restamp(project: Path) -> None:
     inputs (matrix tables, requirements files, knowledge, pinner version), as `pinner lock` would
     after re-resolving to the same pins. The committed test locks go stale whenever pinner's
     knowledge changes; tests that need a fresh lock (`--frozen`, `check`) restamp a copy."""
-    from pinner.fingerprint import knowledge_digest, target_inputs
+    from pinner.fingerprint import input_digests, knowledge_digest
     from pinner.lock import dump_lock, read_lock
     from pinner.matrix import read_matrix
 
     raw = read_matrix(project / "pinner.toml")
     digest = knowledge_digest()
-    inputs = {t["name"]: target_inputs(t, raw["root"], digest) for t in raw["targets"]}
+    both = {t["name"]: input_digests(t, raw["root"], digest) for t in raw["targets"]}
+    inputs = {name: b[0] for name, b in both.items()}
+    details = {name: b[1] for name, b in both.items()}
     lock = raw["lock"]
-    lock.write_text(dump_lock(read_lock(lock), inputs), encoding="utf-8")
+    lock.write_text(dump_lock(read_lock(lock), inputs, details), encoding="utf-8")
 
 
 def copy_project(name: str, dest: Path) -> Path:
