@@ -13,7 +13,8 @@ from pinner import __version__
 from pinner.safe import comment as one_line
 
 KNOWLEDGE = Path(__file__).parent / "knowledge"
-LATER_KEYS: dict[str, Any] = {"pin_images": False}  # Target fields added later: their defaults
+# Target fields added later, with their defaults: a lock made before them stays fresh
+LATER_KEYS: dict[str, Any] = {"pin_images": False, "apt": (), "env": (), "indexes": ()}
 KNOWLEDGE_FILES = (
     "gpus.toml",
     "torch.toml",

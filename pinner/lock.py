@@ -71,7 +71,7 @@ def dump_lock(lock: LockFile, inputs: dict[str, str]) -> str:
         out += _emit_table(
             f"targets.{name}",
             {
-                "plan": dataclasses.asdict(tl.plan),
+                "plan": _plan_dict(tl.plan),
                 "findings": [dataclasses.asdict(f) for f in tl.findings],
             },
         )
@@ -86,6 +86,19 @@ def dump_lock(lock: LockFile, inputs: dict[str, str]) -> str:
                 + ("\n]" if files else "]")
             )
     return "\n".join(out) + "\n"
+
+
+# Target keys written only when set: a lock without them reads (and hashes) as before they existed
+_LATER_TARGET_KEYS = ("apt", "env", "indexes")
+
+
+def _plan_dict(plan: Plan) -> dict[str, Any]:
+    data = dataclasses.asdict(plan)
+    target = data["target"]
+    for key in _LATER_TARGET_KEYS:
+        if not target.get(key):
+            target.pop(key, None)
+    return data
 
 
 def _generated_lines(generated: dict[str, str]) -> list[str]:
