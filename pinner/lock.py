@@ -67,7 +67,7 @@ def dump_lock(lock: LockFile, inputs: dict[str, str]) -> str:
     for tl in sorted(lock.targets, key=lambda t: t.plan.target.name):
         name = _key(tl.plan.target.name)
         out += ["", f"[targets.{name}]"]
-        out.append("indexes = " + _inline(dict(tl.indexes)))
+        out.append("indexes = " + _inline(dict(sorted(tl.indexes))))
         out += _emit_table(
             f"targets.{name}",
             {

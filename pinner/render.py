@@ -377,14 +377,14 @@ def _sealed(
     name: str, file: str, body: str, installer: str, inputs: str, source: str, command: str
 ) -> Artifact:
     text = fingerprint.seal(
-            body,
-            target=name,
-            installer=installer,
-            inputs=inputs,
-            preamble=PREAMBLES.get(file, ""),
-            source=source,
-            command=command,
-        )
+        body,
+        target=name,
+        installer=installer,
+        inputs=inputs,
+        preamble=PREAMBLES.get(file, ""),
+        source=source,
+        command=command,
+    )
     return Artifact(path=PurePosixPath(name) / file, text=text, executable=file in EXECUTABLE)
 
 

@@ -505,7 +505,7 @@ def assemble(plan: Plan, job: Job, pins: Sequence[ResolvedPin], inputs: str) -> 
             )
             raise ConfigError(msg)
     return TargetLock(
-        plan=plan, pins=tuple(out), inputs=inputs, findings=(), indexes=tuple(indexes)
+        plan=plan, pins=tuple(out), inputs=inputs, findings=(), indexes=tuple(sorted(indexes))
     )
 
 
