@@ -497,11 +497,11 @@ def assemble(plan: Plan, job: Job, pins: Sequence[ResolvedPin], inputs: str) -> 
     indexes = [("pytorch", job.torch_committed)] if job.torch_index else []
     used = {p.source for p in out}
     indexes += [(name, committed) for name, _, committed, _ in job.indexes if name in used]
-    for p in out:
-        if p.source in used - {"default", "pytorch", "url", "local"} and p.layer != "main":
+    for pin in out:
+        if pin.source in used - {"default", "pytorch", "url", "local"} and pin.layer != "main":
             msg = (
-                f"{plan.target.origin}: {p.name} is bound to [indexes.{p.source}], but pinner "
-                f"installs it in the {p.layer} layer; remove it from that table's packages"
+                f"{plan.target.origin}: {pin.name} is bound to [indexes.{pin.source}], but "
+                f"pinner installs it in the {pin.layer} layer; remove it from that table's packages"
             )
             raise ConfigError(msg)
     return TargetLock(
