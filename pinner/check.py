@@ -8,6 +8,7 @@ is enough. The lock opens with an `[inputs]` table, read without parsing the res
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -177,7 +178,7 @@ def stale_files(
     expected: dict[tuple[str, str], str] = {}  # (target, installer) -> fingerprint, hashed once
     for name in names:
         section = sections.get(name)
-        for file in ARTIFACTS:
+        for file in ARTIFACTS + index_files(section or ""):
             rel = PurePosixPath(name) / file
             path = out / rel
             try:
@@ -209,6 +210,14 @@ def stale_files(
             elif section is None or fields.get("inputs") != expected[name, installer]:
                 found.append((rel, "out of date with pinner.lock", installer))
     return found
+
+
+def index_files(section: str) -> tuple[str, ...]:
+    """The `index-<name>.txt` files a target renders: one per [indexes] table its lock's
+    `indexes = {...}` line names (the PyTorch index has torch-requirements.txt)."""
+    line = re.search(r"^indexes = \{(.*)\}$", section, re.MULTILINE)
+    names = re.findall(r"([a-z0-9][a-z0-9_-]*) = \"", line.group(1)) if line else []
+    return tuple(f"index-{n}.txt" for n in sorted(names) if n != "pytorch")
 
 
 def missing_folders(recorded: dict[str, str], names: list[str], root: Path) -> list[Problem]:

@@ -248,3 +248,21 @@ def test_uv_recipes_read_the_bound_layer_again(
         "-r index-flash.txt" in install
     )
     assert "-r torch-requirements.txt -r index-flash.txt -r requirements.txt" in install
+
+
+def test_check_covers_the_bound_layer_file(flash_project: Project, cli: Callable[..., Run]) -> None:
+    assert cli("lock").code == 0
+    assert cli("generate").code == 0
+    assert cli("check").code == 0
+    path = flash_project.root / "pinned" / "cpu" / "index-flash.txt"
+    path.write_text(path.read_text().replace("fast-kernels==0.3", "fast-kernels==0.4"))
+
+    edited = cli("check")
+
+    assert edited.code == 1
+    assert "index-flash.txt" in edited.text
+    assert "edited by hand" in edited.text
+    path.unlink()
+    missing = cli("check")
+    assert missing.code == 1
+    assert "index-flash.txt" in missing.text
