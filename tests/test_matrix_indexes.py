@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -30,7 +31,6 @@ from tests.support.projects import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from tests.support.projects import Run
 
@@ -235,19 +235,51 @@ def test_generated_recipes_install_the_bound_package_from_its_index(
     assert "fast-kernels is not installed (locked: 0.3 from [indexes.flash])" in missing.out
 
 
-def test_uv_recipes_read_the_bound_layer_again(
-    flash_project: Project, cli: Callable[..., Run]
+def test_uv_recipes_install_the_bound_layer_and_read_it_again(
+    flash_project: Project, flash_index: LocalIndex, cli: Callable[..., Run], tmp_path: Path
 ) -> None:
     """uv's hash-checking mode wants a hash for every package of the resolution: the main layer
     reads the bound layer's file again (installed already, so nothing is fetched twice)."""
+    from pinner.resolve.uv import uv_binary
+
     assert cli("lock").code == 0
     assert cli("generate", "--installer", "uv").code == 0
-    install = (flash_project.root / "pinned" / "cpu" / "install.sh").read_text()
-    assert (
+    folder = flash_project.root / "pinned" / "cpu"
+    install = (folder / "install.sh").read_text()
+    step = (
         'uv pip install --no-deps --require-hashes --default-index "$INDEX_FLASH_URL" '
-        "-r index-flash.txt" in install
+        "-r index-flash.txt"
     )
+    assert step in install
     assert "-r torch-requirements.txt -r index-flash.txt -r requirements.txt" in install
+
+    uv = uv_binary()
+    venv = tmp_path / "uv-venv"
+    subprocess.run([uv, "venv", "--quiet", str(venv)], check=True, capture_output=True)
+    bin_dir = Path(uv).parent
+    env = {**os.environ, "VIRTUAL_ENV": str(venv), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env["INDEX_FLASH_URL"] = flash_index.base_url + "/flash/cpu/"
+    done = subprocess.run(
+        ["bash", "-c", step], cwd=folder, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run(
+        [uv, "pip", "list", "--python", str(venv / "bin" / "python")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    assert re.search(r"^fast-kernels\s+0\.3$", listed.stdout, re.MULTILINE)
+
+
+def test_pip_tools_refuses_indexes(flash_project: Project, cli: Callable[..., Run]) -> None:
+    result = cli("lock", "--resolver", "pip-tools")
+    assert result.code == 1
+    assert not flash_project.lock.exists()
+    assert "Traceback" not in result.text
+    assert "[indexes] binds packages to an index by an explicit source" in result.err
+    assert "fix: use --resolver uv" in result.err
 
 
 def test_check_covers_the_bound_layer_file(flash_project: Project, cli: Callable[..., Run]) -> None:
