@@ -143,7 +143,8 @@ def _target_keys(tl: TargetLock, key: str) -> Iterator[Check]:
     for role, url in tl.indexes:
         yield f"{key}.indexes.{safe.comment(role)}", role, _source({"pytorch", *named})
         yield f"{key}.indexes.{safe.comment(role)}", url, safe.url
-    roles = {"default", "url", "local", *(r for r, _ in tl.indexes)}
+    # pytorch: the plan's index_url (locks made by hand in tests name no `indexes`)
+    roles = {"default", "pytorch", "url", "local", *(r for r, _ in tl.indexes)}
     for i, pin in enumerate(tl.pins):
         yield f"{key}.packages[{i}].source", pin.source, _source(roles)
 
