@@ -28,6 +28,8 @@ from tests.support.projects import (
     make_project,
     serve,
 )
+from tests.support.recipes import dockerfile_install_commands, install_sh_commands
+from tests.test_dockerfile import hadolint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -188,8 +190,18 @@ def test_generated_recipes_install_the_bound_package_from_its_index(
     # the index step comes after the torch layer and before the main layer
     assert dockerfile.index("torch-requirements.txt") < dockerfile.index(step)
     assert dockerfile.index(step) < dockerfile.index("-r requirements.txt")
+    lint = subprocess.run(
+        [hadolint(), "--no-color", "--failure-threshold", "warning", "Dockerfile"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout
     install = (folder / "install.sh").read_text()
     assert step in install
+    # the Dockerfile runs exactly install.sh's commands, the bound layer's among them
+    assert dockerfile_install_commands(dockerfile) == install_sh_commands(install)
     modal = (folder / "modal_image.py").read_text()
     assert "str(HERE / 'index-flash.txt'),\n        index_url=INDEX_FLASH_URL," in modal
     compile(modal, "modal_image.py", "exec")
