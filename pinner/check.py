@@ -354,7 +354,8 @@ def file_problems(
     it regenerates them). `commands`: the targets with generated files, and how each is
     regenerated."""
     root: Path = matrix["root"]
-    templates = template_digests(template_folders(matrix["templates"]), ARTIFACTS)
+    every = (*ARTIFACTS, INDEX_TEMPLATE)
+    templates = template_digests(template_folders(matrix["templates"]), every)
     legacy = ""
     problems: list[Problem] = []
     for name, command in commands.items():
@@ -364,7 +365,8 @@ def file_problems(
         if renders is None and section is not None and not legacy:
             legacy = templates_digest(template_folders(matrix["templates"]))
         behind_files = []
-        for file, what, inputs in _read_files(folder / name):
+        files = ARTIFACTS + index_files(section or "")
+        for file, what, inputs in _read_files(folder / name, files):
             if what:
                 problems.append((shown(folder / name / file, root), what, command))
                 continue
@@ -376,8 +378,9 @@ def file_problems(
             elif renders is None:
                 expected = artifact_inputs(section, legacy, installer)
             else:
-                template, own = templates[file]
-                fields = str(renders.get("section" if own else file, ""))
+                key = INDEX_TEMPLATE if file.startswith("index-") else file
+                template, own = templates[key]
+                fields = str(renders.get("section" if own else key, ""))
                 expected = file_inputs(fields, template, installer)
             if inputs[0] != expected:
                 behind_files.append(file)
@@ -387,11 +390,11 @@ def file_problems(
     return problems
 
 
-def _read_files(folder: Path) -> list[tuple[str, str, tuple[str, str]]]:
+def _read_files(folder: Path, files: tuple[str, ...]) -> list[tuple[str, str, tuple[str, str]]]:
     """(file, what is wrong with it or "", (its header's inputs, installer)) for each generated
     file of a target's folder."""
     found = []
-    for file in ARTIFACTS:
+    for file in files:
         try:
             data = (folder / file).read_bytes()
         except FileNotFoundError:
@@ -439,6 +442,17 @@ def lock_problems(matrix: dict[str, Any], names: list[str]) -> list[Problem]:
         for reason, kind in reasons.get(name, [])
         if kind != "section"
     ]
+
+
+INDEX_TEMPLATE = "index-requirements.txt"  # the template of every index-<name>.txt
+
+
+def index_files(section: str) -> tuple[str, ...]:
+    """The `index-<name>.txt` files a target renders: one per [indexes] table its lock's
+    `indexes = {...}` line names (the PyTorch index has torch-requirements.txt)."""
+    line = re.search(r"^indexes = \{(.*)\}$", section, re.MULTILINE)
+    names = re.findall(r"([a-z0-9][a-z0-9_-]*) = \"", line.group(1)) if line else []
+    return tuple(f"index-{n}.txt" for n in sorted(names) if n != "pytorch")
 
 
 def missing_folders(

@@ -15,7 +15,8 @@ from pinner import __version__
 from pinner.safe import comment as one_line
 
 KNOWLEDGE = Path(__file__).parent / "knowledge"
-LATER_KEYS: dict[str, Any] = {"pin_images": False}  # Target fields added later: their defaults
+# Target fields added later, with their defaults: a lock made before them stays fresh
+LATER_KEYS: dict[str, Any] = {"pin_images": False, "apt": (), "env": (), "indexes": ()}
 KNOWLEDGE_FILES = (
     "gpus.toml",
     "torch.toml",
@@ -212,9 +213,10 @@ RENDERS_FROM: dict[str, tuple[str, ...]] = {
     "torch-requirements.txt": ("plan", "steps", "pins:torch"),
     "requirements.txt": ("target", "pins:main"),
     "extensions.txt": ("plan", "pins:extension"),
-    "Dockerfile": ("plan", "steps"),
-    "install.sh": ("plan", "steps"),
-    "modal_image.py": ("plan", "steps"),
+    "Dockerfile": ("plan", "steps", "indexes"),
+    "install.sh": ("plan", "steps", "indexes"),
+    "modal_image.py": ("plan", "steps", "indexes"),
+    "index-requirements.txt": ("plan", "pins", "indexes"),  # each index-<name>.txt
     "verify_env.py": ("plan", "pins"),
     "pylock.toml": ("plan", "pins", "indexes"),
     "sbom.cdx.json": ("section",),  # its serial number is derived from the section

@@ -69,11 +69,11 @@ def dump_lock(
     for tl in sorted(lock.targets, key=lambda t: t.plan.target.name):
         name = _key(tl.plan.target.name)
         body += ["", f"[targets.{name}]"]
-        body.append("indexes = " + _inline(dict(tl.indexes)))
+        body.append("indexes = " + _inline(dict(sorted(tl.indexes))))
         body += _emit_table(
             f"targets.{name}",
             {
-                "plan": dataclasses.asdict(tl.plan),
+                "plan": _plan_dict(tl.plan),
                 "findings": [dataclasses.asdict(f) for f in tl.findings],
             },
         )
@@ -185,6 +185,19 @@ def read_details(path: Path) -> dict[str, dict[str, Any]]:
         if isinstance(table, dict)
         else {}
     )
+
+
+# Target keys written only when set: a lock without them reads (and hashes) as before they existed
+_LATER_TARGET_KEYS = ("apt", "env", "indexes")
+
+
+def _plan_dict(plan: Plan) -> dict[str, Any]:
+    data = dataclasses.asdict(plan)
+    target = data["target"]
+    for key in _LATER_TARGET_KEYS:
+        if not target.get(key):
+            target.pop(key, None)
+    return data
 
 
 def _generated_lines(generated: dict[str, str]) -> list[str]:

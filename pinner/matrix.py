@@ -31,7 +31,7 @@ TORCH_INDEX_ENV = "PINNER_TORCH_INDEX_URL"
 DEFAULT_PYTHON = "3.11"
 DEFAULT_PLATFORM = "linux-x86_64"
 
-TOP_KEYS = ("defaults", "targets", "lock", "out", "templates")
+TOP_KEYS = ("defaults", "targets", "indexes", "lock", "out", "templates")
 TARGET_KEYS = (
     "gpu",
     "cuda",
@@ -44,7 +44,15 @@ TARGET_KEYS = (
     "build",
     "torch-index-url",
     "pin-images",
+    "apt",
+    "env",
 )
+INDEX_KEYS = ("url", "packages", "targets")
+# source roles pinner itself uses (pinner.model.Source): an [indexes] table may not take them
+RESERVED_INDEXES = ("default", "pytorch", "url", "local", "torch")
+# what pinner itself sets in the recipes, or what steers the installer to another index
+RESERVED_ENV = ("PATH", "VIRTUAL_ENV", "PYTHONHOME", "TORCH_INDEX_URL", "DEBIAN_FRONTEND")
+RESERVED_ENV_PREFIXES = ("PIP_", "UV_", "PINNER_", "INDEX_")
 BUILD_VALUES = ("auto", "wheel", "source")
 PLATFORMS = {
     "linux-x86_64": "linux-x86_64",
@@ -59,6 +67,12 @@ PLATFORMS = {
 _SPEC = re.compile(r"\s*(~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _EXTRA = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+
+
+def index_env(name: str) -> str:
+    """The variable that names a mirror of an [indexes] table, when locking and installing:
+    PINNER_INDEX_<NAME>_URL (flash-infer -> PINNER_INDEX_FLASH_INFER_URL)."""
+    return f"PINNER_INDEX_{name.upper().replace('-', '_')}_URL"
 
 
 def preset_path() -> Path:
@@ -194,6 +208,9 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
         problems.append(f"{shown}: {prefix}targets: define at least one [targets.<name>] table")
         targets_doc = {}
     defaulted: list[str] = []  # targets that name no requirements
+    indexes = _indexes(
+        doc.get("indexes", {}), f"{shown}: {prefix}indexes", set(targets_doc), problems
+    )
     targets = []
     for name, raw in targets_doc.items():
         where = f"{shown}: {prefix}targets.{_key(name)}"
@@ -206,9 +223,14 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
         if "requirements" not in merged:
             merged["requirements"] = list(fallback)
             defaulted.append(name)
-        target = _target(name, merged, raw, defaults, where, root, problems)
+        target = _target(
+            name, merged, raw, defaults, where, root, problems, f"{shown}: {prefix}defaults"
+        )
         if target is not None:
-            targets.append({**target, "origin": origin})
+            bound = tuple(
+                (i, url, pkgs) for i, url, pkgs, only in indexes if name in only or not only
+            )
+            targets.append({**target, "origin": origin, "indexes": bound})
     settings = {k: doc.get(k) for k in ("lock", "out", "templates")}
     for key, value in settings.items():
         if value is not None and not isinstance(value, str):
@@ -218,8 +240,8 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
                 f"{shown}: {prefix}{key}: {safe.comment(repr(value))} contains a control "
                 "character; write a plain relative path"
             )
-    if problems:
-        raise ConfigError("\n".join(problems))
+    if problems:  # a bad [defaults] entry is found once per target: said once
+        raise ConfigError("\n".join(dict.fromkeys(problems)))
     templates = settings["templates"]
     return {
         "notes": _default_note(
@@ -301,6 +323,7 @@ def _target(
     where: str,
     root: Path,
     problems: list[str],
+    defaults_where: str = "defaults",
 ) -> dict[str, Any] | None:
     before = len(problems)
     try:
@@ -374,6 +397,15 @@ def _target(
             safe.image,
             'write one image reference, e.g. "nvidia/cuda:12.8.1-runtime-ubuntu24.04"',
         )
+    # apt and env merge with [defaults] entry by entry (the target's own win), not key-wise
+    apt = _apt(
+        [(defaults.get("apt", []), f"{defaults_where}.apt"), (raw.get("apt", []), f"{where}.apt")],
+        problems,
+    )
+    env = _env(
+        [(defaults.get("env", {}), f"{defaults_where}.env"), (raw.get("env", {}), f"{where}.env")],
+        problems,
+    )
     pin_images = merged.get("pin-images", False)
     if not isinstance(pin_images, bool):
         problems.append(f"{where}.pin-images: must be true or false, got {pin_images!r}")
@@ -393,6 +425,8 @@ def _target(
         "torch_index_url": index.rstrip("/"),
         "origin": where,
         "pin_images": pin_images is True,
+        "apt": apt,
+        "env": env,
     }
 
 
@@ -458,6 +492,138 @@ def _builds(
                 continue
             merged[canonical(pkg)] = how
     return tuple(sorted(merged.items()))
+
+
+def _apt(tables: list[tuple[object, str]], problems: list[str]) -> tuple[str, ...]:
+    """`apt`: Debian package names, each optionally `=version`; [defaults]' first, then the
+    target's own (a package named in both takes the target's entry)."""
+    merged: dict[str, str] = {}
+    for table, where in tables:
+        if not isinstance(table, list):
+            problems.append(f'{where}: must be a list of Debian package names, e.g. ["ffmpeg"]')
+            continue
+        for entry in table:
+            try:
+                merged[_apt_entry(entry)] = entry
+            except safe.Unsafe as e:
+                problems.append(
+                    f"{where}: {e}; write a Debian package name, optionally with =version "
+                    '(e.g. "ffmpeg" or "libsndfile1=1.2.2-1")'
+                )
+    return tuple(merged.values())
+
+
+def _apt_entry(entry: object) -> str:
+    """The package name of one `apt` entry, after checking its name and version grammar."""
+    if not isinstance(entry, str):
+        msg = f"{entry!r} is not a string"
+        raise safe.Unsafe(msg)
+    name, sep, version = entry.partition("=")
+    safe.apt_package(name)
+    if sep:
+        safe.apt_version(version)
+    return name
+
+
+def _env(tables: list[tuple[object, str]], problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """`env`: tables of variables; the target's own entries override [defaults]' by name."""
+    merged: dict[str, str] = {}
+    for table, where in tables:
+        if not isinstance(table, dict):
+            problems.append(f'{where}: must be a table such as {{ HF_HOME = "/models" }}')
+            continue
+        for name, value in table.items():
+            key = f"{where}.{_key(name)}"
+            try:
+                safe.env_name(name)
+                safe.env_value(value)
+            except safe.Unsafe as e:
+                problems.append(
+                    f"{key}: {e}; use a name of letters, digits and '_' and a one-line string"
+                )
+                continue
+            if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
+                problems.append(
+                    f"{key}: pinner sets {name} itself, or it would steer the installer; remove "
+                    "it (an index belongs in torch-index-url or an [indexes] table)"
+                )
+                continue
+            merged[name] = value
+    return tuple(merged.items())
+
+
+def _indexes(
+    doc: object, where: str, targets: set[str], problems: list[str]
+) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
+    """`[indexes.<name>]` tables: (name, url, packages, targets) each. A package is bound to its
+    index by an explicit source (never an extra index), so it comes from there and nowhere else."""
+    if not isinstance(doc, dict):
+        problems.append(f"{where}: must be a table of [indexes.<name>] tables")
+        return []
+    out = []
+    owner: dict[str, str] = {}
+    for name, table in doc.items():
+        here = f"{where}.{_key(name)}"
+        try:
+            safe.target_name(name)
+        except safe.Unsafe as e:
+            problems.append(f"{here}: {e}; name the index like [indexes.flashinfer]")
+            continue
+        if name in RESERVED_INDEXES:
+            problems.append(f"{here}: {name!r} is a source pinner uses itself; rename the table")
+            continue
+        if not isinstance(table, dict):
+            problems.append(f'{here}: must be a table with url = "..." and packages = [...]')
+            continue
+        before = len(problems)
+        _unknown_keys(table, INDEX_KEYS, f"{here}.", problems)
+        url = table.get("url")
+        try:
+            safe.url(url, template=True)
+        except safe.Unsafe as e:
+            problems.append(
+                f"{here}.url: {e}; give the index's simple URL, e.g. "
+                "https://flashinfer.ai/whl/cu128/torch2.7/ ({variant} stands for the torch build)"
+            )
+        packages = table.get("packages")
+        if not isinstance(packages, list) or not packages:
+            problems.append(
+                f'{here}.packages: name the packages it serves, e.g. ["flashinfer-python"]'
+            )
+            packages = []
+        names = []
+        for pkg in packages:
+            try:
+                safe.package_name(pkg)
+            except safe.Unsafe as e:
+                problems.append(f"{here}.packages: {e}; name a package, e.g. flashinfer-python")
+                continue
+            pkg = canonical(pkg)  # noqa: PLW2901
+            if pkg in ("torch", "torchvision", "torchaudio") or pkg.startswith(
+                ("nvidia-", "triton", "pytorch-triton")
+            ):
+                problems.append(
+                    f"{here}.packages: {pkg} belongs to the torch layer, which comes from "
+                    "torch-index-url; remove it here"
+                )
+            elif pkg in owner:
+                problems.append(
+                    f"{here}.packages: {pkg} is already bound to [indexes.{owner[pkg]}]; "
+                    "bind each package to one index"
+                )
+            else:
+                owner[pkg] = name
+                names.append(pkg)
+        only = table.get("targets", [])
+        if not isinstance(only, list) or not all(isinstance(t, str) for t in only):
+            problems.append(f'{here}.targets: must be a list of target names, e.g. ["h100"]')
+            only = []
+        for t in only:
+            if t not in targets:
+                problems.append(f"{here}.targets: {_key(t)} is not a [targets.<name>] table")
+        if len(problems) == before:
+            out.append((name, str(url).rstrip("/") + "/", tuple(names), tuple(only)))
+    return out
 
 
 def select_targets(matrix: Matrix, names: list[str] | tuple[str, ...]) -> tuple[Target, ...]:

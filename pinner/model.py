@@ -30,6 +30,11 @@ class Target:
     torch_index_url: str  # template, "{variant}" stands for cu128, cpu, ...
     origin: str  # "matrices/default.toml: targets.rtx5090", for messages
     pin_images: bool = False  # record image digests (base image, uv image) in the lock
+    apt: tuple[str, ...] = ()  # Debian packages the project needs: "ffmpeg", "libsndfile1=1.2-1"
+    env: tuple[tuple[str, str], ...] = ()  # environment of the recipes, in the matrix's order
+    # [indexes] tables that serve this target: (name, URL as written, {variant} allowed, the
+    # packages bound to it by an explicit source)
+    indexes: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -97,6 +97,8 @@ def install_steps(tl: TargetLock, installer: str, root: str = "../..") -> list[I
     # torch layer included (pip skips installed ones): uv reads the hashed torch layer again.
     again = "" if installer == "pip" else " -r torch-requirements.txt"
     files = project_files(tl)
+    groups = index_groups(tl)
+    again += "".join(f" -r {g.file}" for g in groups) if installer == "uv" else ""
     steps = [
         InstallStep(
             layer="torch",
@@ -107,6 +109,18 @@ def install_steps(tl: TargetLock, installer: str, root: str = "../..") -> list[I
             files=("torch-requirements.txt",),
             command=f"{pip} --no-deps --require-hashes{index} -r torch-requirements.txt",
             cache=cache,
+        ),
+        *(
+            InstallStep(
+                layer="index",
+                title=f"[indexes.{g.name}] layer: {', '.join(p.name for p in g.pins)}",
+                why=f"from {g.url} only, the index the matrix binds them to (never an extra "
+                "index); --no-deps because their dependencies are locked in the main layer",
+                files=(g.file,),
+                command=f'{pip} --no-deps --require-hashes {option} "${g.var}" -r {g.file}',
+                cache=cache,
+            )
+            for g in groups
         ),
         InstallStep(
             layer="main",
@@ -151,6 +165,43 @@ def install_steps(tl: TargetLock, installer: str, root: str = "../..") -> list[I
         )
     )
     return steps
+
+
+@dataclass(frozen=True)
+class IndexGroup:
+    """The packages of one [indexes] table, installed in a step of their own."""
+
+    name: str
+    url: str  # the committed URL
+    variant: str  # what {variant} stands for in a mirror's URL
+    var: str  # the recipes' variable: INDEX_<NAME>_URL
+    env: str  # the install-time mirror: PINNER_INDEX_<NAME>_URL
+    file: str  # index-<name>.txt
+    pins: tuple[Pin, ...]
+
+
+def index_groups(tl: TargetLock) -> list[IndexGroup]:
+    from pinner.matrix import index_env
+
+    named = dict(tl.indexes)
+    named.pop("pytorch", None)
+    groups = []
+    for name, url in sorted(named.items()):
+        pins = tuple(sorted((p for p in tl.pins if p.source == name), key=lambda p: p.name))
+        if pins:
+            env = index_env(name)
+            groups.append(
+                IndexGroup(
+                    name=name,
+                    url=url,
+                    variant=tl.plan.torch.variant,
+                    var=env.removeprefix("PINNER_"),
+                    env=env,
+                    file=f"index-{name}.txt",
+                    pins=pins,
+                )
+            )
+    return groups
 
 
 def _no_deps(tl: TargetLock) -> str:
@@ -224,8 +275,11 @@ def context(
     kb = load_knowledge()
     layers: dict[str, list[Pin]] = {"torch": [], "main": [], "build": [], "extension": []}
     installable = [p for p in sorted(tl.pins, key=lambda p: p.name) if p.source != "local"]
+    groups = index_groups(tl)
+    bound = {p.name for g in groups for p in g.pins}
     for pin in installable:  # a local project is the user's own to install: not hashable here
-        layers[pin.layer].append(pin)
+        if pin.name not in bound:  # those have a step of their own
+            layers[pin.layer].append(pin)
     source_apt = list(plan.apt)
     steps = install_steps(tl, installer, root)
     folder = f"pinned/{plan.target.name}" if folder is None else folder
@@ -241,6 +295,7 @@ def context(
         "steps": steps,
         "apt": source_apt,
         "env": list(plan.env),
+        "indexes": groups,
         "base_image": pinned(plan.base_image, plan.images) if plan.base_image else "",
         "uv_image": safe.image(pinned(kb.docs["packages"]["uv"]["image"], plan.images)),
         "expected_json": Block(json.dumps(verify.expected_from_lock(tl), indent=1, sort_keys=True)),
@@ -398,18 +453,11 @@ def render_target(
             body = pylock.document(tl, root=root)
         else:
             body = _render_file(env, file, ctx)
-        text = fingerprint.seal(
-            body,
-            target=name,
-            installer=installer,
-            inputs=inputs[file],
-            preamble=PREAMBLES.get(file, ""),
-            source=source,
-            command=command,
-        )
-        out.append(
-            Artifact(path=PurePosixPath(name) / file, text=text, executable=file in EXECUTABLE)
-        )
+        out.append(_sealed(name, file, body, installer, inputs[file], source, command))
+    for group in ctx["indexes"]:
+        body = _render_file(env, "index-requirements.txt", {**ctx, "index": group})
+        index_inputs = inputs["index-requirements.txt"]
+        out.append(_sealed(name, group.file, body, installer, index_inputs, source, command))
     out.append(
         _sbom(
             tl,
@@ -435,10 +483,26 @@ def file_inputs(
 
     fields = fingerprint.render_digests(dataclasses.asdict(tl), section)
     out = {}
-    for file, (template, own) in fingerprint.template_digests(folders, ARTIFACTS).items():
+    every = (*ARTIFACTS, "index-requirements.txt")  # the template of each index-<name>.txt
+    for file, (template, own) in fingerprint.template_digests(folders, every).items():
         used = fields["section"] if own else fields[file]
         out[file] = fingerprint.file_inputs(used, template, installer)
     return out
+
+
+def _sealed(
+    name: str, file: str, body: str, installer: str, inputs: str, source: str, command: str
+) -> Artifact:
+    text = fingerprint.seal(
+        body,
+        target=name,
+        installer=installer,
+        inputs=inputs,
+        preamble=PREAMBLES.get(file, ""),
+        source=source,
+        command=command,
+    )
+    return Artifact(path=PurePosixPath(name) / file, text=text, executable=file in EXECUTABLE)
 
 
 def _sbom(

@@ -20,6 +20,7 @@ __all__ = [
     "CONTROL",
     "Unsafe",
     "apt_package",
+    "apt_version",
     "comment",
     "cuda_version",
     "docker_value",
@@ -64,6 +65,9 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Debian policy 5.6.1 (https://www.debian.org/doc/debian-policy/ch-controlfields.html#source)
 _APT = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+# Debian policy 5.6.12: [epoch:]upstream_version[-debian_revision]; upstream starts with a digit
+# (https://www.debian.org/doc/debian-policy/ch-controlfields.html#version)
+_APT_VERSION = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*")
 _TARGET = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _PYTHON = re.compile(r"3\.[0-9]{1,2}")
 _VARIANT = re.compile(r"cpu|cu[0-9]{2,4}|rocm[0-9]+(?:\.[0-9]+)*|xpu")
@@ -143,6 +147,17 @@ def env_value(value: object) -> str:
 
 def apt_package(value: object) -> str:
     return _check(value, _APT, "a Debian package name (lowercase letters, digits, '+', '.', '-')")
+
+
+def apt_version(value: object) -> str:
+    """A Debian version; a ':' after the first needs an epoch, as in the policy."""
+    checked = _check(
+        value, _APT_VERSION, "a Debian version ([epoch:]upstream[-revision], e.g. 1.2.2-1)"
+    )
+    if ":" in checked and not re.fullmatch(r"[0-9]+:.*", checked):
+        msg = f"{_shown(checked)} has a ':' but no epoch; a Debian version is [epoch:]upstream[-revision]"
+        raise Unsafe(msg)
+    return checked
 
 
 def target_name(value: object) -> str:

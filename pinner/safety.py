@@ -75,6 +75,7 @@ def _checks(tl: TargetLock, key: str) -> Iterator[Check]:
     for i, apt in enumerate(plan.apt):
         yield f"{key}.plan.apt[{i}]", apt, safe.apt_package
     yield from _env(f"{key}.plan.env", plan.env)
+    yield from _target_keys(tl, key)
     for i, ext in enumerate(plan.extensions):
         where = f"{key}.plan.extensions[{i}]"
         yield f"{where}.name", ext.name, safe.package_name
@@ -105,6 +106,47 @@ def _checks(tl: TargetLock, key: str) -> Iterator[Check]:
             yield f"{where}.hashes[{j}]", digest, safe.hash_
         for j, via in enumerate(pin.via):
             yield f"{where}.via[{j}]", via, safe.text
+
+
+def _apt_entry(value: object) -> object:
+    name, _, version = str(value).partition("=")
+    safe.apt_package(name)
+    return safe.apt_version(version) if "=" in str(value) else value
+
+
+def _source(roles: set[str]) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        if value not in roles:
+            msg = (
+                f"{safe.comment(repr(value))} is not a source this target allows "
+                f"({', '.join(sorted(roles))})"
+            )
+            raise safe.Unsafe(msg)
+        return value
+
+    return check
+
+
+def _target_keys(tl: TargetLock, key: str) -> Iterator[Check]:
+    """The matrix keys apt, env and [indexes] as the lock keeps them, and every package's source
+    role: a package from an index the target does not name is refused."""
+    target = tl.plan.target
+    for i, apt in enumerate(target.apt):
+        yield f"{key}.plan.target.apt[{i}]", apt, _apt_entry
+    yield from _env(f"{key}.plan.target.env", target.env)
+    for i, (name, url, packages) in enumerate(target.indexes):
+        yield f"{key}.plan.target.indexes[{i}][0]", name, safe.target_name
+        yield f"{key}.plan.target.indexes[{i}][1]", url, lambda v: safe.url(v, template=True)
+        for j, pkg in enumerate(packages):
+            yield f"{key}.plan.target.indexes[{i}][2][{j}]", pkg, safe.package_name
+    named = {name for name, _, _ in target.indexes}
+    for role, url in tl.indexes:
+        yield f"{key}.indexes.{safe.comment(role)}", role, _source({"pytorch", *named})
+        yield f"{key}.indexes.{safe.comment(role)}", url, safe.url
+    # pytorch: the plan's index_url (locks made by hand in tests name no `indexes`)
+    roles = {"default", "pytorch", "url", "local", *(r for r, _ in tl.indexes)}
+    for i, pin in enumerate(tl.pins):
+        yield f"{key}.packages[{i}].source", pin.source, _source(roles)
 
 
 def check_target_lock(tl: TargetLock, lock_name: str = "pinner.lock") -> None:

@@ -45,7 +45,10 @@ def expected_from_lock(tl: TargetLock) -> dict[str, Any]:
     builds = {
         e.name: e.wheel or f"source build against torch {plan.torch.pin}" for e in plan.extensions
     }
-    return {
+    # packages bound to an [indexes] table: a report names the index they come from
+    named = {name for name, _, _ in plan.target.indexes}
+    sources = {p.name: p.source for p in sorted(tl.pins, key=lambda p: p.name) if p.source in named}
+    return ({"sources": sources} if sources else {}) | {
         "target": plan.target.name,
         "python": plan.target.python,
         "platform": plan.target.platform,

@@ -298,15 +298,17 @@ def check_packages(
     installed = _installed() if installed is None else installed
     out = []
     loose = {e["name"] for e in expected.get("extensions", [])}
+    sources = expected.get("sources", {})
     bad = []
     for name, version in sorted(expected["packages"].items()):
         have = installed.get(name)
         want = version.split("+")[0] if name in loose else version
         got = (have or "").split("+")[0] if name in loose else have
+        locked = f"{version} from [indexes.{sources[name]}]" if name in sources else version
         if have is None:
-            bad.append(f"{name} is not installed (locked: {version})")
+            bad.append(f"{name} is not installed (locked: {locked})")
         elif version and got != want:  # "": a local project, no version of its own
-            bad.append(f"{name} {have} is installed, the lock says {version}")
+            bad.append(f"{name} {have} is installed, the lock says {locked}")
     if bad:
         out += [_result(FAIL, "packages", line) for line in bad]
     else:

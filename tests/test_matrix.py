@@ -282,7 +282,7 @@ def test_load_matrix_unknown_key_suggests_close_match(tmp_path, monkeypatch):
             '[targets.a]\ngpu = "A100"\nwhatever = 1\n',
             "pinner.toml: targets.a.whatever: unknown key (known keys: gpu, cuda, torch, "
             "python, platform, driver, base-image, requirements, build, torch-index-url, "
-            "pin-images)",
+            "pin-images, apt, env)",
             id="no-close-match",
         ),
     ],

@@ -82,6 +82,7 @@ def test_wheel_holds_templates_presets_and_knowledge(wheel):
     assert {n for n in names if n.startswith("pinner/templates/")} == {
         *(f"pinner/templates/{a}.j2" for a in templated),
         "pinner/templates/init/pinner-update.yml.j2",
+        "pinner/templates/index-requirements.txt.j2",  # one file per [indexes] table in use
     }
     assert "pinner/presets/default.toml" in names
     for data in ("gpus", "cuda", "torch", "packages", "extensions"):

@@ -67,6 +67,14 @@ class Job:
     timeout: float = 0.0  # seconds for the whole engine run, 0 for none
     files_pass: bool = True  # list every file an installer may pick (off for comparison runs)
     no_deps: bool = False  # each requirement alone: its newest release installable on the target
+    # [indexes] tables: (name, the run's URL (a mirror's when one is set), the committed URL,
+    # the packages bound to it by an explicit source; each is in `direct`)
+    indexes: tuple[tuple[str, str, str, tuple[str, ...]], ...] = ()
+
+    @property
+    def bound(self) -> dict[str, str]:
+        """Package -> the [indexes] table it must come from."""
+        return {pkg: name for name, _, _, pkgs in self.indexes for pkg in pkgs}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,11 +175,17 @@ def build_job(
         raise ConfigError(msg)
     lines, roots, urls, hashes = _user_lines(reqs, root, plan.target.python, plan.target.platform)
     constraints += [line for r, line in lines if r.constraint]
+    indexes = named_indexes(plan)
+    bound = [pkg for *_, pkgs in indexes for pkg in pkgs]
+    # sources route direct dependencies only: each bound package is one (optional unless the
+    # requirements name it, so a package nothing requires is dropped again)
+    direct += [pkg for pkg in bound if pkg not in routed]
+    optional += [pkg for pkg in bound if pkg not in names and pkg not in routed]
     # names pinner adds only to route them are no reason to install: the graph says who wants them
     roots += [
         (name, (), PLAN_VIA)
         for name in (canonical(re.split(r"[<>=!~ ;\[]", d)[0]) for d in direct)
-        if name not in optional
+        if name not in optional and name not in bound
     ]
     return Job(
         target=plan.target.name,
@@ -188,13 +202,36 @@ def build_job(
         preferences=preferences,
         upgrade=upgrade,
         offline=offline,
-        optional=tuple(optional) if not torch.on_pypi else (),
+        optional=tuple(o for o in optional if not torch.on_pypi or o in bound),
         mirror=mirror,
         urls=tuple(urls),
         roots=tuple(dict.fromkeys(roots)),
         hashes=tuple(hashes),
         timeout=timeout,
+        indexes=indexes,
     )
+
+
+def named_indexes(plan: Plan) -> tuple[tuple[str, str, str, tuple[str, ...]], ...]:
+    """The target's [indexes] tables for this plan: {variant} filled in with the torch build's
+    variant; the run reads a mirror from PINNER_INDEX_<NAME>_URL (transport: the lock keeps the
+    committed URL)."""
+    import os
+
+    from pinner.matrix import index_env
+
+    out = []
+    for name, url, packages in plan.target.indexes:
+        committed = url.replace("{variant}", plan.torch.variant).rstrip("/")
+        variable = index_env(name)
+        mirror = os.environ.get(variable, "").strip()
+        if mirror:
+            from pinner.resolve.environment import checked_url
+
+            checked_url(variable, mirror)
+        run = mirror.replace("{variant}", plan.torch.variant).rstrip("/") if mirror else committed
+        out.append((name, run, committed, packages))
+    return tuple(out)
 
 
 def _user_lines(
@@ -371,6 +408,7 @@ def _check_answer(plan: Plan, job: Job, pins: Sequence[ResolvedPin]) -> None:
     planned = {canonical(c.split("==")[0]): c.split("==")[1] for c in plan.companions}
     planned["torch"] = plan.torch.pin
     by_name = {p.name: p for p in pins}
+    named = {name for name, *_ in job.indexes}
     for pin in pins:
         want = planned.get(pin.name)
         if want is not None and pin.version != want:
@@ -388,6 +426,14 @@ def _check_answer(plan: Plan, job: Job, pins: Sequence[ResolvedPin]) -> None:
             msg = (
                 f"target {job.target}: {pin.name} {pin.version} must come from the PyTorch index "
                 f"{job.torch_index}, but the resolver took it from the {pin.source} source"
+            )
+            raise ResolveError(msg)
+        home = job.bound.get(pin.name)
+        if (home or pin.source) != pin.source or (pin.source in named and home is None):
+            msg = (
+                f"target {job.target}: {pin.name} {pin.version} came from the {pin.source} source, "
+                f"but the matrix binds it to {f'[indexes.{home}]' if home else 'no index'}; "
+                "refusing it"
             )
             raise ResolveError(msg)
         if pin.source not in ("local",) and not pin.hashes:
@@ -452,8 +498,17 @@ def assemble(plan: Plan, job: Job, pins: Sequence[ResolvedPin], inputs: str) -> 
                 files=p.files, url=p.url)
         )  # fmt: skip
     indexes = [("pytorch", job.torch_committed)] if job.torch_index else []
+    used = {p.source for p in out}
+    indexes += [(name, committed) for name, _, committed, _ in job.indexes if name in used]
+    for pin in out:
+        if pin.source in used - {"default", "pytorch", "url", "local"} and pin.layer != "main":
+            msg = (
+                f"{plan.target.origin}: {pin.name} is bound to [indexes.{pin.source}], but "
+                f"pinner installs it in the {pin.layer} layer; remove it from that table's packages"
+            )
+            raise ConfigError(msg)
     return TargetLock(
-        plan=plan, pins=tuple(out), inputs=inputs, findings=(), indexes=tuple(indexes)
+        plan=plan, pins=tuple(out), inputs=inputs, findings=(), indexes=tuple(sorted(indexes))
     )
 
 

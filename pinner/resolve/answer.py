@@ -29,6 +29,8 @@ class Indexes:
     mirror: str  # the default index's mirror, "" when the resolver used its own default
     urls: frozenset[str]  # direct URLs the user wrote
     root: Path  # project root: local paths are recorded relative to it
+    named: tuple[tuple[str, str, str], ...] = ()  # [indexes]: (name, the run's URL, committed URL)
+    bound: tuple[tuple[str, str], ...] = ()  # (package, [indexes] table it is bound to)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +114,19 @@ def _package(p: dict[str, Any], ix: Indexes) -> Located:
 
 
 def _source(url: str, name: str, version: str, ix: Indexes) -> str:
-    """default or pytorch, from where the file lives; anything else is refused."""
+    """default, pytorch or an [indexes] table, from where the file lives; anything else is
+    refused. A package bound to an [indexes] table comes from it: uv looks nowhere else for it
+    (an explicit source), and such an index may link its files elsewhere (GitHub releases)."""
+    home = dict(ix.bound).get(name)
+    if home is not None:
+        return home
+    for other, run, _ in ix.named:
+        if _under(url, run):
+            msg = (
+                f"target {ix.target}: {name} {version} came from [indexes.{other}] ({url}), "
+                "which serves only the packages bound to it; refusing it"
+            )
+            raise ResolveError(msg)
     if ix.torch and _under(url, ix.torch):
         return "pytorch"
     if ix.mirror:
@@ -138,6 +152,14 @@ def _recorded(url: str, source: str, ix: Indexes) -> str:
         if url.startswith(base):
             return ix.torch_committed.rstrip("/") + "/" + url[len(base) :]
         return ""
+    for name, run, committed in ix.named:
+        if source == name:
+            # the committed index's URL of the file when it lies under the run's index, else
+            # none: a mirror's (or a file host's) address is transport, never part of the lock
+            base = run.rstrip("/") + "/"
+            if url.startswith(base):
+                return committed.rstrip("/") + "/" + url[len(base) :]
+            return ""
     return "" if ix.mirror else url
 
 
@@ -181,7 +203,7 @@ def merge_files(
     out = []
     for p in located:
         other = extra.get((p.name, p.version))
-        if other is None or p.source not in ("default", "pytorch"):
+        if other is None or p.source in ("url", "local"):
             out.append(p)
             continue
         if other.source != p.source:

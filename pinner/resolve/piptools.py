@@ -95,6 +95,12 @@ class PipToolsResolver:
                 "pip-tools is not installed: pip install 'pinner[pip-tools]', or use --resolver uv"
             )
             raise ResolveError(msg) from None
+        if job.indexes:
+            msg = (
+                f"target {job.target}: [indexes] binds packages to an index by an explicit "
+                "source, which pip-compile cannot do\n  fix: use --resolver uv"
+            )
+            raise ResolveError(msg)
         if job.torch_index and not job.offline:
             probe_index(job.torch_index, job.target)
         extensions = {name for name, _, _ in job.metadata}

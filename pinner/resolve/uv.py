@@ -73,17 +73,24 @@ def pyproject(job: Job) -> str:
     ]
     lines += [f"  {json.dumps(d)}," for d in job.direct]
     lines.append("]")
-    if job.torch_index:
+    # each index explicit (used only by the packages bound to it), never an extra index
+    indexes = [("pytorch", job.torch_index, job.routed)] if job.torch_index else []
+    indexes += [(name, url, packages) for name, url, _, packages in job.indexes]
+    for name, url, _ in indexes:
         lines += [
             "",
             "[[tool.uv.index]]",
-            'name = "pytorch"',
-            f"url = {json.dumps(job.torch_index + '/')}",
+            f"name = {json.dumps(name)}",
+            f"url = {json.dumps(url.rstrip('/') + '/')}",
             "explicit = true",
-            "",
-            "[tool.uv.sources]",
         ]
-        lines += [f'{json.dumps(n)} = {{ index = "pytorch" }}' for n in job.routed]
+    if indexes:
+        lines += ["", "[tool.uv.sources]"]
+        lines += [
+            f"{json.dumps(n)} = {{ index = {json.dumps(name)} }}"
+            for name, _, names in indexes
+            for n in names
+        ]
     for name, version, requires in job.metadata:
         lines += [
             "",
@@ -181,10 +188,11 @@ class UvResolver:
         manylinux_2_28 and _2_34 wheels), whose hash the lock must carry too. A second run with
         every version pinned and no dependencies lists the files up to the newest manylinux tag.
         """
-        pinned = [p for p in located if p.source in ("default", "pytorch")]
+        named = {name for name, *_ in job.indexes}
+        pinned = [p for p in located if p.source in ("default", "pytorch", *named)]
         if not pinned:
             return located
-        routed = set(job.routed)
+        routed = set(job.routed) | set(job.bound)
         second = replace(
             job,
             direct=tuple(f"{p.name}=={p.version}" for p in pinned if p.name in routed),
@@ -242,6 +250,8 @@ def _indexes(job: Job) -> Indexes:
         torch=job.torch_index,
         torch_committed=job.torch_committed or job.torch_index,
         mirror=job.mirror,
+        named=tuple((name, run, committed) for name, run, committed, _ in job.indexes),
+        bound=tuple(job.bound.items()),
         urls=frozenset(job.urls),
         root=job.root,
     )
