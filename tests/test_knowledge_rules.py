@@ -269,10 +269,13 @@ def test_a_run_prints_an_identical_note_once(plan_for, capsys):
         assert plan is not None
         tl = _locked(plan, ("transformers", "5.24.0"), ("torchaudio", "2.10.0"))
         targets.append(replace(tl, findings=lint_lock(tl)))
-    _print_findings(LockFile(pinner="0", knowledge="2026-11-23", targets=tuple(targets)))
+    lockfile = LockFile(pinner="0", knowledge="2026-11-23", targets=tuple(targets))
+    _print_findings([f for t in lockfile.targets for f in t.findings])
     err = capsys.readouterr().err
     assert err.count("transformers 5.24.0 is newer than pinner's knowledge") == 1
-    assert err.count("torchaudio 2.10.0 is locked") == 2  # warnings stay per target
+    # each distinct message once, naming its targets (issue 14): both plans are target "t"
+    assert err.count("torchaudio 2.10.0 is locked") == 1
+    assert "warning: t: torchaudio 2.10.0 is locked, but it is not built for torch" in err
 
 
 def test_blackwell_driver_floor_raises_a_cuda12_plans_minimum(plan_for):
