@@ -4,6 +4,7 @@ Heavy modules (packaging, jinja2, tomlkit, the engines) are imported inside the 
 them. `pinner.cli.main` is the entry point and the only exit.
 """
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,6 +30,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+if "_PINNER_COMPLETE" in os.environ:  # the shell asks for completions (`pinner completion`)
+    from typer.completion import completion_init
+
+    completion_init()
 
 MatrixOpt = Annotated[
     Path | None,
@@ -105,7 +111,7 @@ def completion(
 ) -> None:
     """Print the shell completion script: `eval "$(pinner completion bash)"` in ~/.bashrc,
     `pinner completion fish > ~/.config/fish/completions/pinner.fish`."""
-    from typer._completion_shared import get_completion_script
+    from typer.completion import get_completion_script
 
     from pinner.errors import ConfigError
 

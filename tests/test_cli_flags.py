@@ -110,7 +110,6 @@ def snapshot(root: Path) -> dict[str, bytes]:
     }
 
 
-
 # --- 5: plan warnings once per message, naming the targets ---------------------------------------
 
 BNB_MATRIX = """\
@@ -171,3 +170,185 @@ def test_lock_prints_a_change_table_and_says_when_nothing_changed(project, capsy
     code, out, _ = run(capsys, "lock")
     assert (code, out) == (0, "pinner.lock: no changes (1 target; a100 resolved)\n")
     assert (project / "pinner.lock").read_bytes() == before
+
+
+def test_upgrade_package_moves_only_that_package(project, capsys):
+    assert run(capsys, "generate")[0] == 0
+    publish(six="1.17.0", packaging="26.0")
+
+    code, out, _ = run(capsys, "lock", "-P", "six")
+    assert code == 0
+    assert versions(project) == {"torch": "2.15.0", "six": "1.17.0", "packaging": "23.0"}
+    assert "  six  1.15.0 → 1.17.0" in out.splitlines()
+
+    code, out, _ = run(capsys, "update", "--upgrade-package", "Packaging")
+    assert code == 0
+    assert versions(project)["packaging"] == "26.0"
+    assert "  packaging  23.0 → 26.0" in out.splitlines()
+    assert "wrote pinner.lock and 10 generated files" in out
+    assert run(capsys, "check")[0] == 0
+
+    code, _, err = run(capsys, "lock", "-P", "six;rm")
+    assert code == 2
+    assert "--upgrade-package: 'six;rm' is not a package name" in err
+
+
+# --- --dry-run, --locked, --frozen -------------------------------------------------------------
+
+
+def test_dry_run_lists_the_changes_and_writes_nothing(project, capsys):
+    assert run(capsys, "generate")[0] == 0
+    publish(six="1.17.0")
+    before = snapshot(project)
+
+    code, out, _ = run(capsys, "update", "--dry-run", "--pr-body", "body.md")
+    assert code == 0
+    assert out.splitlines() == [
+        "a100: 1 upgraded",
+        "  six  1.15.0 → 1.17.0",
+        "would write pinner.lock and 10 generated files",
+    ]
+    code, out, _ = run(capsys, "lock", "--upgrade", "--dry-run")
+    assert (code, out.splitlines()[-1]) == (0, "would write pinner.lock: 1 target (a100 resolved)")
+    (project / "requirements.in").write_text("six\n", encoding="utf-8")
+    del FakeResolver.index["packaging"]
+    code, out, _ = run(capsys, "generate", "--dry-run", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert (doc["dry_run"], doc["lock_changed"], doc["written"]) == (True, True, [])
+    assert "pinned/a100/requirements.txt" in doc["would_write"]
+    assert snapshot(project) == {**before, "requirements.in": b"six\n"}
+
+
+def test_locked_checks_without_resolving_and_frozen_renders_as_is(project, capsys):
+    assert run(capsys, "generate")[0] == 0
+    assert run(capsys, "lock", "--locked") == (
+        0,
+        "pinner.lock matches its inputs (1 targets)\n",
+        "",
+    )
+    (project / "requirements.in").write_text("six\n", encoding="utf-8")
+    FakeResolver.runs.clear()
+
+    code, out, err = run(capsys, "lock", "--locked")
+    assert (code, out) == (1, "")
+    assert err.startswith("pinner: error: --locked: the lock does not match its inputs:\n")
+    assert run(capsys, "generate", "--locked")[0] == 1
+    assert FakeResolver.runs == []
+
+    lock = (project / "pinner.lock").read_bytes()
+    (project / "pinned/a100/Dockerfile").unlink()
+    code, out, err = run(capsys, "generate", "--frozen")
+    assert (code, out) == (0, "generated pinned/: 1 files written\n")
+    assert "warning: pinner.lock does not match its inputs" in err
+    assert "use --locked for that check" in err  # the deprecation: --frozen changed meaning
+    assert (project / "pinner.lock").read_bytes() == lock
+    assert FakeResolver.runs == []
+
+
+# --- --json -------------------------------------------------------------------------------------
+
+
+def test_every_json_output_carries_its_schema(project, capsys):
+    documents = {}
+    for args in (
+        ("lock", "--json"),
+        ("generate", "--json"),
+        ("check", "--json"),
+        ("update", "--json"),
+        ("targets", "--json"),
+        ("explain", "--target", "a100", "--json"),
+        ("gpus", "--json"),
+    ):
+        code, out, _ = run(capsys, *args)
+        assert code == 0, args
+        documents[args[0]] = doc = json.loads(out)
+        assert next(iter(doc)) == "schema", args
+        assert doc["schema"] == 1
+    assert documents["lock"]["resolved"] == ["a100"]
+    assert documents["lock"]["changes"]["targets"][0]["status"] == "added"
+    assert documents["generate"]["written"][0].startswith("pinned/a100/")
+    assert documents["check"] == {
+        "schema": 1,
+        "fresh": True,
+        "targets": ["a100"],
+        "problems": [],
+        "not_generated": [],
+    }
+
+    (project / "pinned/a100/Dockerfile").write_text("FROM scratch\n", encoding="utf-8")
+    code, out, err = run(capsys, "check", "--json")
+    assert code == 1
+    (problem,) = json.loads(out)["problems"]
+    assert problem["path"] == "pinned/a100/Dockerfile"
+    assert problem["refresh"] == "pinner generate --target a100"
+    assert err == "pinner: error: stale: 1 problem (listed in the JSON on stdout)\n"
+
+
+# --- -q, -v, --color, completion ----------------------------------------------------------------
+
+
+def test_quiet_verbose_and_color(project, capsys):
+    assert run(capsys, "-q", "lock") == (0, "", "")
+    code, _, err = run(capsys, "generate", "-v")
+    assert code == 0
+    assert f"matrix: {project / 'pinner.toml'}" in err.splitlines()
+    assert "wrote pinned/a100/Dockerfile" in err.splitlines()
+    code, _, err = run(capsys, "check", "--verbose")  # the fast path, without typer
+    assert f"matrix: {project / 'pinner.toml'}" in err.splitlines()
+
+    (project / "requirements.in").write_text("six\n", encoding="utf-8")
+    plain = run(capsys, "check")
+    assert plain[0] == 1
+    assert plain[2].startswith("pinner: error: stale:")
+    assert run(capsys, "check", "--color", "always")[2].startswith("pinner: \x1b[31merror\x1b[0m:")
+    os.environ["FORCE_COLOR"] = "1"
+    try:
+        assert "\x1b[31m" in run(capsys, "check")[2]
+        assert run(capsys, "--color=never", "check") == plain
+        os.environ["NO_COLOR"] = "1"
+        assert run(capsys, "check") == plain
+    finally:
+        os.environ.pop("FORCE_COLOR")
+        os.environ.pop("NO_COLOR", None)
+    assert run(capsys, "check", "--color", "sometimes")[0] == 2
+
+
+def test_completion_scripts_and_completing(project, capsys):
+    for shell in ("bash", "zsh", "fish"):
+        code, out, _ = run(capsys, "completion", shell)
+        assert code == 0
+        assert "_PINNER_COMPLETE" in out
+    assert run(capsys, "completion", "tcsh")[0] == 2
+
+    env = {
+        **os.environ,
+        "_PINNER_COMPLETE": "complete_bash",
+        "COMP_WORDS": "pinner ge",
+        "COMP_CWORD": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "pinner"], env=env, capture_output=True, text=True, check=False
+    )
+    assert "generate" in proc.stdout.split()
+    env |= {"COMP_WORDS": "pinner check --d", "COMP_CWORD": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pinner", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "--diff" in proc.stdout.split()
+
+
+def test_check_fast_path_never_imports_typer(project, capsys):
+    assert run(capsys, "generate")[0] == 0
+    code = (
+        "import sys; from pinner.cli import main; "
+        "rc = main(['-q', 'check', '--json', '--color', 'always']); "
+        "assert rc == 0, rc; assert 'typer' not in sys.modules, 'typer imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["fresh"] is True
