@@ -32,7 +32,7 @@ app = typer.Typer(
 )
 
 if "_PINNER_COMPLETE" in os.environ:  # the shell asks for completions (`pinner completion`)
-    from typer.completion import completion_init
+    from typer._completion_classes import completion_init  # what add_completion would do
 
     completion_init()
 
@@ -111,7 +111,7 @@ def completion(
 ) -> None:
     """Print the shell completion script: `eval "$(pinner completion bash)"` in ~/.bashrc,
     `pinner completion fish > ~/.config/fish/completions/pinner.fish`."""
-    from typer.completion import get_completion_script
+    from typer._completion_shared import get_completion_script
 
     from pinner.errors import ConfigError
 

@@ -22,7 +22,13 @@ from pinner.model import File
 from pinner.resolve import Job, ResolvedPin
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+    from tests.support.index import LocalIndex
+    from tests.support.projects import Run
+
+pytest_plugins = ("tests.conftest_lock",)
 
 MATRIX = """\
 [defaults]
@@ -188,9 +194,34 @@ def test_upgrade_package_moves_only_that_package(project, capsys):
     assert "wrote pinner.lock and 10 generated files" in out
     assert run(capsys, "check")[0] == 0
 
-    code, _, err = run(capsys, "lock", "-P", "six;rm")
+    code, _, err = run(capsys, "lock", "-P", "six;rm")  # refused before anything runs
     assert code == 2
     assert "--upgrade-package: 'six;rm' is not a package name" in err
+
+
+def test_upgrade_package_with_uv_on_loopback_indexes(
+    tmp_path: Path,
+    fresh_index: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+) -> None:
+    from tests.support.projects import make_project
+    from tests.support.wheels import build_wheel
+
+    project = make_project(
+        tmp_path / "proj", fresh_index, monkeypatch, requirements="demo-app\nother-app\n"
+    )
+    assert cli("lock").code == 0
+    newer = tmp_path / "newer"
+    fresh_index.add("pypi", build_wheel(newer, "demo-app", "1.1", requires=["torch>=2.0"]))
+    fresh_index.add("pypi", build_wheel(newer, "other-app", "1.1"))
+
+    moved = cli("lock", "-P", "other_app")
+
+    assert moved.code == 0, moved.err
+    assert project.packages()["other-app"]["version"] == "1.1"
+    assert project.packages()["demo-app"]["version"] == "1.0"
+    assert "  other-app  1.0 → 1.1" in moved.out.splitlines()
 
 
 # --- --dry-run, --locked, --frozen -------------------------------------------------------------
@@ -314,7 +345,8 @@ def test_quiet_verbose_and_color(project, capsys):
     assert run(capsys, "check", "--color", "sometimes")[0] == 2
 
 
-def test_completion_scripts_and_completing(project, capsys):
+@pytest.mark.usefixtures("project")
+def test_completion_scripts_and_completing(capsys):
     for shell in ("bash", "zsh", "fish"):
         code, out, _ = run(capsys, "completion", shell)
         assert code == 0
@@ -342,7 +374,8 @@ def test_completion_scripts_and_completing(project, capsys):
     assert "--diff" in proc.stdout.split()
 
 
-def test_check_fast_path_never_imports_typer(project, capsys):
+@pytest.mark.usefixtures("project")
+def test_check_fast_path_never_imports_typer(capsys):
     assert run(capsys, "generate")[0] == 0
     code = (
         "import sys; from pinner.cli import main; "
