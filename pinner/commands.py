@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pinner import __version__, report
-from pinner.errors import PinnerError
+from pinner.errors import PinnerError, TargetsFailed
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pinner.diff import Changes
     from pinner.model import Finding, Matrix, Target
-    from pinner.pipeline import LockResult
+    from pinner.pipeline import LockResult, RunInfo
     from pinner.progress import Progress
 
 app = typer.Typer(
@@ -201,11 +201,7 @@ def lock(
     names = target or ()
     lock_name = pipeline._shown(m.lock, m.root)
     if locked:
-        pipeline.require_locked(m, [t.name for t in _selected(m, names)])
-        if json_out:
-            print(console.dump_json({"lock": lock_name, "fresh": True}), end="")
-        else:
-            console.out(f"{lock_name} matches its inputs ({len(_selected(m, names))} targets)")
+        _lock_locked(m, [t.name for t in _selected(m, names)], json_out=json_out)
         return
     with _progress(len(target or m.targets), json_out) as progress:
         result = pipeline.lock_targets(
@@ -246,6 +242,24 @@ def lock(
         if result.lockfile.targets:
             console.out(_lock_line(lock_name, result, dry_run=dry_run))
     pipeline.raise_failures(result)
+
+
+def _lock_locked(m: "Matrix", names: list[str], *, json_out: bool) -> None:
+    """`lock --locked`: resolve nothing; exit 1 when the lock would change for these targets."""
+    from pinner import console, pipeline
+    from pinner.errors import StaleError
+
+    lock_name = pipeline._shown(m.lock, m.root)
+    if not json_out:
+        pipeline.require_locked(m, names)
+        console.out(f"{lock_name} matches its inputs ({len(names)} targets)")
+        return
+    problems = pipeline.lock_problems(m, names)
+    rows = [{"path": p, "problem": what, "refresh": cmd} for p, what, cmd in problems]
+    print(console.dump_json({"lock": lock_name, "fresh": not problems, "problems": rows}), end="")
+    if problems:
+        msg = f"--locked: {lock_name} does not match its inputs (listed in the JSON on stdout)"
+        raise StaleError(msg)
 
 
 def _lock_line(lock_name: str, result: "LockResult", *, dry_run: bool) -> str:
@@ -311,11 +325,11 @@ def generate(
 
     m = _load(matrix)
     info = pipeline.RunInfo()
-    root = out or m.out
-    console.detail(f"lock: {m.lock}\nout: {root}")
+    console.detail(f"lock: {m.lock}\nout: {out or m.out}")
+    failed = None
     try:
         with _progress(len(target or m.targets), json_out) as progress:
-            written = pipeline.generate(
+            pipeline.generate(
                 m,
                 target or (),
                 out=out,
@@ -329,20 +343,34 @@ def generate(
                 dry_run=dry_run,
                 info=info,
             )
+    except TargetsFailed as e:  # the others were written: said as for a run without failures
+        failed = e
     except PinnerError:
-        _print_findings(info.findings, info.warnings)  # what the targets that were written say
+        _print_findings(info.findings, info.warnings)
         raise
-    shown = [pipeline._shown(p, m.root) for p in written]
+    _generate_report(m, out or m.out, info, json_out=json_out, dry_run=dry_run)
+    if failed is not None:
+        raise failed
+
+
+def _generate_report(
+    m: "Matrix", root: Path, info: "RunInfo", *, json_out: bool, dry_run: bool
+) -> None:
+    from pinner import console, pipeline
+
+    shown = [pipeline._shown(p, m.root) for p in info.written]
+    where = pipeline._shown(root, m.root)
     if json_out:
         lock = info.lock
         doc = {
-            "out": pipeline._shown(root, m.root),
+            "out": where,
             "dry_run": dry_run,
             "written": [] if dry_run else shown,
             "would_write": shown if dry_run else [],
             "lock": pipeline._shown(m.lock, m.root),
             "lock_changed": info.lock_changed,
             "resolved": lock.resolved if lock else [],
+            "failed": lock.failed if lock else {},
             "findings": report.findings_json(info.findings),
             "warnings": info.warnings,
             "notes": list(dict.fromkeys(info.notes)),
@@ -353,15 +381,13 @@ def generate(
     _print_findings(info.findings, info.warnings)
     for path in shown:
         console.detail(f"{'would write' if dry_run else 'wrote'} {path}")
-    where = pipeline._shown(root, m.root)
     if dry_run:
         lock_name = pipeline._shown(m.lock, m.root)
         also = f" and {lock_name}" if info.lock_changed else ""
-        console.out(f"generate --dry-run: would write {len(written)} files in {where}/{also}")
+        console.out(f"generate --dry-run: would write {len(shown)} files in {where}/{also}")
         return
     console.out(
-        f"generated {where}/: {len(written)} files written"
-        + ("" if written else " (all up to date)")
+        f"generated {where}/: {len(shown)} files written" + ("" if shown else " (all up to date)")
     )
 
 

@@ -692,6 +692,7 @@ class RunInfo:
     findings: list[Finding] = field(default_factory=list)  # of the rendered targets
     lock: LockResult | None = None  # the locking step, when one ran
     lock_changed: bool = False  # the lock file was (with dry_run: would be) rewritten
+    written: list[Path] = field(default_factory=list)  # (with dry_run: would be written)
 
 
 @_locked
@@ -772,6 +773,7 @@ def generate(
             out_name = _relative(root, matrix.root)
             names_done = [t.name for t in selected]
             info.lock_changed = _write_lock_last(matrix, text, before, names_done, out_name)
+    info.written += written
     if result is not None:
         raise_failures(result)
     return written
