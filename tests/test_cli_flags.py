@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 import pytest
 
 from pinner.cli import main
+from pinner.errors import ResolveError
 from pinner.lock import read_lock
 from pinner.model import File
 from pinner.resolve import Job, ResolvedPin
@@ -47,12 +48,16 @@ class FakeResolver:
     name = "fake"
     runs: ClassVar[list[Job]] = []
     index: ClassVar[dict[str, tuple[str, ...]]] = {}
+    failing: ClassVar[set[str]] = set()
 
     def __init__(self, cache: Path) -> None:
         del cache
 
     def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
         self.runs.append(job)
+        if job.target in self.failing:
+            msg = f"target {job.target}: no solution (the fake index says so)"
+            raise ResolveError(msg)
         prefs = dict(job.preferences)
         exact = [d[7:] for d in (*job.direct, *job.constraints) if d.startswith("torch==")]
         torch = exact[0] if exact else "2.15.0"
@@ -79,6 +84,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A one-target project whose index has six 1.15.0 and packaging 23.0; `publish` adds more."""
     monkeypatch.setattr("pinner.resolve.get_resolver", lambda _name, cache: FakeResolver(cache))
     monkeypatch.setattr(FakeResolver, "runs", [])
+    monkeypatch.setattr(FakeResolver, "failing", set())
     monkeypatch.setattr(FakeResolver, "index", {"six": ("1.15.0",), "packaging": ("23.0",)})
     for name in list(os.environ):
         if name in ("NO_COLOR", "FORCE_COLOR") or name.startswith(("UV_", "PIP_")):
@@ -314,6 +320,27 @@ def test_every_json_output_carries_its_schema(project, capsys):
     assert problem["path"] == "pinned/a100/Dockerfile"
     assert problem["refresh"] == "pinner generate --target a100"
     assert err == "pinner: error: stale: 1 problem (listed in the JSON on stdout)\n"
+
+
+def test_json_when_some_targets_failed_and_the_others_were_written(project, capsys):
+    (project / "pinner.toml").write_text(MATRIX + '[targets.bad]\ngpu = "A100"\npython = "3.12"\n')
+    FakeResolver.failing.add("bad")
+
+    code, out, err = run(capsys, "generate", "--json")
+
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["resolved"] == ["a100"]
+    assert list(doc["failed"]) == ["bad"]
+    assert len(doc["written"]) == 10
+    assert all(path.startswith("pinned/a100/") for path in doc["written"])
+    assert err.endswith("1 of 2 targets failed; written: a100\n")
+
+    code, out, _ = run(capsys, "lock", "--locked", "--json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["fresh"] is False
+    assert doc["problems"][0]["refresh"] == "pinner lock --target bad"
 
 
 # --- -q, -v, --color, completion ----------------------------------------------------------------
