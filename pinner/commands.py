@@ -502,6 +502,7 @@ def update(
             "dry_run": dry_run,
             "written": [] if dry_run else shown,
             "would_write": shown if dry_run else [],
+            "failed": info.lock.failed if info.lock else {},
         }
         print(console.dump_json(data), end="")
     else:
