@@ -203,7 +203,7 @@ def lock(
     if locked:
         _lock_locked(m, [t.name for t in _selected(m, names)], json_out=json_out)
         return
-    with _progress(len(target or m.targets), json_out) as progress:
+    with _progress(len(target or m.targets)) as progress:
         result = pipeline.lock_targets(
             m,
             names,
@@ -328,7 +328,7 @@ def generate(
     console.detail(f"lock: {m.lock}\nout: {out or m.out}")
     failed = None
     try:
-        with _progress(len(target or m.targets), json_out) as progress:
+        with _progress(len(target or m.targets)) as progress:
             pipeline.generate(
                 m,
                 target or (),
@@ -412,10 +412,10 @@ def _packages(names: list[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _progress(total: int, json_out: bool) -> "Progress":
+def _progress(total: int) -> "Progress":
+    """Progress on stderr (with --json too: the document alone is on stdout); none with -q."""
     from pinner.progress import Progress
 
-    del json_out  # progress goes to stderr; the JSON document alone is on stdout
     return Progress(total=total)
 
 
@@ -484,7 +484,7 @@ def update(
         msg = f"--pr-body: {pr_body} is not a regular file; give the path of a Markdown file"
         raise ConfigError(msg)
     info = pipeline.RunInfo()
-    with _progress(len(target or m.targets), json_out) as progress:
+    with _progress(len(target or m.targets)) as progress:
         changes, written = pipeline.update(
             m,
             target or (),
