@@ -197,6 +197,7 @@ def lock(
     from pinner import console, pipeline
     from pinner.diff import diff_locks
 
+    _exclusive(locked=locked, upgrade=upgrade, upgrade_package=bool(upgrade_package))
     m = _load(matrix)
     names = target or ()
     lock_name = pipeline._shown(m.lock, m.root)
@@ -244,6 +245,16 @@ def lock(
     pipeline.raise_failures(result)
 
 
+def _exclusive(**flags: bool) -> None:
+    """--locked and --frozen keep the lock as it is: refused with a flag that changes it."""
+    given = [f"--{name.replace('_', '-')}" for name, on in flags.items() if on]
+    if len(given) > 1:
+        from pinner.errors import ConfigError
+
+        msg = f"{given[0]} cannot be combined with {', '.join(given[1:])}; choose one"
+        raise ConfigError(msg)
+
+
 def _lock_locked(m: "Matrix", names: list[str], *, json_out: bool) -> None:
     """`lock --locked`: resolve nothing; exit 1 when the lock would change for these targets."""
     from pinner import console, pipeline
@@ -252,7 +263,8 @@ def _lock_locked(m: "Matrix", names: list[str], *, json_out: bool) -> None:
     lock_name = pipeline._shown(m.lock, m.root)
     if not json_out:
         pipeline.require_locked(m, names)
-        console.out(f"{lock_name} matches its inputs ({len(names)} targets)")
+        n = len(names)
+        console.out(f"{lock_name} matches its inputs ({n} target{'s' if n != 1 else ''})")
         return
     problems = pipeline.lock_problems(m, names)
     rows = [{"path": p, "problem": what, "refresh": cmd} for p, what, cmd in problems]
@@ -323,6 +335,7 @@ def generate(
     image and verify step for each target into OUT/<target>/."""
     from pinner import console, pipeline
 
+    _exclusive(locked=locked, frozen=frozen)
     m = _load(matrix)
     info = pipeline.RunInfo()
     console.detail(f"lock: {m.lock}\nout: {out or m.out}")

@@ -261,9 +261,15 @@ def test_locked_checks_without_resolving_and_frozen_renders_as_is(project, capsy
     assert run(capsys, "generate")[0] == 0
     assert run(capsys, "lock", "--locked") == (
         0,
-        "pinner.lock matches its inputs (1 targets)\n",
+        "pinner.lock matches its inputs (1 target)\n",
         "",
     )
+    code, _, err = run(capsys, "lock", "--locked", "-P", "six")
+    assert (code, err) == (
+        2,
+        "pinner: error: --locked cannot be combined with --upgrade-package; choose one\n",
+    )
+    assert run(capsys, "generate", "--locked", "--frozen")[0] == 2
     (project / "requirements.in").write_text("six\n", encoding="utf-8")
     FakeResolver.runs.clear()
 
