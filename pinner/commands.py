@@ -5,21 +5,18 @@ them. `pinner.cli.main` is the entry point and the only exit.
 """
 
 import os
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pinner import __version__, report
+from pinner import __version__, report, summary
 from pinner.errors import PinnerError, TargetsFailed
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pinner.diff import Changes
-    from pinner.model import Finding, Matrix, Target
-    from pinner.pipeline import LockResult, RunInfo
+    from pinner.model import Matrix, Target
     from pinner.progress import Progress
 
 app = typer.Typer(
@@ -99,7 +96,6 @@ def _load(matrix: Path | None) -> "Matrix":
 @app.command()
 def gpus(json_out: JsonOpt = False) -> None:
     """List the GPUs pinner knows, with their compute capability."""
-    from pinner import report
     from pinner.knowledge import load_knowledge
 
     print(report.gpus(load_knowledge(), as_json=json_out), end="")
@@ -124,7 +120,7 @@ def completion(
 @app.command()
 def targets(matrix: MatrixOpt = None, json_out: JsonOpt = False) -> None:
     """List the matrix's targets, each resolved to the torch build it gets."""
-    from pinner import pipeline, report
+    from pinner import pipeline
 
     m = _load(matrix)
     results = pipeline.plan_all(m, ())
@@ -139,7 +135,7 @@ def explain(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a target's plan and the reason for each choice: GPU, arch, CUDA variant, torch, ..."""
-    from pinner import pipeline, report
+    from pinner import pipeline
 
     m = _load(matrix)
     results = pipeline.with_resolution(m, pipeline.plan_all(m, (target,)))
@@ -194,15 +190,13 @@ def lock(
     json_out: JsonOpt = False,
 ) -> None:
     """Resolve every target (or the named ones) and write pinner.lock."""
-    from pinner import console, pipeline
-    from pinner.diff import diff_locks
+    from pinner import pipeline
 
     _exclusive(locked=locked, upgrade=upgrade, upgrade_package=bool(upgrade_package))
     m = _load(matrix)
     names = target or ()
-    lock_name = pipeline._shown(m.lock, m.root)
     if locked:
-        _lock_locked(m, [t.name for t in _selected(m, names)], json_out=json_out)
+        summary.lock_locked(m, [t.name for t in _selected(m, names)], json_out=json_out)
         return
     with _progress(len(target or m.targets)) as progress:
         result = pipeline.lock_targets(
@@ -217,31 +211,7 @@ def lock(
             upgrade_packages=_packages(upgrade_package),
             dry_run=dry_run,
         )
-    changes = diff_locks(result.previous, result.lockfile)
-    findings = [*result.findings, *(f for t in result.lockfile.targets for f in t.findings)]
-    if json_out:
-        print(
-            console.dump_json(
-                {
-                    "lock": lock_name,
-                    "dry_run": dry_run,
-                    "written": result.changed and not dry_run,
-                    "changed": result.changed,
-                    "resolved": result.resolved,
-                    "failed": result.failed,
-                    "changes": _changes_json(changes),
-                    "findings": report.findings_json(findings),
-                    "notes": list(dict.fromkeys(result.notes)),
-                }
-            ),
-            end="",
-        )
-    else:
-        _print_notes(result.notes)
-        _print_findings(findings)
-        _print_changes(changes)
-        if result.lockfile.targets:
-            console.out(_lock_line(lock_name, result, dry_run=dry_run))
+    summary.lock_report(m, result, json_out=json_out, dry_run=dry_run)
     pipeline.raise_failures(result)
 
 
@@ -253,34 +223,6 @@ def _exclusive(**flags: bool) -> None:
 
         msg = f"{given[0]} cannot be combined with {', '.join(given[1:])}; choose one"
         raise ConfigError(msg)
-
-
-def _lock_locked(m: "Matrix", names: list[str], *, json_out: bool) -> None:
-    """`lock --locked`: resolve nothing; exit 1 when the lock would change for these targets."""
-    from pinner import console, pipeline
-    from pinner.errors import StaleError
-
-    lock_name = pipeline._shown(m.lock, m.root)
-    if not json_out:
-        pipeline.require_locked(m, names)
-        n = len(names)
-        console.out(f"{lock_name} matches its inputs ({n} target{'s' if n != 1 else ''})")
-        return
-    problems = pipeline.lock_problems(m, names)
-    rows = [{"path": p, "problem": what, "refresh": cmd} for p, what, cmd in problems]
-    print(console.dump_json({"lock": lock_name, "fresh": not problems, "problems": rows}), end="")
-    if problems:
-        msg = f"--locked: {lock_name} does not match its inputs (listed in the JSON on stdout)"
-        raise StaleError(msg)
-
-
-def _lock_line(lock_name: str, result: "LockResult", *, dry_run: bool) -> str:
-    n = len(result.lockfile.targets)
-    resolved = f"{', '.join(result.resolved) or 'none'} resolved"
-    if not result.changed:
-        return f"{lock_name}: no changes ({n} target{'s' if n != 1 else ''}; {resolved})"
-    verb = "would write" if dry_run else "wrote"
-    return f"{verb} {lock_name}: {n} target{'s' if n != 1 else ''} ({resolved})"
 
 
 @app.command()
@@ -359,49 +301,11 @@ def generate(
     except TargetsFailed as e:  # the others were written: said as for a run without failures
         failed = e
     except PinnerError:
-        _print_findings(info.findings, info.warnings)
+        summary.print_findings(info.findings, info.warnings)
         raise
-    _generate_report(m, out or m.out, info, json_out=json_out, dry_run=dry_run)
+    summary.generate_report(m, out or m.out, info, json_out=json_out, dry_run=dry_run)
     if failed is not None:
         raise failed
-
-
-def _generate_report(
-    m: "Matrix", root: Path, info: "RunInfo", *, json_out: bool, dry_run: bool
-) -> None:
-    from pinner import console, pipeline
-
-    shown = [pipeline._shown(p, m.root) for p in info.written]
-    where = pipeline._shown(root, m.root)
-    if json_out:
-        lock = info.lock
-        doc = {
-            "out": where,
-            "dry_run": dry_run,
-            "written": [] if dry_run else shown,
-            "would_write": shown if dry_run else [],
-            "lock": pipeline._shown(m.lock, m.root),
-            "lock_changed": info.lock_changed,
-            "resolved": lock.resolved if lock else [],
-            "failed": lock.failed if lock else {},
-            "findings": report.findings_json(info.findings),
-            "warnings": info.warnings,
-            "notes": list(dict.fromkeys(info.notes)),
-        }
-        print(console.dump_json(doc), end="")
-        return
-    _print_notes(info.notes)
-    _print_findings(info.findings, info.warnings)
-    for path in shown:
-        console.detail(f"{'would write' if dry_run else 'wrote'} {path}")
-    if dry_run:
-        lock_name = pipeline._shown(m.lock, m.root)
-        also = f" and {lock_name}" if info.lock_changed else ""
-        console.out(f"generate --dry-run: would write {len(shown)} files in {where}/{also}")
-        return
-    console.out(
-        f"generated {where}/: {len(shown)} files written" + ("" if shown else " (all up to date)")
-    )
 
 
 def _selected(m: "Matrix", names: "Sequence[str]") -> tuple["Target", ...]:
@@ -430,40 +334,6 @@ def _progress(total: int) -> "Progress":
     from pinner.progress import Progress
 
     return Progress(total=total)
-
-
-def _print_notes(notes: list[str]) -> None:
-    from pinner import console
-
-    for note in dict.fromkeys(notes):
-        console.note(note)
-
-
-def _print_findings(findings: "Sequence[Finding]", warnings: "Sequence[str]" = ()) -> None:
-    """Each distinct message once, naming its targets: `warning: a100, rtx5090: ...`."""
-    from pinner import console
-
-    for text in warnings:
-        console.warn(text)
-    for severity, message, names in report.grouped_findings(findings):
-        text = f"{', '.join(names)}: {message}"
-        if severity == "note":
-            console.note(text)
-        else:
-            console.warn(text)
-
-
-def _print_changes(changes: "Changes") -> None:
-    from pinner import console
-
-    for line in report.change_table(changes, sys.stdout):
-        console.out(line)
-
-
-def _changes_json(changes: "Changes") -> dict[str, Any]:
-    from pinner import diff
-
-    return diff.to_json(changes)
 
 
 # --- update, init, verify, doctor (issue 6) ------------------------------------------------------
@@ -519,29 +389,12 @@ def update(
         }
         print(console.dump_json(data), end="")
     else:
-        _print_notes(info.notes)
-        _update_summary(changes, m, shown, dry_run=dry_run)
+        summary.print_notes(info.notes)
+        summary.update_summary(changes, m, shown, dry_run=dry_run)
         if pr_body is not None and not dry_run:
             console.out(f"pull-request body: {pr_body}")
     if info.lock is not None:
         pipeline.raise_failures(info.lock)
-
-
-def _update_summary(changes: "Changes", m: "Matrix", shown: list[str], *, dry_run: bool) -> None:
-    from pinner import console, pipeline
-
-    lock_name = pipeline._shown(m.lock, m.root)
-    if changes.empty:
-        n = len(changes.targets)
-        console.out(
-            f"pinner update: no changes ({n} target{'s' if n != 1 else ''} at the newest "
-            "versions allowed)"
-        )
-        return
-    _print_changes(changes)
-    verb = "would write" if dry_run else "wrote"
-    files = f" and {len(shown)} generated files" if shown else ""
-    console.out(f"{verb} {lock_name}{files}")
 
 
 @app.command()
