@@ -850,13 +850,18 @@ def require_locked(matrix: Matrix, names: Sequence[str]) -> None:
 def _frozen_stale(matrix: Matrix, names: Sequence[str]) -> list[str]:
     """--frozen renders the lock as it is. pinner 0.1's --frozen refused a stale lock (what uv
     and now pinner call --locked): for one release, say so when that would have happened."""
+    import re
+
+    if not matrix.lock.is_file():
+        return []  # reading it fails next, naming the fix
     problems = lock_problems(matrix, names)
     if not problems:
         return []
-    lock_name = _shown(matrix.lock, matrix.root)
+    stale = [m.group(1) for p in problems if (m := re.search(r"--target (\S+)", p[2]))]
+    what = f"the inputs of {', '.join(dict.fromkeys(stale))}" if stale else "its inputs"
     said = (
-        f"{lock_name} does not match its inputs ({problems[0][1]}); --frozen renders it as it "
-        "is. Until pinner 0.2, --frozen refused a stale lock: use --locked for that check"
+        f"{_shown(matrix.lock, matrix.root)} does not match {what}; --frozen renders it as it "
+        "is (uv's meaning). pinner 0.1's --frozen refused a stale lock: use --locked for that"
     )
     return [said]
 

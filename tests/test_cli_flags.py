@@ -283,8 +283,10 @@ def test_locked_checks_without_resolving_and_frozen_renders_as_is(project, capsy
     (project / "pinned/a100/Dockerfile").unlink()
     code, out, err = run(capsys, "generate", "--frozen")
     assert (code, out) == (0, "generated pinned/: 1 files written\n")
-    assert "warning: pinner.lock does not match its inputs" in err
-    assert "use --locked for that check" in err  # the deprecation: --frozen changed meaning
+    assert err == (  # the deprecation: --frozen changed meaning
+        "warning: pinner.lock does not match the inputs of a100; --frozen renders it as it is "
+        "(uv's meaning). pinner 0.1's --frozen refused a stale lock: use --locked for that\n"
+    )
     assert (project / "pinner.lock").read_bytes() == lock
     assert FakeResolver.runs == []
 
