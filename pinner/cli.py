@@ -7,9 +7,10 @@ few options here and never imports typer (which costs more than the whole check)
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pinner.errors import ConfigError, PinnerError, StaleError
 
@@ -17,14 +18,16 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-def run_check(matrix: Path | None, out: Path | None, *, diff: bool, verbose: bool = False) -> None:
+def run_check(matrix: Path | None, out: Path | None, *, diff: bool, as_json: bool = False) -> None:
     from pinner.check import never_generated, stale
     from pinner.matrix import read_matrix
 
     raw = read_matrix(matrix)
-    if verbose:  # which matrix file, and why that one
-        print(f"pinner: matrix: {raw['found']}", file=sys.stderr)
+    _say_matrix(raw["found"])
     problems = stale(raw, out)
+    if as_json:
+        _check_json(raw, out, problems)
+        return
     if not problems:
         print(f"pinner check: {len(raw['targets'])} targets fresh")
         for name in never_generated(raw, out):
@@ -38,10 +41,37 @@ def run_check(matrix: Path | None, out: Path | None, *, diff: bool, verbose: boo
     raise StaleError("\n".join(["stale:", *lines]))
 
 
+def _say_matrix(found: str) -> None:
+    """-v: which matrix the command read, and why that one (discovery walks up)."""
+    from pinner.console import detail
+
+    detail(f"pinner: matrix: {found}")
+
+
+def _check_json(raw: dict[str, Any], out: Path | None, problems: list[Any]) -> None:
+    """`check --json` (docs/json.md): the document on stdout, then exit 1 when anything is stale."""
+    from pinner.check import never_generated
+    from pinner.console import dump_json
+
+    doc = {
+        "fresh": not problems,
+        "targets": [t["name"] for t in raw["targets"]],
+        "problems": [
+            {"path": str(p[0]), "problem": str(p[1]), "refresh": str(p[2])} for p in problems
+        ],
+        "not_generated": [] if problems else never_generated(raw, out),
+    }
+    print(dump_json(doc), end="")
+    if problems:
+        n = len(problems)
+        msg = f"stale: {n} problem{'s' if n != 1 else ''} (listed in the JSON on stdout)"
+        raise StaleError(msg)
+
+
 def _fast_check(args: list[str]) -> bool:
     """Run `check` without typer when its arguments are simple; False to fall back to typer."""
     matrix = out = None
-    diff = False
+    diff = as_json = False
     it = iter(args)
     for arg in it:
         if arg in ("--matrix", "-m", "--out"):
@@ -60,22 +90,27 @@ def _fast_check(args: list[str]) -> bool:
                 matrix = Path(value)
         elif arg == "--diff":
             diff = True
+        elif arg == "--json":
+            as_json = True
         else:
             return False  # --help, typos: let typer answer
-    run_check(matrix, out, diff=diff)
+    run_check(matrix, out, diff=diff, as_json=as_json)
     return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    from pinner import console
+
     try:
-        if args[:1] == ["check"] and _fast_check(args[1:]):
+        args = console.take_global_options(sys.argv[1:] if argv is None else argv)
+        completing = "_PINNER_COMPLETE" in os.environ  # the shell asks typer for completions
+        if args[:1] == ["check"] and not completing and _fast_check(args[1:]):
             return 0
         from pinner.commands import app
 
         app(args=args, prog_name="pinner")
     except PinnerError as e:
-        print(f"pinner: error: {e}", file=sys.stderr)
+        console.error(str(e))
         return e.exit_code
     except SystemExit as e:  # typer: --help -> 0, usage errors -> 2
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -84,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (OSError, UnicodeError, RecursionError, MemoryError) as e:
         # The last fence: a fault no stage turned into its own message still ends in one line.
-        print(f"pinner: error: {_fault(e)}", file=sys.stderr)
+        console.error(_fault(e))
         return 2
     return 0
 

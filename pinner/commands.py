@@ -4,16 +4,20 @@ Heavy modules (packaging, jinja2, tomlkit, the engines) are imported inside the 
 them. `pinner.cli.main` is the entry point and the only exit.
 """
 
-import sys
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pinner import __version__
+from pinner import __version__, report, summary
+from pinner.errors import PinnerError, TargetsFailed
 
 if TYPE_CHECKING:
-    from pinner.model import Matrix
+    from collections.abc import Sequence
+
+    from pinner.model import Matrix, Target
+    from pinner.progress import Progress
 
 app = typer.Typer(
     name="pinner",
@@ -23,6 +27,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+if "_PINNER_COMPLETE" in os.environ:  # the shell asks for completions (`pinner completion`)
+    from typer._completion_classes import completion_init  # what add_completion would do
+
+    completion_init()
 
 MatrixOpt = Annotated[
     Path | None,
@@ -52,33 +61,69 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    # -q, -v and --color are global, before or after the command; `cli.main` takes them off the
+    # arguments first (so `check`'s fast path sees them too). Declared here for --help only.
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Errors and warnings only (any command).")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Also say which files were read and written."),
+    ] = False,
+    color: Annotated[
+        str,
+        typer.Option(
+            "--color",
+            metavar="auto|always|never",
+            help="Colour (auto: a terminal, unless NO_COLOR is set or FORCE_COLOR is).",
+        ),
+    ] = "auto",
 ) -> None:
     """pinner: GPU-aware, hash-locked install recipes."""
 
 
 def _load(matrix: Path | None) -> "Matrix":
     """The matrix, saying once which requirements a default chose."""
-    from pinner import pipeline
+    from pinner import console, pipeline
 
     m = pipeline.load(matrix)
+    if console.verbose():
+        from pinner.matrix import discover
+
+        console.detail(f"pinner: matrix: {discover(matrix, Path.cwd()).why}")
     for note in m.notes:
-        print(f"note: {note}", file=sys.stderr)
+        console.note(note)
     return m
 
 
 @app.command()
 def gpus(json_out: JsonOpt = False) -> None:
     """List the GPUs pinner knows, with their compute capability."""
-    from pinner import report
     from pinner.knowledge import load_knowledge
 
     print(report.gpus(load_knowledge(), as_json=json_out), end="")
 
 
 @app.command()
+def completion(
+    shell: Annotated[str, typer.Argument(metavar="bash|zsh|fish", help="The shell.")],
+) -> None:
+    """Print the shell completion script: `eval "$(pinner completion bash)"` in ~/.bashrc,
+    `pinner completion fish > ~/.config/fish/completions/pinner.fish`."""
+    from typer._completion_shared import get_completion_script
+
+    from pinner.errors import ConfigError
+
+    if shell not in ("bash", "zsh", "fish"):
+        msg = f"completion: {shell!r} is not one of bash, zsh, fish"
+        raise ConfigError(msg)
+    print(get_completion_script(prog_name="pinner", complete_var="_PINNER_COMPLETE", shell=shell))
+
+
+@app.command()
 def targets(matrix: MatrixOpt = None, json_out: JsonOpt = False) -> None:
     """List the matrix's targets, each resolved to the torch build it gets."""
-    from pinner import pipeline, report
+    from pinner import pipeline
 
     m = _load(matrix)
     results = pipeline.plan_all(m, ())
@@ -93,7 +138,7 @@ def explain(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a target's plan and the reason for each choice: GPU, arch, CUDA variant, torch, ..."""
-    from pinner import pipeline, report
+    from pinner import pipeline
 
     m = _load(matrix)
     results = pipeline.with_resolution(m, pipeline.plan_all(m, (target,)))
@@ -112,6 +157,20 @@ OfflineOpt = Annotated[
 ]
 
 
+UpgradePackageOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--upgrade-package",
+        "-P",
+        metavar="NAME",
+        help="Resolve this package afresh; keep every other package's locked version (repeatable).",
+    ),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="List what would change; write nothing.")
+]
+
+
 @app.command()
 def lock(
     target: TargetsOpt = None,
@@ -119,34 +178,54 @@ def lock(
     upgrade: Annotated[
         bool, typer.Option("--upgrade", "-U", help="Newest versions, not the lock's.")
     ] = False,
+    upgrade_package: UpgradePackageOpt = None,
+    locked: Annotated[
+        bool,
+        typer.Option(
+            "--locked",
+            help="Resolve nothing; exit 1 when the lock does not match the targets' inputs.",
+        ),
+    ] = False,
+    dry_run: DryRunOpt = False,
     resolver: EngineOpt = "uv",
     offline: OfflineOpt = False,
     timeout: TimeoutOpt = 900,
+    json_out: JsonOpt = False,
 ) -> None:
     """Resolve every target (or the named ones) and write pinner.lock."""
     from pinner import pipeline
-    from pinner.progress import Progress
 
+    _exclusive(locked=locked, upgrade=upgrade, upgrade_package=bool(upgrade_package))
     m = _load(matrix)
-    with Progress(total=len(target or m.targets)) as progress:
+    names = target or ()
+    if locked:
+        summary.lock_locked(m, [t.name for t in _selected(m, names)], json_out=json_out)
+        return
+    with _progress(len(target or m.targets)) as progress:
         result = pipeline.lock_targets(
             m,
-            target or (),
+            names,
             engine=resolver,
             upgrade=upgrade,
             offline=offline,
             progress=progress,
             timeout=timeout,
             always_note=True,  # `pinner lock` names ignored variables even with nothing to do
+            upgrade_packages=_packages(upgrade_package),
+            dry_run=dry_run,
         )
-    _print_notes(result.notes)
-    _print_findings(result.lockfile)
-    if result.lockfile.targets:
-        print(
-            f"wrote {pipeline._shown(m.lock, m.root)}: {len(result.lockfile.targets)} targets "
-            f"({', '.join(result.resolved) or 'none'} resolved)"
-        )
+    summary.lock_report(m, result, json_out=json_out, dry_run=dry_run)
     pipeline.raise_failures(result)
+
+
+def _exclusive(**flags: bool) -> None:
+    """--locked and --frozen keep the lock as it is: refused with a flag that changes it."""
+    given = [f"--{name.replace('_', '-')}" for name, on in flags.items() if on]
+    if len(given) > 1:
+        from pinner.errors import ConfigError
+
+        msg = f"{given[0]} cannot be combined with {', '.join(given[1:])}; choose one"
+        raise ConfigError(msg)
 
 
 @app.command()
@@ -158,12 +237,13 @@ def check(
     diff: Annotated[
         bool, typer.Option("--diff", help="Show how each stale generated file would change.")
     ] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Exit 0 when pinner.lock and the generated files match their inputs; 1, listing each stale
     file and the command that refreshes it, otherwise. Offline; runs no resolver."""
     from pinner.cli import run_check
 
-    run_check(matrix, out, diff=diff)
+    run_check(matrix, out, diff=diff, as_json=json_out)
 
 
 @app.command()
@@ -176,54 +256,87 @@ def generate(
     installer: Annotated[
         str, typer.Option("--installer", help="pip or uv, in the rendered recipes.")
     ] = "pip",
-    frozen: Annotated[
-        bool, typer.Option("--frozen", help="Render from the lock; fail if it is stale.")
+    locked: Annotated[
+        bool,
+        typer.Option(
+            "--locked",
+            help="Render from the lock without resolving; exit 1 when it does not match its "
+            "inputs.",
+        ),
     ] = False,
+    frozen: Annotated[
+        bool,
+        typer.Option(
+            "--frozen", help="Render from the lock as it is: no resolving, no staleness check."
+        ),
+    ] = False,
+    dry_run: DryRunOpt = False,
     resolver: EngineOpt = "uv",
     offline: OfflineOpt = False,
     timeout: TimeoutOpt = 900,
+    json_out: JsonOpt = False,
 ) -> None:
     """Lock when needed, then render constraints, requirements, Dockerfile, install.sh, Modal
     image and verify step for each target into OUT/<target>/."""
-    from pinner import pipeline
+    from pinner import console, pipeline
+
+    _exclusive(locked=locked, frozen=frozen)
+    m = _load(matrix)
+    info = pipeline.RunInfo()
+    console.detail(f"lock: {m.lock}\nout: {out or m.out}")
+    failed = None
+    try:
+        with _progress(len(target or m.targets)) as progress:
+            pipeline.generate(
+                m,
+                target or (),
+                out=out,
+                installer=installer,
+                frozen=frozen,
+                locked=locked,
+                engine=resolver,
+                offline=offline,
+                progress=progress,
+                timeout=timeout,
+                dry_run=dry_run,
+                info=info,
+            )
+    except TargetsFailed as e:  # the others were written: said as for a run without failures
+        failed = e
+    except PinnerError:
+        summary.print_findings(info.findings, info.warnings)
+        raise
+    summary.generate_report(m, out or m.out, info, json_out=json_out, dry_run=dry_run)
+    if failed is not None:
+        raise failed
+
+
+def _selected(m: "Matrix", names: "Sequence[str]") -> tuple["Target", ...]:
+    from pinner.matrix import select_targets
+
+    return select_targets(m, tuple(names))
+
+
+def _packages(names: list[str] | None) -> tuple[str, ...]:
+    """-P names, checked and normalized (PEP 503)."""
+    import re
+
+    from pinner.errors import ConfigError
+
+    out = []
+    for name in names or ():
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+            msg = f"--upgrade-package: {name!r} is not a package name (e.g. -P transformers)"
+            raise ConfigError(msg)
+        out.append(re.sub(r"[-_.]+", "-", name).lower())
+    return tuple(out)
+
+
+def _progress(total: int) -> "Progress":
+    """Progress on stderr (with --json too: the document alone is on stdout); none with -q."""
     from pinner.progress import Progress
 
-    m = _load(matrix)
-    notes: list[str] = []
-    with Progress(total=len(target or m.targets)) as progress:
-        written = pipeline.generate(
-            m,
-            target or (),
-            out=out,
-            installer=installer,
-            frozen=frozen,
-            engine=resolver,
-            offline=offline,
-            progress=progress,
-            timeout=timeout,
-            notes=notes,
-        )
-    _print_notes(notes)
-    root = out or m.out
-    print(
-        f"generated {pipeline._shown(root, m.root)}/: {len(written)} files written"
-        + ("" if written else " (all up to date)")
-    )
-
-
-def _print_notes(notes: list[str]) -> None:
-    for note in dict.fromkeys(notes):
-        print(f"note: {note}", file=sys.stderr)
-
-
-def _print_findings(lockfile: object) -> None:
-    seen: set[str] = set()  # a note with the same words for many targets is printed once per run
-    for tl in getattr(lockfile, "targets", ()):
-        for f in tl.findings:
-            if f.severity == "note" and f.message in seen:
-                continue
-            seen.add(f.message)
-            print(f"{f.severity}: {tl.plan.target.name}: {f.message}", file=sys.stderr)
+    return Progress(total=total)
 
 
 # --- update, init, verify, doctor (issue 6) ------------------------------------------------------
@@ -233,21 +346,21 @@ def _print_findings(lockfile: object) -> None:
 def update(
     target: TargetsOpt = None,
     matrix: MatrixOpt = None,
+    upgrade_package: UpgradePackageOpt = None,
     pr_body: Annotated[
         Path | None,
         typer.Option("--pr-body", help="Write a pull-request body (Markdown) to this file."),
     ] = None,
+    dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
     resolver: EngineOpt = "uv",
 ) -> None:
     """Re-resolve to the newest versions the ranges, the knowledge and the extensions allow;
-    rewrite pinner.lock and the generated files; describe what moved (and what was held back)."""
-    import json
-
-    from pinner import diff, pipeline
+    rewrite pinner.lock and the generated files; describe what moved (and what was held back).
+    With -P, only the named packages move."""
+    from pinner import console, diff, pipeline
     from pinner.errors import ConfigError
     from pinner.output import write_text_atomic
-    from pinner.progress import Progress
 
     m = _load(matrix)
     if pr_body is not None and (
@@ -256,29 +369,35 @@ def update(
     ):  # refused before anything is resolved or written
         msg = f"--pr-body: {pr_body} is not a regular file; give the path of a Markdown file"
         raise ConfigError(msg)
-    with Progress(total=len(target or m.targets)) as progress:
-        changes, written = pipeline.update(m, target or (), engine=resolver, progress=progress)
-    if pr_body is not None:
+    info = pipeline.RunInfo()
+    with _progress(len(target or m.targets)) as progress:
+        changes, written = pipeline.update(
+            m,
+            target or (),
+            engine=resolver,
+            progress=progress,
+            upgrade_packages=_packages(upgrade_package),
+            dry_run=dry_run,
+            info=info,
+        )
+    if pr_body is not None and not dry_run:
         write_text_atomic(pr_body, diff.pr_body(changes))
+    shown = [pipeline._shown(p, m.root) for p in written]
     if json_out:
-        data = diff.to_json(changes) | {"written": [pipeline._shown(p, m.root) for p in written]}
-        print(json.dumps(data, indent=2))
-        return
-    if changes.empty:
-        n = len(changes.targets)
-        print(
-            f"pinner update: no changes ({n} target{'s' if n != 1 else ''} at the newest "
-            "versions allowed)"
-        )
+        data = diff.to_json(changes) | {
+            "dry_run": dry_run,
+            "written": [] if dry_run else shown,
+            "would_write": shown if dry_run else [],
+            "failed": info.lock.failed if info.lock else {},
+        }
+        print(console.dump_json(data), end="")
     else:
-        for line in diff.summary(changes):
-            print(line)
-        print(
-            f"wrote {pipeline._shown(m.lock, m.root)}"
-            + (f" and {len(written)} generated files" if written else "")
-        )
-    if pr_body is not None:
-        print(f"pull-request body: {pr_body}")
+        summary.print_notes(info.notes)
+        summary.update_summary(changes, m, shown, dry_run=dry_run)
+        if pr_body is not None and not dry_run:
+            console.out(f"pull-request body: {pr_body}")
+    if info.lock is not None:
+        pipeline.raise_failures(info.lock)
 
 
 @app.command()
@@ -349,8 +468,6 @@ def verify(
 ) -> None:
     """Check that the environment is what the lock says: distributions, torch's CUDA build, GPU
     arch, driver and a CUDA smoke test, numpy, compiled modules. Exit 1 on any failure."""
-    import json
-
     from pinner import pipeline, verify_checks
     from pinner import verify as verify_mod
     from pinner.errors import CheckFailed
@@ -362,12 +479,10 @@ def verify(
         msg = f"verify {target}: no check ran; nothing was verified"
         raise CheckFailed(msg)
     if json_out:
-        print(
-            json.dumps(
-                {"target": target, "lock": str(path), "ok": not failed, "results": results},
-                indent=2,
-            )
-        )
+        from pinner.console import dump_json
+
+        doc = {"target": target, "lock": str(path), "ok": not failed, "results": results}
+        print(dump_json(doc), end="")
     else:
         print(verify_checks.report(results, expected["target"]), end="")
     if failed:
@@ -379,15 +494,15 @@ def verify(
 def doctor(matrix: MatrixOpt = None, json_out: JsonOpt = False) -> None:
     """Read this host's GPUs and driver (nvidia-smi), name the preset and matrix targets that fit,
     and warn about targets whose GPU or CUDA build this host cannot run."""
-    import json
-
     from pinner import doctor as doctor_mod
     from pinner import pipeline
     from pinner.errors import CheckFailed
 
     diagnosis = pipeline.doctor(matrix)
     if json_out:
-        print(json.dumps(doctor_mod.to_json(diagnosis), indent=2))
+        from pinner.console import dump_json
+
+        print(dump_json(doctor_mod.to_json(diagnosis)), end="")
     else:
         print(doctor_mod.report(diagnosis), end="")
     if diagnosis.errors:

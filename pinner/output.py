@@ -102,7 +102,7 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
     """
     artifacts = list(artifacts)
     sweep_staged([root / a.path for a in artifacts])
-    todo = [(root / a.path, a) for a in artifacts if not _same(root / a.path, a.text)]
+    todo = [(root / a.path, a) for a in artifacts if not unchanged(root / a.path, a.text)]
     for path, _ in todo:
         _regular_or_absent(path)
     staged: list[tuple[Path, Path]] = []
@@ -147,7 +147,8 @@ def _regular_or_absent(path: Path) -> None:
         raise OutputError(msg)
 
 
-def _same(path: Path, text: str) -> bool:
+def unchanged(path: Path, text: str) -> bool:
+    """The file holds exactly `text` (False when it is missing or unreadable)."""
     try:
         return path.read_bytes() == text.encode("utf-8")
     except OSError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -147,6 +147,9 @@ class LockResult:
     failed: dict[str, str]  # target -> why it could not be resolved (its old entry is kept)
     notes: list[str]  # said once per run: ignored resolver variables, ...
     text: str = ""  # the lock as written (or, with write=False, to be written); "" for none
+    previous: LockFile | None = None  # the lock before this run (for the change table)
+    changed: bool = False  # the text differs from the lock file on disk (or there is none)
+    findings: tuple[Finding, ...] = ()  # plan warnings of the targets planned in this run
 
 
 @_locked
@@ -162,6 +165,8 @@ def lock_targets(
     timeout: float = 0.0,
     always_note: bool = False,
     write: bool = True,
+    upgrade_packages: Sequence[str] = (),
+    dry_run: bool = False,
 ) -> LockResult:
     """Plan, resolve (in parallel) and write the lock; return it, the targets re-resolved and the
     targets that failed.
@@ -170,6 +175,8 @@ def lock_targets(
     `only_stale`, a target whose lock entry matches its inputs is kept without resolving. A
     target that fails to resolve keeps its previous entry; the others are written. With
     `write=False` the new text comes back (`LockResult.text`) for the caller to write last.
+    `upgrade_packages` (-P) are resolved afresh, every other package keeps its locked version;
+    `dry_run` writes nothing at all.
     """
     import dataclasses
     import os
@@ -221,6 +228,7 @@ def lock_targets(
         offline=offline,
         mirror=default_mirror,
         timeout=timeout,
+        upgrade_packages=frozenset(upgrade_packages),
     )
     jobs = [
         make_work(
@@ -243,17 +251,17 @@ def lock_targets(
     )
     from pinner.output import sweep_staged, write_text_atomic
 
-    sweep_staged([matrix.lock])  # what a killed run left; no other run writes while we hold it
+    if not dry_run:
+        sweep_staged([matrix.lock])  # what a killed run left; no other run writes while we hold it
     # Each entry keeps the fingerprint of the inputs it was resolved from: a kept entry whose
     # inputs have changed since stays stale for `pinner check`.
     fingerprints = {t.plan.target.name: t.inputs for t in lockfile.targets}
     details = lock.input_details(fingerprints, digests, matrix.lock)
     text = lock.dump_lock(lockfile, fingerprints, details)
-    if (
-        write
-        and lockfile.targets
-        and (not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text)
-    ):
+    changed = bool(lockfile.targets) and (
+        not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text
+    )
+    if write and changed and not dry_run:
         write_text_atomic(matrix.lock, text)
     return LockResult(
         lockfile=lockfile,
@@ -261,6 +269,9 @@ def lock_targets(
         resolved=[t.name for t in matrix.targets if t.name in resolved],
         failed=failed,
         notes=notes,
+        previous=old,
+        changed=changed,
+        findings=tuple(f for _, r in results for f in r.findings if f.severity == "warning"),
     )
 
 
@@ -372,6 +383,7 @@ class Settings:
     offline: bool
     mirror: str
     timeout: float
+    upgrade_packages: frozenset[str] = frozenset()  # -P: canonical names resolved afresh
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -396,15 +408,16 @@ def make_work(
     previous: TargetLock | None,
     settings: Settings,
 ) -> Work:
+    import dataclasses
     import functools
 
     from pinner.plan import segment_spec
-    from pinner.resolve import build_job
+    from pinner.resolve import build_job, canonical
 
     assert result.plan is not None
 
     def make_job(plan: Plan, segment: tuple[str, ...]) -> Job:
-        return build_job(
+        job = build_job(
             plan,
             reqs,
             settings.root,
@@ -416,6 +429,10 @@ def make_work(
             timeout=settings.timeout,
             torch_spec=segment_spec(settings.kb, segment),
         )
+        if not settings.upgrade_packages:
+            return job
+        keep = tuple(p for p in job.preferences if canonical(p[0]) not in settings.upgrade_packages)
+        return dataclasses.replace(job, preferences=keep)
 
     segment = result.segments[0] if result.segments else (result.plan.torch.pin,)
     job = make_job(result.plan, segment)
@@ -686,6 +703,18 @@ def _relative(path: Path, root: Path) -> str:
 # --- generate ------------------------------------------------------------------------------------
 
 
+@dataclass(kw_only=True)
+class RunInfo:
+    """What a generate or update run tells besides its files; the CLI prints it once, after."""
+
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # said once, not per target
+    findings: list[Finding] = field(default_factory=list)  # of the rendered targets
+    lock: LockResult | None = None  # the locking step, when one ran
+    lock_changed: bool = False  # the lock file was (with dry_run: would be) rewritten
+    written: list[Path] = field(default_factory=list)  # (with dry_run: would be written)
+
+
 @_locked
 def generate(
     matrix: Matrix,
@@ -694,33 +723,37 @@ def generate(
     out: Path | None = None,
     installer: str = "pip",
     frozen: bool = False,
+    locked: bool = False,
     engine: str = "uv",
     offline: bool = False,
     progress: Progress | None = None,
     timeout: float = 0.0,
-    notes: list[str] | None = None,
+    dry_run: bool = False,
+    info: RunInfo | None = None,
+    lock_text: str | None = None,
 ) -> list[Path]:
-    """Lock when needed (unless frozen), then render every selected target from the lock. Targets
-    that fail to resolve are not rendered; the others are, then TargetsFailed names them."""
-    from pinner.errors import ConfigError, StaleError
-    from pinner.fingerprint import lock_sections, regenerate_command
+    """Lock when needed, then render every selected target from the lock; return the files
+    written (with `dry_run`, the files that would be: nothing is written). Targets that fail to
+    resolve are not rendered; the others are, then TargetsFailed names them.
+
+    `locked` (uv's --locked): no resolving; exit 1 when the lock does not match the selected
+    targets' inputs or integrity. `frozen` (uv's --frozen): no resolving, no staleness check.
+    `lock_text`: render from this lock text (update's new lock), not from the file."""
+    from pinner.errors import ConfigError
     from pinner.lock import read_lock, with_renders
-    from pinner.output import write_artifacts
-    from pinner.render import INSTALLERS, render_target
+    from pinner.render import INSTALLERS
 
     if installer not in INSTALLERS:
         msg = f"--installer: {installer!r} is not one of {', '.join(INSTALLERS)}"
         raise ConfigError(msg)
+    info = info if info is not None else RunInfo()
     selected = list(select_targets(matrix, tuple(names)))
-    if frozen:
-        read_lock(matrix.lock)  # every field checked first: a bad one is named (exit 2)
-        stale = check_lock(matrix, [t.name for t in selected])
-        if stale:
-            detail = "\n".join(f"{p}: {what}\n  refresh: {cmd}" for p, what, cmd in stale)
-            msg = f"--frozen: the lock does not match its inputs:\n{detail}"
-            raise StaleError(msg)
+    if locked:
+        require_locked(matrix, [t.name for t in selected])
+    elif frozen and lock_text is None:
+        info.warnings += _frozen_stale(matrix, [t.name for t in selected])
     result = None
-    if not frozen:
+    if not (frozen or locked or lock_text is not None):
         result = lock_targets(
             matrix,
             [t.name for t in selected],
@@ -730,14 +763,58 @@ def generate(
             progress=progress,
             timeout=timeout,
             write=False,  # written last, after the files it renders
+            dry_run=dry_run,
         )
-        if notes is not None:
-            notes += result.notes
+        info.lock = result
+        info.notes += result.notes
         selected = [t for t in selected if t.name not in result.failed]
-    text = (result.text or None) if result is not None else None
-    lockfile = read_lock(matrix.lock, text=text) if selected or frozen else None
+    text = lock_text or ((result.text or None) if result is not None else None)
+    read_all = selected or frozen or locked
+    lockfile = read_lock(matrix.lock, text=text) if read_all else None
     if text is None and lockfile is not None:
         text = matrix.lock.read_text(encoding="utf-8")
+    artifacts = _render(matrix, selected, lockfile, text or "", out=out, installer=installer)
+    by_name = {t.plan.target.name: t for t in lockfile.targets} if lockfile else {}
+    info.findings += plan_warnings(matrix, selected)
+    info.findings += [f for t in selected for f in by_name[t.name].findings]
+    root = out or matrix.out
+    if dry_run:
+        from pinner.output import unchanged
+
+        info.lock_changed = bool(text) and not unchanged(matrix.lock, text or "")
+        written = [root / a.path for a in artifacts if not unchanged(root / a.path, a.text)]
+    else:
+        from pinner.output import write_artifacts
+
+        written = write_artifacts(artifacts, root)
+        if text:  # the lock last: a crash before this leaves the old lock, and check says so
+            known = lockfile or (result.lockfile if result is not None else None)
+            before = known.generated if known is not None else ()
+            out_name = _relative(root, matrix.root)
+            names_done = [t.name for t in selected]
+            if lockfile is not None:  # an earlier pinner's lock gets the digests `check` compares
+                text = with_renders(text, lockfile)
+            info.lock_changed = _write_lock_last(matrix, text, before, names_done, out_name)
+    info.written += written
+    if result is not None:
+        raise_failures(result)
+    return written
+
+
+def _render(
+    matrix: Matrix,
+    selected: list[Target],
+    lockfile: LockFile | None,
+    text: str,
+    *,
+    out: Path | None,
+    installer: str,
+) -> list[Artifact]:
+    """Every file of the selected targets, rendered from the lock (a target it lacks is named)."""
+    from pinner.errors import ConfigError
+    from pinner.fingerprint import lock_sections, regenerate_command
+    from pinner.render import render_target
+
     sections = lock_sections(text) if lockfile and text else {}
     by_name = {t.plan.target.name: t for t in lockfile.targets} if lockfile else {}
     missing = [t.name for t in selected if t.name not in by_name]
@@ -762,21 +839,62 @@ def generate(
             root=_root_from(matrix.root, (out or matrix.out) / target.name),
             folder=_folder(out_name, target.name),
         )
-    written = write_artifacts(artifacts, out or matrix.out)
-    if text:  # the lock last: a crash before this leaves the old lock, and check says so
-        known = lockfile or (result.lockfile if result is not None else None)
-        before = known.generated if known is not None else ()
-        if lockfile is not None:  # an earlier pinner's lock gets the digests `check` compares
-            text = with_renders(text, lockfile)
-        _write_lock_last(matrix, text, before, [t.name for t in selected], out_name)
-    if result is not None:
-        raise_failures(result)
-    return written
+    return artifacts
+
+
+def lock_problems(matrix: Matrix, names: Sequence[str]) -> list[tuple[str, str, str]]:
+    """What `check` finds wrong with the lock itself for the named targets: a missing lock or
+    entry, inputs that changed, a package edited by hand."""
+    return check_lock(matrix, list(names))
+
+
+def require_locked(matrix: Matrix, names: Sequence[str]) -> None:
+    """--locked: exit 1 when the lock would change for the named targets; nothing is resolved."""
+    from pinner.errors import StaleError
+
+    problems = lock_problems(matrix, names)
+    if problems:
+        detail = "\n".join(f"{p}: {what}\n  refresh: {cmd}" for p, what, cmd in problems)
+        msg = f"--locked: the lock does not match its inputs:\n{detail}"
+        raise StaleError(msg)
+
+
+def _frozen_stale(matrix: Matrix, names: Sequence[str]) -> list[str]:
+    """--frozen renders the lock as it is. pinner 0.1's --frozen refused a stale lock (what uv
+    and now pinner call --locked): for one release, say so when that would have happened."""
+    import re
+
+    if not matrix.lock.is_file():
+        return []  # reading it fails next, naming the fix
+    problems = lock_problems(matrix, names)
+    if not problems:
+        return []
+    stale = [m.group(1) for p in problems if (m := re.search(r"--target (\S+)", p[2]))]
+    what = f"the inputs of {', '.join(dict.fromkeys(stale))}" if stale else "its inputs"
+    said = (
+        f"{_shown(matrix.lock, matrix.root)} does not match {what}; --frozen renders it as it "
+        "is (uv's meaning). pinner 0.1's --frozen refused a stale lock: use --locked for that"
+    )
+    return [said]
+
+
+def plan_warnings(matrix: Matrix, targets: Sequence[Target]) -> list[Finding]:
+    """The plan's warnings for each target (bitsandbytes without the build's CUDA library, no
+    base image, ...): what `explain` shows, for `generate` to say once."""
+    from pinner.errors import PinnerError
+
+    if not targets:
+        return []
+    try:
+        results = plan_all(matrix, [t.name for t in targets])
+    except PinnerError:  # --frozen renders from the lock even when an input cannot be read
+        return []
+    return [f for _, r in results for f in r.findings if f.severity == "warning"]
 
 
 def _write_lock_last(
     matrix: Matrix, text: str, before: tuple[tuple[str, str], ...], names: list[str], out_name: str
-) -> None:
+) -> bool:
     """Write the lock after the files rendered from it (atomically, only when it changed), with
     each target's out folder noted in its `[generated]` table, so `check` fails when that folder
     goes missing and `update` regenerates into it. Only out folders inside the project are
@@ -792,6 +910,8 @@ def _write_lock_last(
         text = with_generated(text, generated)
     if not matrix.lock.is_file() or matrix.lock.read_text(encoding="utf-8") != text:
         write_text_atomic(matrix.lock, text)
+        return True
+    return False
 
 
 def stale_diffs(
@@ -866,30 +986,53 @@ def update(
     *,
     engine: str = "uv",
     progress: Progress | None = None,
+    upgrade_packages: Sequence[str] = (),
+    dry_run: bool = False,
+    info: RunInfo | None = None,
 ) -> tuple[Changes, list[Path]]:
-    """Re-resolve the selected targets to the newest versions allowed, rewrite the lock, re-render
-    the targets that have a generated folder (with the installer they were rendered for), and
-    return what moved and the files written."""
+    """Re-resolve the selected targets to the newest versions allowed (with `upgrade_packages`,
+    only those packages move), rewrite the lock, re-render the targets that have a generated
+    folder (with the installer they were rendered for), and return what moved and the files
+    written (with `dry_run`, what would move and be written: nothing is)."""
     from pinner.diff import diff_locks
 
+    info = info if info is not None else RunInfo()
     selected = [t.name for t in select_targets(matrix, tuple(names))]
     old = _read_old_lock(matrix.lock, upgrade=True)
     recorded = dict(old.generated) if old else {}
     outs = {n: matrix.root / recorded[n] if n in recorded else matrix.out for n in selected}
     generated = {n: (installer_of(outs[n], n), outs[n]) for n in selected if (outs[n] / n).is_dir()}
     before = matrix.lock.read_bytes() if matrix.lock.is_file() else None
-    result = lock_targets(matrix, selected, engine=engine, upgrade=True, progress=progress)
+    result = lock_targets(
+        matrix,
+        selected,
+        engine=engine,
+        upgrade=not upgrade_packages,
+        upgrade_packages=upgrade_packages,
+        progress=progress,
+        dry_run=dry_run,
+    )
+    info.lock, info.lock_changed = result, result.changed
+    info.notes += result.notes
     lockfile = result.lockfile
     generated = {n: g for n, g in generated.items() if n not in result.failed}
     written: list[Path] = []
     try:
         for installer, out in sorted(set(generated.values())):
             group = [n for n, g in generated.items() if g == (installer, out)]
-            written += generate(matrix, group, installer=installer, frozen=True, out=out)
+            written += generate(
+                matrix,
+                group,
+                installer=installer,
+                frozen=True,
+                out=out,
+                lock_text=result.text or None,
+                dry_run=dry_run,
+            )
     except BaseException:
         # rendering failed before every file was written: the old lock goes back, so the lock
         # never claims files that are not there (each rendered file is old or new)
-        if before is not None and not written:
+        if before is not None and not written and not dry_run:
             from pinner.output import write_text_atomic
 
             write_text_atomic(matrix.lock, before.decode("utf-8"))

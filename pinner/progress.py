@@ -12,16 +12,21 @@ if TYPE_CHECKING:
 
 
 class Progress:
-    """Thread-safe; `start` and `done` are called from resolver threads."""
+    """Thread-safe; `start` and `done` are called from resolver threads. Silent with -q; in
+    colour as --color, NO_COLOR and FORCE_COLOR say."""
 
     def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        from pinner import console
+
         self.stream = stream or sys.stderr
         self.total = total
         self.started: dict[str, float] = {}
         self.lock = threading.Lock()
         self.live: Any = None
         self.tasks: dict[str, Any] = {}
-        if self.stream.isatty():
+        self.silent = console.quiet()
+        if self.stream.isatty() and not self.silent:
+            from rich.console import Console
             from rich.progress import Progress as RichProgress
             from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -30,6 +35,7 @@ class Progress:
                 TextColumn("{task.description}"),
                 TimeElapsedColumn(),
                 transient=False,
+                console=Console(file=self.stream, no_color=not console.color_on(self.stream)),
             )
 
     def __enter__(self) -> Self:
@@ -47,7 +53,7 @@ class Progress:
             self.started[label] = time.monotonic()
             if self.live is not None:
                 self.tasks[label] = self.live.add_task(f"resolving {label}", total=1)
-            else:
+            elif not self.silent:
                 print(f"resolving {label} ...", file=self.stream, flush=True)
 
     def done(self, names: list[str], packages: int, *, failed: bool = False) -> None:
@@ -61,5 +67,5 @@ class Progress:
             )
             if self.live is not None:
                 self.live.update(self.tasks[label], description=text, completed=1)
-            else:
+            elif not self.silent:
                 print(text, file=self.stream, flush=True)

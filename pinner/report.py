@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from pinner.diff import Changes, TargetChanges
     from pinner.knowledge import Knowledge
     from pinner.model import Finding, Matrix, Plan, PlanResult, Target
 
 
-def _json(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+def _json(data: dict[str, Any]) -> str:
+    from pinner.console import dump_json
+
+    return dump_json(data)
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -26,7 +30,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def gpus(kb: Knowledge, *, as_json: bool) -> str:
     if as_json:
-        return _json([dataclasses.asdict(g) | {"sm": g.sm} for g in kb.gpus])
+        return _json({"gpus": [dataclasses.asdict(g) | {"sm": g.sm} for g in kb.gpus]})
     rows = [
         [g.key, g.name, g.compute_capability, g.sm, g.architecture, ", ".join(g.nvidia_smi)]
         for g in sorted(kb.gpus, key=lambda g: (-float(g.compute_capability), g.key))
@@ -125,3 +129,77 @@ def explain(matrix: Matrix, result: tuple[Target, PlanResult], *, as_json: bool)
             f"{f.severity}: {f.message}" + (f"\n  fix: {f.fix}" if f.fix else "") for f in notes
         ]
     return "\n".join(out) + "\n"
+
+
+# --- what lock, generate and update say after a run ---------------------------------------------
+
+
+def grouped_findings(findings: Iterable[Finding]) -> list[tuple[str, str, list[str]]]:
+    """(severity, message, targets): each distinct message once, with every target that has it,
+    in the order first seen; warnings before notes."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for f in findings:
+        if f.severity == "error":
+            continue
+        names = groups.setdefault((f.severity, f.message), [])
+        if f.target not in names:
+            names.append(f.target)
+    rows = [(sev, message, names) for (sev, message), names in groups.items()]
+    return sorted(rows, key=lambda r: r[0] != "warning")  # stable: first seen within each
+
+
+def findings_json(findings: Iterable[Finding]) -> list[dict[str, Any]]:
+    """The grouped findings for --json: one entry per distinct message."""
+    first: dict[tuple[str, str], Finding] = {}
+    for f in findings:
+        first.setdefault((f.severity, f.message), f)
+    return [
+        {
+            "severity": severity,
+            "code": first[severity, message].code,
+            "message": message,
+            "targets": names,
+            "source": first[severity, message].source,
+        }
+        for severity, message, names in grouped_findings(findings)
+    ]
+
+
+def change_table(changes: Changes, stream: TextIO) -> list[str]:
+    """The terminal's change table after lock and update: a line per changed target (as
+    `diff.summary` says it), then one per package: "transformers  5.23.0 → 5.24.0", added and
+    removed packages marked; targets without changes are left out."""
+    from pinner.console import arrow, paint
+    from pinner.diff import summary
+
+    lines = []
+    for target, head in zip(changes.targets, summary(changes), strict=True):
+        if target.status == "unchanged":
+            continue
+        lines.append(head)
+        if target.status == "changed":
+            rows = _change_rows(target, arrow(stream))
+            width = max(len(name) for name, _, _ in rows)
+            lines += [
+                f"  {name:<{width}}  {paint(text, style, stream) if style else text}"
+                for name, text, style in rows
+            ]
+    return lines
+
+
+def _change_rows(target: TargetChanges, to: str) -> list[tuple[str, str, str]]:
+    """(name, change, colour) for the plan's moves, then each package."""
+    rows = [(c.what, f"{c.old} {to} {c.new}", "") for c in target.plan]
+    for c in target.packages:
+        if c.kind == "added":
+            rows.append((c.name, f"{c.new} (added)", "green"))
+        elif c.kind == "removed":
+            rows.append((c.name, f"{c.old} (removed)", "red"))
+        elif c.kind == "build":
+            rows.append((c.name, f"{c.old} {to} {c.new} (rebuilt)", ""))
+        else:
+            rows.append(
+                (c.name, f"{c.old} {to} {c.new}" + (" (downgrade)" if c.downgrade else ""),
+                 "yellow" if c.downgrade else "")
+            )  # fmt: skip
+    return rows

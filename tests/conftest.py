@@ -31,6 +31,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the user's cache, or follows a mirror set in the environment."""
     monkeypatch.setenv("PINNER_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("PINNER_TORCH_INDEX_URL", raising=False)
+    for name in ("NO_COLOR", "FORCE_COLOR"):  # output is compared as plain text
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -645,11 +645,13 @@ def test_check_can_say_which_matrix_it_used(
     generated: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """What `-v` prints (the flag itself is parsed with the other global flags)."""
+    from pinner import console
     from pinner.cli import run_check
 
     monkeypatch.chdir(generated.root / "pinned" / "cpu")
+    monkeypatch.setattr(console.settings, "verbosity", 1)
 
-    run_check(None, None, diff=False, verbose=True)
+    run_check(None, None, diff=False)
 
     err = capsys.readouterr().err
     assert err == (

@@ -73,8 +73,9 @@ def test_cli_gpus_json(capsys, kb):
     code, out, _ = run(capsys, "gpus", "--json")
     assert code == 0
     data = json.loads(out)
-    assert len(data) == len(kb.gpus)
-    (a100,) = [g for g in data if g["key"] == "a100"]
+    assert data["schema"] == 1
+    assert len(data["gpus"]) == len(kb.gpus)
+    (a100,) = [g for g in data["gpus"] if g["key"] == "a100"]
     assert (a100["compute_capability"], a100["sm"]) == ("8.0", "sm_80")
     assert "NVIDIA A100-SXM4-80GB" in a100["nvidia_smi"]
 

@@ -174,18 +174,18 @@ def test_frozen_renders_from_the_lock_without_resolving(project, capsys):
     ],
     ids=["matrix", "requirements"],
 )
-def test_frozen_fails_naming_the_stale_target(project, capsys, file, old, new, why):
+def test_locked_fails_naming_the_stale_target(project, capsys, file, old, new, why):
     before = tree(project / "pinned")
     path = project / file
     assert old in path.read_text()
     path.write_text(path.read_text().replace(old, new))
 
-    code, out, err = run(capsys, "generate", "--frozen")
+    code, out, err = run(capsys, "generate", "--locked")
 
     assert code == 1
     assert out == ""
     assert err == (
-        "pinner: error: --frozen: the lock does not match its inputs:\n"
+        "pinner: error: --locked: the lock does not match its inputs:\n"
         f"pinner.lock: target cpu is stale: {why} changed\n"
         "  refresh: pinner lock --target cpu\n"
     )

@@ -48,7 +48,7 @@ def test_cpu_target_locks_torch_from_the_pytorch_index(
     result = cli("lock")
 
     assert result.code == 0, result.err
-    assert "wrote pinner.lock: 1 targets (cpu resolved)" in result.out
+    assert "wrote pinner.lock: 1 target (cpu resolved)" in result.out
     packages = project.packages()
     torch = packages["torch"]
     assert torch["version"] == TORCH_CPU

@@ -259,9 +259,9 @@ def test_newer_than_knowledge_note_reads_the_same_for_every_target(plan_for, kb)
 def test_a_run_prints_an_identical_note_once(plan_for, capsys):
     from dataclasses import replace
 
-    from pinner.commands import _print_findings
     from pinner.lint import lint_lock
     from pinner.model import LockFile
+    from pinner.summary import print_findings
 
     targets = []
     for gpu in ("A100", "RTX 5090"):
@@ -269,10 +269,13 @@ def test_a_run_prints_an_identical_note_once(plan_for, capsys):
         assert plan is not None
         tl = _locked(plan, ("transformers", "5.24.0"), ("torchaudio", "2.10.0"))
         targets.append(replace(tl, findings=lint_lock(tl)))
-    _print_findings(LockFile(pinner="0", knowledge="2026-11-23", targets=tuple(targets)))
+    lockfile = LockFile(pinner="0", knowledge="2026-11-23", targets=tuple(targets))
+    print_findings([f for t in lockfile.targets for f in t.findings])
     err = capsys.readouterr().err
     assert err.count("transformers 5.24.0 is newer than pinner's knowledge") == 1
-    assert err.count("torchaudio 2.10.0 is locked") == 2  # warnings stay per target
+    # each distinct message once, naming its targets (issue 14): both plans are target "t"
+    assert err.count("torchaudio 2.10.0 is locked") == 1
+    assert "warning: t: torchaudio 2.10.0 is locked, but it is not built for torch" in err
 
 
 def test_blackwell_driver_floor_raises_a_cuda12_plans_minimum(plan_for):

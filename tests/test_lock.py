@@ -387,7 +387,7 @@ def test_relock_without_changes_is_byte_identical(
     again = cli("lock")
 
     assert again.code == 0, again.err
-    assert "wrote pinner.lock: 2 targets (cpu, tools resolved)" in again.out
+    assert "pinner.lock: no changes (2 targets; cpu, tools resolved)" in again.out
     assert two_targets.lock.read_text() == text
     assert list(two_targets.lock_doc()["inputs"]) == ["cpu", "tools"]
 

@@ -52,7 +52,7 @@ def test_offline_lock_with_unchanged_inputs_needs_no_index(
     result = cli("lock", "--offline")
 
     assert result.code == 0, result.err
-    assert "wrote pinner.lock: 1 targets (none resolved)" in result.out
+    assert "pinner.lock: no changes (1 target; none resolved)" in result.out
     assert locked_offline.lock.read_text() == before
 
 
