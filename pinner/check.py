@@ -68,7 +68,25 @@ def read_head(path: Path) -> tuple[dict[str, str], dict[str, str]] | None:
     inputs, generated = (
         {str(k): str(v) for k, v in t.items()} if isinstance(t, dict) else {} for t in tables
     )
+    for name, folder in generated.items():
+        why = generated_problem(folder)
+        if why:  # never printed raw, nor offered as `--out` (what `pinner generate` refuses too)
+            msg = (
+                f"{path}: generated.{safe_repr(name)[1:-1]} = {safe_repr(folder)} {why}; remove "
+                "the line and run `pinner generate`"
+            )
+            raise ConfigError(msg)
     return inputs, generated
+
+
+def generated_problem(folder: str) -> str:
+    """Why a `[generated]` folder is not one `generate` records ("" when it is): a relative
+    folder inside the project, one line of text."""
+    parts = folder.split("/")
+    inside = folder and not folder.startswith("/") and ".." not in parts
+    if not inside or any(ord(c) < 32 or ord(c) == 127 for c in folder):
+        return "is not a folder inside the project"
+    return ""
 
 
 def read_text(path: Path, what: str, fix: str) -> str:

@@ -179,6 +179,8 @@ def read_lock(path: Path, *, text: str | None = None) -> LockFile:
 
 def _generated(path: Path, table: Any, targets: set[str]) -> tuple[tuple[str, str], ...]:
     """`[generated]`: each locked target's out folder, a relative path inside the project."""
+    from pinner.check import generated_problem
+
     if not isinstance(table, dict):
         msg = f"{path}: [generated] is not a table; remove it and run `pinner generate`"
         raise ConfigError(msg)
@@ -186,13 +188,8 @@ def _generated(path: Path, table: Any, targets: set[str]) -> tuple[tuple[str, st
     for name, folder in sorted(table.items()):
         where = f"generated.{name}"
         _text(path, where, folder)
-        parts = folder.split("/")
-        if name not in targets or not folder or folder.startswith("/") or ".." in parts:
-            why = (
-                "names no locked target"
-                if name not in targets
-                else "is not a folder inside the project"
-            )
+        why = "names no locked target" if name not in targets else generated_problem(folder)
+        if why:
             msg = f"{path}: {where} = {folder!r} {why}; remove the line and run `pinner generate`"
             raise ConfigError(msg)
         out.append((name, folder))

@@ -760,12 +760,12 @@ def _write_lock_last(
     each target's out folder noted in its `[generated]` table, so `check` fails when that folder
     goes missing and `update` regenerates into it. Only out folders inside the project are
     noted."""
+    from pinner.check import generated_problem
     from pinner.lock import with_generated
     from pinner.output import write_text_atomic
 
     generated = dict(before)
-    outside = Path(out_name).is_absolute() or out_name.split("/", maxsplit=1)[0] == ".."
-    if not outside:
+    if not generated_problem(out_name):  # a folder inside the project, one line
         generated |= dict.fromkeys(names, out_name)
     if generated != dict(before):
         text = with_generated(text, generated)

@@ -4,12 +4,17 @@ that once ended in a traceback, a half-written file or an unquoted value, held t
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pinner.errors import ConfigError
 from pinner.lock import read_lock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "llm-service"
 
@@ -21,6 +26,30 @@ def edited_lock(tmp_path: Path, old: str, new: str) -> Path:
     path = tmp_path / "pinner.lock"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     return path
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Run]:
+    """run_cli(root, "check") -> Run: `pinner.cli.main` in-process, in the folder `root`."""
+    from pinner.cli import main
+
+    def run(root: Path, *args: str) -> Run:
+        monkeypatch.chdir(root)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run
 
 
 def example(tmp_path: Path) -> Path:
@@ -59,3 +88,45 @@ def test_a_plan_field_of_the_wrong_type_is_refused_when_read(
 
     assert "targets.a100: unreadable" in str(err.value)
     assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "folder",
+    ["/tmp/elsewhere", "../../elsewhere", "x\\n\\u001b[31mfake", ""],
+)
+def test_check_refuses_a_generated_folder_outside_the_project(
+    tmp_path: Path, run_cli: Callable[..., Run], folder: str
+) -> None:
+    """`pinner check` read the lock's `[generated]` table unchecked: it printed a tampered
+    folder's escape sequences and line breaks raw, and advised `pinner generate --out /tmp/...`
+    or a command with `; touch pwned` in it. `generate` and `lock` refuse such a table."""
+    root = example(tmp_path)
+    lock = root / "pinner.lock"
+    text = lock.read_text(encoding="utf-8")
+    lock.write_text(text.replace('a100 = "pinned"', f'a100 = "{folder}"', 1), encoding="utf-8")
+    shutil.rmtree(root / "pinned" / "a100")
+
+    run = run_cli(root, "check")
+
+    assert run.code == 2
+    assert "pinner.lock: generated.a100 = " in run.err
+    assert "is not a folder inside the project" in run.err
+    assert len(run.err.strip().splitlines()) == 1
+    assert "\x1b" not in run.err
+    assert "--out" not in run.err
+
+
+def test_generate_into_a_folder_with_a_line_break_keeps_its_lock_readable(
+    tmp_path: Path, run_cli: Callable[..., Run]
+) -> None:
+    """The `[generated]` table notes only folders a later read accepts: a folder named with a
+    line break is written to, but not noted (a noted one would make the lock unreadable)."""
+    root = example(tmp_path)
+
+    run = run_cli(root, "generate", "--frozen", "--out", "odd\nname")
+
+    assert run.code == 0, run.err
+    assert (root / "odd\nname" / "a100" / "install.sh").is_file()
+    assert "odd" not in (root / "pinner.lock").read_text(encoding="utf-8")
+    assert run_cli(root, "check").code == 0
+
