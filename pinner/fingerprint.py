@@ -141,7 +141,9 @@ def regenerate_command(target: str, installer: str, out: str = "pinned") -> str:
     if installer != "pip":
         command += f" --installer {installer}"
     if out != "pinned":
-        command += f" --out {out}"
+        import shlex
+
+        command += f" --out {shlex.quote(one_line(out))}"  # copied into a shell: one word
     return command
 
 

@@ -130,3 +130,19 @@ def test_generate_into_a_folder_with_a_line_break_keeps_its_lock_readable(
     assert "odd" not in (root / "pinner.lock").read_text(encoding="utf-8")
     assert run_cli(root, "check").code == 0
 
+
+def test_the_regenerate_command_quotes_an_out_folder_with_spaces(
+    tmp_path: Path, run_cli: Callable[..., Run]
+) -> None:
+    """Each generated file, and `check`, says how to regenerate it; with `--out "my out"` the
+    command read `--out my out` (copied into a shell, it renders into ./my)."""
+    root = example(tmp_path)
+
+    assert run_cli(root, "generate", "--frozen", "--out", "my out; x").code == 0
+
+    header = (root / "my out; x" / "a100" / "constraints.txt").read_text(encoding="utf-8")
+    assert "# Regenerate: pinner generate --target a100 --out 'my out; x'\n" in header
+    (root / "my out; x" / "a100" / "constraints.txt").write_text("edited\n", encoding="utf-8")
+    run = run_cli(root, "check", "--out", "my out; x")
+    assert run.code == 1
+    assert "refresh: pinner generate --target a100 --out 'my out; x'" in run.err
