@@ -3,8 +3,11 @@ that once ended in a traceback, a half-written file or an unquoted value, held t
 
 from __future__ import annotations
 
+import base64
 import shutil
+import threading
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +17,7 @@ from pinner.errors import ConfigError
 from pinner.lock import read_lock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "llm-service"
 
@@ -146,3 +149,58 @@ def test_the_regenerate_command_quotes_an_out_folder_with_spaces(
     run = run_cli(root, "check", "--out", "my out; x")
     assert run.code == 1
     assert "refresh: pinner generate --target a100 --out 'my out; x'" in run.err
+
+
+class _AuthHandler(BaseHTTPRequestHandler):
+    """Answers 200 only to `Authorization: Basic` of user `me`, password `s3cret/+`."""
+
+    def do_GET(self) -> None:
+        want = "Basic " + base64.b64encode(b"me:s3cret/+").decode()
+        ok = self.headers.get("Authorization") == want
+        body = b"torch" if ok else b"who are you?"
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def auth_server() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AuthHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_mirror_url_with_credentials_is_fetched_with_them_and_never_shown(
+    auth_server: int,
+) -> None:
+    """A private mirror's URL carries its credentials (`https://user:token@host/...`, as pip and
+    uv accept it). pinner's own requests sent `user:token@host` to DNS as the host name ("Name or
+    service not known") and printed the token in the error."""
+    from pinner.download import DownloadError, read_url
+
+    base = f"http://me:s3cret%2F%2B@127.0.0.1:{auth_server}"
+
+    assert read_url(f"{base}/whl/cu128/torch/") == b"torch"
+
+    with pytest.raises(DownloadError) as err:
+        read_url("http://me:s3cret%2F%2B@127.0.0.1:9/whl/cu128/torch/", stall=2)
+    assert "s3cret" not in str(err.value)
+    assert "127.0.0.1:9/whl/cu128/torch/" in str(err.value)
+
+
+def test_an_unreachable_torch_mirror_with_credentials_is_named_without_them() -> None:
+    from pinner.errors import NetworkError
+    from pinner.resolve.output import probe_index
+
+    with pytest.raises(NetworkError) as err:
+        probe_index("http://me:s3cret@127.0.0.1:9/whl/cu128", "a100", timeout=2)
+
+    assert "cannot reach the PyTorch index http://***@127.0.0.1:9/whl/cu128 (" in str(err.value)
+    assert "s3cret" not in str(err.value)
