@@ -326,6 +326,13 @@ def _target(
             problems.append(
                 f"{index_key}: {index!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
             )
+        userinfo = index.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
+        if ":" in userinfo:  # a password (a user name alone is what netrc and keyring look up)
+            problems.append(
+                f"{index_key}: credentials in a URL would be written into pinner.lock and every "
+                "recipe; set PINNER_TORCH_INDEX_URL (a mirror, never written) where pinner and "
+                "the recipes run, or give the installer a netrc"
+            )
     base_image = text("base-image", "")
     if base_image:
         checked(

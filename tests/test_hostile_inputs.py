@@ -204,3 +204,26 @@ def test_an_unreachable_torch_mirror_with_credentials_is_named_without_them() ->
 
     assert "cannot reach the PyTorch index http://***@127.0.0.1:9/whl/cu128 (" in str(err.value)
     assert "s3cret" not in str(err.value)
+
+
+@pytest.mark.parametrize("userinfo", ["user:s3cret@", "__token__:glpat-s3cret@"])
+def test_a_committed_torch_index_url_with_credentials_is_refused(
+    tmp_path: Path, run_cli: Callable[..., Run], userinfo: str
+) -> None:
+    """The matrix's torch-index-url is written into pinner.lock and every recipe (install.sh,
+    the Dockerfile, modal_image.py): credentials in it were accepted and would be committed and
+    baked into images. Requirement URLs already refuse them. (A user name alone is accepted: it
+    is what a netrc or keyring looks the password up by.)"""
+    (tmp_path / "pinner.toml").write_text(
+        "[defaults]\n"
+        f'torch-index-url = "https://{userinfo}mirror.example/whl/{{variant}}"\n'
+        '[targets.x]\ngpu = "A100"\ncuda = "12.8"\n',
+        encoding="utf-8",
+    )
+
+    run = run_cli(tmp_path, "targets")
+
+    assert run.code == 2
+    assert "pinner.toml: targets.x.torch-index-url: credentials in a URL" in run.err
+    assert "PINNER_TORCH_INDEX_URL" in run.err
+    assert "s3cret" not in run.err
