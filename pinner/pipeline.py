@@ -582,8 +582,13 @@ def _resolve_parallel(
             if pulled:  # planned again with them as extensions, and resolved again
                 locked = run(_with_pulled(first, pulled))
         except PinnerError as e:
-            for name in names:
-                failed[name] = str(e) if name == first.target.name else f"target {name}: {e}"
+            for name in names:  # the error once, under the target that ran
+                failed[name] = (
+                    str(e)
+                    if name == first.target.name
+                    else f"target {name}: resolved with target {first.target.name} (same "
+                    "inputs), which failed: see its error"
+                )
             if progress:
                 progress.done(names, 0, failed=True)
             return

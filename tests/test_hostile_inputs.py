@@ -227,3 +227,21 @@ def test_a_committed_torch_index_url_with_credentials_is_refused(
     assert "pinner.toml: targets.x.torch-index-url: credentials in a URL" in run.err
     assert "PINNER_TORCH_INDEX_URL" in run.err
     assert "s3cret" not in run.err
+
+
+def test_a_shared_resolution_that_fails_is_reported_once(
+    tmp_path: Path, run_cli: Callable[..., Run]
+) -> None:
+    """Targets with identical inputs resolve once; when that run failed, the other target's
+    line read `target a100: target rtx5090: offline resolution failed: ...` (the whole error
+    again, under two names)."""
+    root = example(tmp_path)
+    matrix = root / "pinner.toml"
+    matrix.write_text(matrix.read_text().replace('cuda = "auto"', 'cuda = "12.8"'))
+
+    run = run_cli(root, "lock", "--offline")
+
+    assert run.code == 1
+    assert run.err.count("offline resolution failed") == 1
+    assert "target a100: resolved with target rtx5090 (same inputs), which failed" in run.err
+    assert "target a100: target rtx5090" not in run.err
