@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,9 @@ def target_inputs(target: Mapping[str, Any], root: Path, knowledge_digest: str) 
     h = hashlib.sha256()
     h.update(json.dumps(fields, sort_keys=True).encode())
     for path in files_of([(root / r).resolve() for r in target["requirements"]]):
-        try:
-            shown = path.relative_to(root.resolve()).as_posix()
-        except ValueError:
-            shown = path.as_posix()
+        # relative to the root, beside it too (a monorepo's ../shared.in): never where the
+        # project sits, or another clone's check would call the lock stale
+        shown = Path(os.path.relpath(path, root.resolve())).as_posix()
         h.update(b"\0" + shown.encode() + b"\0" + path.read_bytes())
     h.update(f"\0knowledge={knowledge_digest}\0pinner={__version__}".encode())
     return "sha256:" + h.hexdigest()

@@ -245,3 +245,32 @@ def test_a_shared_resolution_that_fails_is_reported_once(
     assert run.err.count("offline resolution failed") == 1
     assert "target a100: resolved with target rtx5090 (same inputs), which failed" in run.err
     assert "target a100: target rtx5090" not in run.err
+
+
+def test_a_requirements_file_beside_the_project_does_not_tie_the_lock_to_its_path(
+    tmp_path: Path,
+) -> None:
+    """A monorepo's shared file (`-r ../shared.in`, or `requirements = ["../shared.in"]`) was
+    fingerprinted by its absolute path: `pinner check` in another clone (CI) said the lock was
+    stale."""
+    from pinner.fingerprint import knowledge_digest, target_inputs
+    from pinner.matrix import read_matrix
+
+    def fingerprint(repo: Path) -> str:
+        raw = read_matrix(repo / "app" / "pinner.toml")
+        return target_inputs(raw["targets"][0], raw["root"], knowledge_digest())
+
+    repo = tmp_path / "repo"
+    (repo / "app").mkdir(parents=True)
+    (repo / "app" / "pinner.toml").write_text(
+        '[defaults]\nrequirements = ["requirements.in", "../extra.in"]\n'
+        '[targets.a100]\ngpu = "A100"\n',
+        encoding="utf-8",
+    )
+    (repo / "app" / "requirements.in").write_text("-r ../shared.in\nsix\n", encoding="utf-8")
+    (repo / "shared.in").write_text("numpy\n", encoding="utf-8")
+    (repo / "extra.in").write_text("idna\n", encoding="utf-8")
+    clone = tmp_path / "ci" / "checkout" / "repo"
+    shutil.copytree(repo, clone)
+
+    assert fingerprint(clone) == fingerprint(repo)
