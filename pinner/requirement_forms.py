@@ -25,6 +25,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from pinner import safe
 from pinner.errors import ConfigError
 from pinner.model import Requirement
 
@@ -166,6 +167,10 @@ class _Spec:
             )
         if ";" in url and _is_marker(url.split(";", 1)[1]):
             self.fail(f"{url}: put a space before the ';' of the marker")
+        try:  # the grammar the recipes check again: refused here, naming the line
+            safe.url(url)
+        except safe.Unsafe as e:
+            self.fail(str(e))
         if self.constraint:
             self.fail(f"{url}: a URL is a requirement, not a constraint; move it to a -r file")
         fragment = dict(p.partition("=")[::2] for p in parts.fragment.split("&") if p)
@@ -180,6 +185,10 @@ class _Spec:
             self.fail(
                 f"{url}: pinner cannot tell the package's name from the URL; write <name> @ {url}"
             )
+        try:  # a name from #egg= is not checked by the PEP 508 parser
+            safe.package_name(name)
+        except safe.Unsafe as e:
+            self.fail(f"{url}: {e}")
         return self.make(
             name=name, text=f"{name}{extras} @ {url}", extras=extras, marker=marker, url=url
         )

@@ -274,3 +274,35 @@ def test_a_requirements_file_beside_the_project_does_not_tie_the_lock_to_its_pat
     shutil.copytree(repo, clone)
 
     assert fingerprint(clone) == fingerprint(repo)
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        (
+            "pkg @ https://h.example/{x}/pkg-1.0-py3-none-any.whl",
+            "contains '{', which a URL carries percent-encoded",
+        ),
+        ("pkg @ https://h.example/pkg'-1.0-py3-none-any.whl", 'contains "\'"'),
+        ("pkg @ https://h.example/a\\b/pkg-1.0-py3-none-any.whl", "contains '\\\\'"),
+        ("https://h.example/x.tar.gz#egg=evil;touch", "'evil;touch' is not a package name"),
+    ],
+)
+def test_a_requirement_url_a_recipe_could_not_carry_is_refused_naming_its_line(
+    tmp_path: Path, line: str, fragment: str
+) -> None:
+    """Such URLs were read, locked, and only then refused by `generate` with `the lock was
+    edited or is corrupt` (it was not: the requirement was); a name taken from `#egg=` was not
+    checked at all."""
+    from pinner.requirements import read_requirements
+
+    (tmp_path / "requirements.in").write_text(f"six\n{line}\n", encoding="utf-8")
+
+    with pytest.raises(ConfigError) as err:
+        read_requirements(
+            (tmp_path / "requirements.in",), tmp_path, python="3.11", platform="linux-x86_64"
+        )
+
+    assert str(err.value).startswith("requirements.in:2: ")
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
