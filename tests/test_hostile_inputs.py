@@ -306,3 +306,36 @@ def test_a_requirement_url_a_recipe_could_not_carry_is_refused_naming_its_line(
     assert str(err.value).startswith("requirements.in:2: ")
     assert fragment in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_generate_does_not_write_through_a_symlinked_target_folder(
+    tmp_path: Path, run_cli: Callable[..., Run]
+) -> None:
+    """A target folder that is a symbolic link (a repository can commit `pinned/a100 ->
+    ~/bin`) was written through: `generate` put install.sh and the rest wherever it pointed.
+    A symlinked file is replaced by a regular file, never written through (already so)."""
+    root = example(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "install.sh").write_text("#!/bin/sh\necho mine\n", encoding="utf-8")
+    shutil.rmtree(root / "pinned" / "a100")
+    (root / "pinned" / "a100").symlink_to(elsewhere, target_is_directory=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("victim\n", encoding="utf-8")
+    (root / "pinned" / "rtx5090" / "install.sh").unlink()
+    (root / "pinned" / "rtx5090" / "install.sh").symlink_to(victim)
+    before = (root / "pinned" / "rtx5090" / "constraints.txt").read_bytes()
+
+    run = run_cli(root, "generate", "--frozen")
+
+    assert run.code == 2
+    assert "pinned/a100: a symbolic link" in run.err
+    assert len(run.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["install.sh"]
+    assert (elsewhere / "install.sh").read_text(encoding="utf-8") == "#!/bin/sh\necho mine\n"
+    assert (root / "pinned" / "rtx5090" / "constraints.txt").read_bytes() == before  # nothing
+
+    (root / "pinned" / "a100").unlink()
+    assert run_cli(root, "generate", "--frozen").code == 0
+    assert victim.read_text(encoding="utf-8") == "victim\n"
+    assert not (root / "pinned" / "rtx5090" / "install.sh").is_symlink()
