@@ -339,3 +339,51 @@ def test_generate_does_not_write_through_a_symlinked_target_folder(
     assert run_cli(root, "generate", "--frozen").code == 0
     assert victim.read_text(encoding="utf-8") == "victim\n"
     assert not (root / "pinned" / "rtx5090" / "install.sh").is_symlink()
+
+
+def _held_message(name: str, newest: str, free: list[tuple[str, str, tuple[str, ...]]]) -> str:
+    """The held-back note for `name` of the example's a100 (torch 2.15.0) against a comparison
+    run that took `free` (name, version, Requires-Dist)."""
+    from pinner.resolve import ResolvedPin
+    from pinner.resolve.choose import _held_note
+
+    locked = next(
+        t for t in read_lock(EXAMPLE / "pinner.lock").targets if t.plan.target.name == "a100"
+    )
+    version = next(p.version for p in locked.pins if p.name == name)
+    pins = [
+        ResolvedPin(name=n, version=v, files=(), source="default", requires=r) for n, v, r in free
+    ]
+    return _held_note(locked, name, version, newest, pins, (("2.15.0",),)).message
+
+
+def test_a_held_back_note_names_no_requirement_the_lock_satisfies() -> None:
+    """trl's requirements on an H100: `huggingface-hub stays at 1.33.0: huggingface-hub 2.4.0
+    requires torch` (a requirement of its `torch` extra), and `transformers stays at 5.17.0:
+    transformers 5.24.0 requires huggingface-hub<3.0,>=1.31.0` (which the locked 1.33.0
+    satisfies); the binding one was vllm 0.31.0's transformers<5.18. Both also ended `but newer
+    direct requirements listed earlier won`, with torch the same in both runs (no segment was
+    chosen over another) and transformers listed before vllm."""
+    hub = next(
+        p.version
+        for t in read_lock(EXAMPLE / "pinner.lock").targets
+        for p in t.pins
+        if p.name == "huggingface-hub"
+    )
+    free = [
+        ("torch", "2.15.0", ()),
+        ("huggingface-hub", "9.0.0", ('torch; extra == "torch"', "filelock")),
+        ("transformers", "99.0.0", (f"huggingface-hub>={hub}", "torch>=2.4")),
+        ("accelerate", "0.1.0", ()),
+    ]
+
+    hub_note = _held_message("huggingface-hub", "9.0.0", free)
+    transformers_note = _held_message("transformers", "99.0.0", free)
+
+    assert "requires torch" not in hub_note
+    assert "requires huggingface-hub" not in transformers_note
+    assert "requires torch" not in transformers_note
+    for note in (hub_note, transformers_note):
+        assert "listed earlier won" not in note
+        assert "torch 2.15.0 as well" in note
+        assert "the resolver took accelerate " in note

@@ -182,8 +182,7 @@ def _held_note(
 ) -> Finding:
     """What held `name` back, from the Requires-Dist of the release the comparison run took."""
     requires = next((p.requires for p in free if p.name == name), ())
-    moved = {p.name for p in locked.pins if _version(free, p.name) not in ("", p.version)}
-    bound = [r for r in requires if canonical(_req_name(r)) in (*FAMILY, *moved)]
+    bound = [r for r in requires if _binds(r, locked)]
     torch = _version(free, "torch")
     if bound:
         why = f"{name} {newest} requires {bound[0].split(';')[0].strip()}"
@@ -191,6 +190,14 @@ def _held_note(
         why = f"{name} {newest} needs versions pinner's plan does not allow"
     if torch and _segment_of(segments, torch) is None:
         why += f", and torch {torch} has no build that fits this target in pinner's knowledge"
+    elif torch and torch.split("+")[0] == locked.plan.torch.version.split("+")[0]:
+        # the same torch in both runs: no segment won over another; say what the lock took
+        took = _newer_than(locked, free)
+        why += f" (torch {torch} as well)" + (
+            f"; the resolver took {', '.join(took)} (a bare resolution takes older ones)"
+            if took
+            else ""
+        )
     elif torch:
         why += f" (torch {torch}), but newer direct requirements listed earlier won"
     return Finding(
@@ -202,6 +209,40 @@ def _held_note(
         "or allow another GPU/CUDA/Python for the newer release",
         source=_file_of(free, name),
     )
+
+
+def _binds(requirement: str, locked: TargetLock) -> bool:
+    """Whether a Requires-Dist line excludes what the lock holds: never one of an extra's
+    (`torch; extra == "torch"`), never one the locked version satisfies."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion
+
+    try:
+        req = Requirement(requirement)
+    except InvalidRequirement:
+        return False
+    if req.marker is not None and "extra" in str(req.marker):
+        return False
+    have = next((p.version for p in locked.pins if p.name == canonical(req.name)), None)
+    try:
+        return have is not None and not req.specifier.contains(have, prereleases=True)
+    except InvalidVersion:
+        return False
+
+
+def _newer_than(locked: TargetLock, free: Sequence[ResolvedPin]) -> list[str]:
+    """`name version` of up to three packages the lock holds newer than the comparison run."""
+    from packaging.version import InvalidVersion, Version
+
+    out = []
+    for pin in sorted(locked.pins, key=lambda p: p.name):
+        other = _version(free, pin.name)
+        try:
+            if other and pin.name not in FAMILY and Version(pin.version) > Version(other):
+                out.append(f"{pin.name} {pin.version}")
+        except InvalidVersion:
+            continue
+    return out[:3]
 
 
 def _newer_torch(
