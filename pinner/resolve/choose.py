@@ -193,10 +193,10 @@ def _held_note(
     elif torch and torch.split("+")[0] == locked.plan.torch.version.split("+")[0]:
         # the same torch in both runs: no segment won over another; say what the lock took
         took = _newer_than(locked, free)
+        if took and not bound:
+            why = f"{name} {newest} does not go with newer releases the resolver took"
         why += f" (torch {torch} as well)" + (
-            f"; the resolver took {', '.join(took)} (a bare resolution takes older ones)"
-            if took
-            else ""
+            f": {', '.join(took)}; a bare resolution takes older ones" if took else ""
         )
     elif torch:
         why += f" (torch {torch}), but newer direct requirements listed earlier won"
