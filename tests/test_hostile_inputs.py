@@ -387,3 +387,26 @@ def test_a_held_back_note_names_no_requirement_the_lock_satisfies() -> None:
         assert "listed earlier won" not in note
         assert "torch 2.15.0 as well" in note
         assert "newer releases the resolver took (torch 2.15.0 as well): accelerate " in note
+
+
+def test_the_dockerfile_base_image_comment_is_wrapped_into_comment_lines() -> None:
+    """The reason above `FROM` was word-wrapped with `\\n#   ` inside one `{{ }}`, whose
+    newlines the template guard escapes: every Dockerfile carried one comment line with literal
+    `\\n#   ` in it."""
+    from pinner.render import render_target
+
+    from pinner.fingerprint import lock_sections
+
+    text = (EXAMPLE / "pinner.lock").read_text(encoding="utf-8")
+    tl = next(t for t in read_lock(EXAMPLE / "pinner.lock").targets if t.plan.target.name == "a100")
+    artifacts = render_target(tl, section=lock_sections(text)["a100"])
+    dockerfile = next(a.text for a in artifacts if a.path.name == "Dockerfile")
+    head = dockerfile.split("\nFROM ", 1)[0]
+
+    assert "\\n" not in head
+    comment = [line for line in head.splitlines() if line.startswith("# Base image:")]
+    assert len(comment) == 1
+    following = head.split(comment[0], 1)[1].splitlines()[1:]
+    assert following
+    assert all(line.startswith("#   ") and len(line) <= 100 for line in following)
+    assert "stricter than the wheels' own minimum" in " ".join(following)
