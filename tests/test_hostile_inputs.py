@@ -393,9 +393,8 @@ def test_the_dockerfile_base_image_comment_is_wrapped_into_comment_lines() -> No
     """The reason above `FROM` was word-wrapped with `\\n#   ` inside one `{{ }}`, whose
     newlines the template guard escapes: every Dockerfile carried one comment line with literal
     `\\n#   ` in it."""
-    from pinner.render import render_target
-
     from pinner.fingerprint import lock_sections
+    from pinner.render import render_target
 
     text = (EXAMPLE / "pinner.lock").read_text(encoding="utf-8")
     tl = next(t for t in read_lock(EXAMPLE / "pinner.lock").targets if t.plan.target.name == "a100")
