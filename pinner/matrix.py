@@ -203,6 +203,9 @@ def _default_requirements(doc: Mapping[str, Any], table: str, root: Path) -> tup
     project = doc.get("project")
     if table and isinstance(project, dict) and project.get("dependencies"):
         return ("pyproject.toml",)  # static ones: dynamic dependencies are not in the table
+    dynamic = project.get("dynamic") if table and isinstance(project, dict) else None
+    if isinstance(dynamic, list) and "dependencies" in dynamic:
+        return ("pyproject.toml",)  # read, and refused: never locked as torch alone
     return ()
 
 

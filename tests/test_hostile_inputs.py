@@ -409,3 +409,24 @@ def test_the_dockerfile_base_image_comment_is_wrapped_into_comment_lines() -> No
     assert following
     assert all(line.startswith("#   ") and len(line) <= 100 for line in following)
     assert "stricter than the wheels' own minimum" in " ".join(following)
+
+
+def test_tool_pinner_with_dynamic_dependencies_is_not_locked_as_torch_alone(
+    tmp_path: Path, run_cli: Callable[..., Run]
+) -> None:
+    """[tool.pinner] without `requirements` in a project whose dependencies are dynamic
+    (setuptools reads them from a file) said `note: no requirements: locking the torch layer
+    alone` and went on: recipes without any of the project's packages. Now the reader's own
+    refusal of dynamic dependencies, with the fix."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "1"\ndynamic = ["dependencies"]\n'
+        '[tool.pinner.targets.a100]\ngpu = "A100"\n',
+        encoding="utf-8",
+    )
+
+    run = run_cli(tmp_path, "explain", "--target", "a100")
+
+    assert run.code == 2
+    assert "project.dependencies is dynamic" in run.err
+    assert "name a requirements file in `requirements`" in run.err
+    assert "torch layer alone" not in run.err
