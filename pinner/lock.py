@@ -211,6 +211,15 @@ def _target(path: Path, name: str, table: Any, inputs: Any) -> TargetLock:
     if plan.target.name != name:
         msg = f"{path}: {where}.plan.target.name is {plan.target.name!r}, not {name!r}"
         raise ConfigError(msg)
+    seen: dict[str, int] = {}
+    for i, pin in enumerate(pins):  # twice in a layer file is pip's "Double requirement given"
+        if pin.name in seen:
+            msg = (
+                f"{path}: {where}.packages[{i}]: {pin.name!r} is locked twice (also "
+                f"packages[{seen[pin.name]}]); regenerate it with `pinner lock`"
+            )
+            raise ConfigError(msg)
+        seen[pin.name] = i
     return TargetLock(
         plan=plan,
         pins=pins,

@@ -430,3 +430,24 @@ def test_tool_pinner_with_dynamic_dependencies_is_not_locked_as_torch_alone(
     assert "project.dependencies is dynamic" in run.err
     assert "name a requirements file in `requirements`" in run.err
     assert "torch layer alone" not in run.err
+
+
+def test_a_package_locked_twice_in_a_target_is_refused(tmp_path: Path) -> None:
+    """Two entries of one package in a target (an edit, a merge gone wrong) were rendered as
+    two lines of requirements.txt and constraints.txt, which pip refuses at install time."""
+    text = (EXAMPLE / "pinner.lock").read_text(encoding="utf-8")
+    start = text.index('[[targets.a100.packages]]\nname = "annotated-doc"\nversion = "0.0.7"')
+    digest = text.index("\ndigest = ", start)
+    text = text[:digest] + text[text.index("\n", digest + 1) :]  # a hand edit drops its digest
+    text = text.replace(
+        'name = "annotated-doc"\nversion = "0.0.7"', 'name = "accelerate"\nversion = "0.0.7"', 1
+    )
+    path = tmp_path / "pinner.lock"
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(ConfigError) as err:
+        read_lock(path)
+
+    assert "targets.a100.packages[1]: 'accelerate' is locked twice (also packages[0])" in str(
+        err.value
+    )
