@@ -451,3 +451,19 @@ def test_a_package_locked_twice_in_a_target_is_refused(tmp_path: Path) -> None:
     assert "targets.a100.packages[1]: 'accelerate' is locked twice (also packages[0])" in str(
         err.value
     )
+
+
+def test_a_refused_mirror_url_is_named_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pinner.resolve.environment import mirror
+
+    monkeypatch.setenv("PINNER_INDEX_URL", "https://me:s3cret@mirror.example/simple x")
+
+    with pytest.raises(ConfigError) as err:
+        mirror()
+
+    assert "PINNER_INDEX_URL='https://***@mirror.example/simple x': not an http(s)" in str(
+        err.value
+    )
+    assert "s3cret" not in str(err.value)
