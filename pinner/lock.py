@@ -277,6 +277,8 @@ def pin_problem(pin: Pin) -> str:
                 return f"files[{i}].hashes[{j}]: {h!r} is not a hash (sha256:<64 hex>)"
         if any(c in f.name for c in _UNSAFE):
             return f"files[{i}].name: {f.name!r} has a control character or whitespace"
+        if "/" in f.name or "\\" in f.name or f.name in (".", ".."):
+            return f"files[{i}].name: {f.name!r} is a path, not a file name"
         if f.url and (any(c in f.url for c in _UNSAFE) or not f.url.startswith(_SCHEMES)):
             return f"files[{i}].url: {f.url!r} is not an http(s) or file URL"
     for j, via in enumerate(pin.via):
