@@ -173,8 +173,9 @@ class _Spec:
             self.fail(str(e))
         if self.constraint:
             self.fail(f"{url}: a URL is a requirement, not a constraint; move it to a -r file")
-        fragment = dict(p.partition("=")[::2] for p in parts.fragment.split("&") if p)
-        self.hashes += tuple(h for h in self._fragment_hashes(fragment) if h not in self.hashes)
+        pairs = [(k, v) for k, _, v in (p.partition("=") for p in parts.fragment.split("&") if p)]
+        fragment = dict(pairs)
+        self.hashes += tuple(h for h in self._fragment_hashes(pairs) if h not in self.hashes)
         found = _name_of(unquote(parts.path.rsplit("/", 1)[-1])) or canonicalize_name(
             fragment.get("egg", "").split("[")[0]
         )
@@ -193,9 +194,10 @@ class _Spec:
             name=name, text=f"{name}{extras} @ {url}", extras=extras, marker=marker, url=url
         )
 
-    def _fragment_hashes(self, fragment: dict[str, str]) -> list[str]:
+    def _fragment_hashes(self, pairs: list[tuple[str, str]]) -> list[str]:
+        """Every hash of the fragment (`#sha256=A&sha256=B` keeps both; pip checks A)."""
         out = []
-        for key, value in fragment.items():
+        for key, value in pairs:
             if key in _HASH_LENGTHS:
                 out.append(_hash(f"{key}:{value}", self.origin))
             elif key in ("md5", "sha1", "sha224"):

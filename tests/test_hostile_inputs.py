@@ -467,3 +467,21 @@ def test_a_refused_mirror_url_is_named_without_its_password(
         err.value
     )
     assert "s3cret" not in str(err.value)
+
+
+def test_every_hash_of_a_url_fragment_is_kept(tmp_path: Path) -> None:
+    """`#sha256=A&sha256=B`: the fragment was read as a dict, so A (the one pip checks: its
+    first) was dropped and a download matching it failed the target."""
+    from pinner.requirements import read_requirements
+
+    a, b = "a" * 64, "b" * 64
+    (tmp_path / "requirements.in").write_text(
+        f"pkg @ https://h.example/pkg-1.0-py3-none-any.whl#sha256={a}&sha256={b}\n",
+        encoding="utf-8",
+    )
+
+    reqs = read_requirements(
+        (tmp_path / "requirements.in",), tmp_path, python="3.11", platform="linux-x86_64"
+    )
+
+    assert reqs.items[0].hashes == (f"sha256:{a}", f"sha256:{b}")
