@@ -183,7 +183,7 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
     templates = settings["templates"]
     return {
         "notes": _default_note(
-            defaulted, len(targets_doc), fallback, "presets" if preset else path
+            defaulted, len(targets_doc), fallback, "presets" if preset else path, root
         ),
         "path": None if preset else path,
         "root": root,
@@ -210,7 +210,11 @@ def _default_requirements(doc: Mapping[str, Any], table: str, root: Path) -> tup
 
 
 def _default_note(
-    defaulted: list[str], count: int, fallback: tuple[str, ...], source: Path | str
+    defaulted: list[str],
+    count: int,
+    fallback: tuple[str, ...],
+    source: Path | str,
+    root: Path | None = None,
 ) -> tuple[str, ...]:
     """One note, said once, when a default chose the requirements."""
     if not defaulted:
@@ -218,9 +222,15 @@ def _default_note(
     where = "in the working folder" if source == "presets" else f"beside {Path(source).name}"
     who = "" if len(defaulted) == count else f"targets {', '.join(defaulted)}: "
     if not fallback:
+        # a requirements.txt is not read by default (often a compiled lock): say so, not "none"
+        seen = root is not None and (root / "requirements.txt").is_file()
+        name = "requirements.txt" if seen else "requirements.in"
+        matrix = "pinner.toml (pinner init writes one)" if source == "presets" else "[defaults]"
         note = (
-            f"{who}no requirements: locking the torch layer alone (name them with "
-            f'requirements = ["requirements.in"] in [defaults], or create requirements.in {where})'
+            f"{who}no requirements: locking the torch layer alone"
+            + (f" (requirements.txt {where} is not read unless named)" if seen else "")
+            + f'; name them with requirements = ["{name}"] in {matrix}, or create '
+            f"requirements.in {where}"
         )
         return (note,)
     what = "its [project] dependencies" if fallback == ("pyproject.toml",) else fallback[0]

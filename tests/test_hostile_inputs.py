@@ -485,3 +485,19 @@ def test_every_hash_of_a_url_fragment_is_kept(tmp_path: Path) -> None:
     )
 
     assert reqs.items[0].hashes == (f"sha256:{a}", f"sha256:{b}")
+
+
+def test_a_requirements_txt_that_is_not_read_is_named_in_the_note(
+    tmp_path: Path, run_cli: Callable[..., Run]
+) -> None:
+    """A new user's project holds requirements.txt (most do); with the presets pinner reads
+    requirements.in only and said `no requirements ... name them with requirements = [...] in
+    [defaults]`: no word of the file beside it, and no matrix to put [defaults] in."""
+    (tmp_path / "requirements.txt").write_text("transformers\n", encoding="utf-8")
+
+    run = run_cli(tmp_path, "targets")
+
+    assert run.code == 0
+    note = next(line for line in run.err.splitlines() if "no requirements" in line)
+    assert "requirements.txt in the working folder is not read unless named" in note
+    assert 'requirements = ["requirements.txt"] in pinner.toml (pinner init writes one)' in note
