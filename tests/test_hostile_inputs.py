@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -501,3 +501,16 @@ def test_a_requirements_txt_that_is_not_read_is_named_in_the_note(
     note = next(line for line in run.err.splitlines() if "no requirements" in line)
     assert "requirements.txt in the working folder is not read unless named" in note
     assert 'requirements = ["requirements.txt"] in pinner.toml (pinner init writes one)' in note
+
+
+def test_no_note_on_unverified_torch_variants_a_requirement_rules_out(
+    plan_for: Callable[..., Any],
+) -> None:
+    """whisperx requires torch~=2.8.0; its plan still noted `torch 2.15.0: its PyTorch-index
+    variants are not verified ..., so only PyPI's own build is offered`, a release it can never
+    get. The note stays where 2.15 is in reach."""
+    pinned = plan_for("RTX 5090", "torch~=2.8.0")
+    free = plan_for("RTX 5090", "transformers")
+
+    assert "variants-unverified" not in [f.code for f in pinned.findings]
+    assert "variants-unverified" in [f.code for f in free.findings]
