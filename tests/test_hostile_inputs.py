@@ -514,3 +514,39 @@ def test_no_note_on_unverified_torch_variants_a_requirement_rules_out(
 
     assert "variants-unverified" not in [f.code for f in pinned.findings]
     assert "variants-unverified" in [f.code for f in free.findings]
+
+
+def test_an_unreachable_pytorch_index_names_pypis_own_build_that_fits(
+    plan_for: Callable[..., Any],
+) -> None:
+    """diffusers' requirements with xformers on an RTX 5090, on a machine that reaches PyPI only:
+    the preferred build (2.11.0+cu128) lives on the PyTorch index and the lock failed naming a
+    mirror or --offline, though PyPI's own torch 2.10.0 fits (the next segment)."""
+    from pinner.errors import NetworkError
+    from pinner.resolve.choose import choose
+
+    result = plan_for("RTX 5090", "torch>=2.6", "xformers")
+    assert result.segments[:2] == (("2.11.0+cu128",), ("2.10.0",))
+
+    class Unreachable:
+        name = "uv"
+
+        def resolve(self, _job: object) -> tuple[()]:
+            msg = "target t: cannot reach the PyTorch index https://download.pytorch.org/whl/cu128"
+            raise NetworkError(msg)
+
+    with pytest.raises(NetworkError) as err:
+        choose(
+            Unreachable(),
+            result,
+            make_job=lambda *_: object(),  # type: ignore[arg-type]
+            replan=lambda _: result.plan,
+            inputs="",
+            free_job=None,
+        )
+
+    assert str(err.value).startswith("target t: cannot reach the PyTorch index")
+    assert (
+        'or use PyPI\'s own build, which needs no PyTorch index: torch = "==2.10.0" on '
+        "pinner.toml: targets.t" in str(err.value)
+    )

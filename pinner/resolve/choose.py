@@ -61,7 +61,7 @@ def choose(
             return None
         except PinnerError as e:  # another index that cannot be reached: the first error stands
             if index == 0:
-                raise
+                raise _with_pypi_way_out(e, segments, plan.target.origin) from None
             tried.append(Tried(segment, "", str(e)))
             return None
         tried.append(Tried(segment, locked.plan.torch.pin, ""))
@@ -107,6 +107,22 @@ def choose(
     plan_steps = (*best.plan.steps, step)
     return replace(
         best, plan=replace(best.plan, steps=plan_steps), findings=(*best.findings, *notes)
+    )
+
+
+def _with_pypi_way_out(
+    error: PinnerError, segments: Sequence[tuple[str, ...]], origin: str
+) -> PinnerError:
+    """An unreachable PyTorch index, when a build PyPI ships (no local tag) also fits: a third
+    way out, which needs no index at all."""
+    from pinner.errors import NetworkError
+
+    pypi = next((s[0] for s in segments[1:] if "+" not in s[0]), "")
+    if not isinstance(error, NetworkError) or not pypi:
+        return error
+    return NetworkError(
+        f"{error}, or use PyPI's own build, which needs no PyTorch index: "
+        f'torch = "=={pypi}" on {origin}'
     )
 
 
