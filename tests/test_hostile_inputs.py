@@ -550,3 +550,25 @@ def test_an_unreachable_pytorch_index_names_pypis_own_build_that_fits(
         'or use PyPI\'s own build, which needs no PyTorch index: torch = "==2.10.0" on '
         "pinner.toml: targets.t" in str(err.value)
     )
+
+
+def test_torch_held_by_the_targets_own_range_is_said_so() -> None:
+    """diffusers on an RTX 5090 with torch = "==2.10.0" in the matrix: `torch stays at 2.10.0:
+    ...; torch 2.15.0 has no build that fits this target`, though PyPI's 2.15.0 runs there:
+    the user's range held it."""
+    import dataclasses
+
+    from pinner.resolve.choose import _torch_note
+
+    a100 = next(
+        t for t in read_lock(EXAMPLE / "pinner.lock").targets if t.plan.target.name == "a100"
+    )
+    target = dataclasses.replace(a100.plan.target, torch="==2.14.1")
+    locked = dataclasses.replace(a100, plan=dataclasses.replace(a100.plan, target=target))
+
+    ranged = _torch_note(locked, "2.15.0", (("2.14.1",),), "").message
+    hardware = _torch_note(a100, "2.99.0", (("2.15.0",),), "").message
+
+    assert "the target's torch range (==2.14.1, on pinner.toml: targets.a100) excludes it" in ranged
+    assert "no build that fits" not in ranged
+    assert "torch 2.99.0 has no build that fits this target and its requirements" in hardware

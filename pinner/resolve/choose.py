@@ -298,9 +298,22 @@ def _torch_note(
     locked: TargetLock, wanted: str, segments: Sequence[tuple[str, ...]], source: str
 ) -> Finding:
     """torch itself below what the requirements alone would take: say why."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     severity: Severity = "warning"
-    if _segment_of(segments, wanted) is None:  # the hardware's limit: expected, said as a note
-        why = f"torch {wanted} has no build that fits this target in pinner's knowledge"
+    target = locked.plan.target
+    try:
+        ruled_out = bool(target.torch) and not SpecifierSet(target.torch).contains(wanted, True)
+    except InvalidSpecifier:
+        ruled_out = False
+    if ruled_out:  # the user's own choice: not the hardware's
+        why = f"the target's torch range ({target.torch}, on {target.origin}) excludes it"
+        severity = "note"
+    elif _segment_of(segments, wanted) is None:  # the hardware's limit: expected, as a note
+        why = (
+            f"torch {wanted} has no build that fits this target and its requirements in "
+            "pinner's knowledge (see the rejected variants)"
+        )
         severity = "note"
     else:
         why = (
