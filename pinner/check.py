@@ -94,6 +94,15 @@ def _parse_head(path: Path, text: str) -> dict[str, Any]:
             "upgrade pinner"
         )
         raise ConfigError(msg)
+    generated = doc.get("generated", {})
+    for name, folder in generated.items() if isinstance(generated, dict) else ():
+        why = generated_problem(folder) if isinstance(folder, str) else "is not a folder name"
+        if why:  # never printed raw, nor offered as `--out` (what `pinner generate` refuses too)
+            msg = (
+                f"{path}: generated.{safe_repr(name)[1:-1]} = {safe_repr(folder)} {why}; remove "
+                "the line and run `pinner generate`"
+            )
+            raise ConfigError(msg)
     return doc
 
 
@@ -169,6 +178,16 @@ def _strings(doc: dict[str, Any], key: str) -> dict[str, str]:
     if not isinstance(table, dict):
         return {}
     return {str(k): v for k, v in table.items() if isinstance(v, str)}
+
+
+def generated_problem(folder: str) -> str:
+    """Why a `[generated]` folder is not one `generate` records ("" when it is): a relative
+    folder inside the project, one line of text."""
+    parts = folder.split("/")
+    inside = folder and not folder.startswith("/") and ".." not in parts
+    if not inside or any(ord(c) < 32 or ord(c) == 127 for c in folder):
+        return "is not a folder inside the project"
+    return ""
 
 
 def read_text(path: Path, what: str, fix: str) -> str:

@@ -96,7 +96,7 @@ def read_url(url: str, *, stall: float | None = None) -> bytes:
             why = f"no connection within {_connect_timeout(stall):g} s"
         else:
             why = str(reason) or type(reason).__name__
-    msg = f"cannot read {url}: {why}"
+    msg = f"cannot read {redacted(url)}: {why}"
     raise DownloadError(msg)
 
 
@@ -149,7 +149,7 @@ def fetch(url: str, dest: Path, *, stall: float = STALL, attempts: int = ATTEMPT
     """Download `url` (through its mirror, if one is set) to `dest`; return what was fetched.
     Transient failures (connection errors, stalls, 5xx, 429) are retried `attempts` times."""
     source = transport_url(url)
-    shown = url if source == url else f"{url} (via {source})"
+    shown = url if source == url else f"{url} (via {redacted(source)})"
     last = ""
     for attempt in range(attempts):
         try:
@@ -196,8 +196,39 @@ def _fetch_once(url: str, source: str, dest: Path, stall: float) -> Entry:
 
 
 def open_url(request: urllib.request.Request, *, stall: float = STALL) -> Any:
-    """Open a request with the connect timeout, then `stall` seconds allowed between bytes."""
+    """Open a request with the connect timeout, then `stall` seconds allowed between bytes.
+    Credentials in the URL (a private mirror's `https://user:token@host/...`) are sent as
+    HTTP Basic authentication, to that host only (never to a host it redirects to)."""
+    url, auth = _credentials(request.full_url)
+    if auth:
+        request.full_url = url
+        request.add_unredirected_header("Authorization", auth)
     return urllib.request.build_opener(_Http(), _Https()).open(request, timeout=stall)
+
+
+def _credentials(url: str) -> tuple[str, str]:
+    """The URL without its `user:password@`, and the Basic Authorization header value ("" when
+    the URL carries none)."""
+    import base64
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, ""
+    user, _, password = userinfo.partition(":")
+    pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+    token = base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
+
+
+def redacted(url: str) -> str:
+    """A URL as messages show it: credentials replaced by `***` (they end up in CI logs)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if not sep or "@" not in netloc:
+        return url
+    return f"{scheme}://***@{netloc.rpartition('@')[2]}{slash}{path}"
 
 
 def _copy(response: IO[bytes], out: IO[bytes], digest: Any) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -122,10 +123,9 @@ def _requirement_files(
     base = root.resolve()
     found = []
     for path in files_of([(root / r).resolve() for r in requirements]):
-        try:
-            shown = path.relative_to(base).as_posix()
-        except ValueError:
-            shown = path.as_posix()
+        # relative to the root, beside it too (a monorepo's ../shared.in): never where the
+        # project sits, or another clone's check would call the lock stale
+        shown = Path(os.path.relpath(path, base)).as_posix()
         data = path.read_bytes()
         found.append((shown, data, sha256(data)))
     seen[requirements] = found
@@ -318,7 +318,9 @@ def regenerate_command(target: str, installer: str, out: str = "pinned") -> str:
     if installer != "pip":
         command += f" --installer {installer}"
     if out != "pinned":
-        command += f" --out {out}"
+        import shlex
+
+        command += f" --out {shlex.quote(one_line(out))}"  # copied into a shell: one word
     return command
 
 

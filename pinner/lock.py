@@ -291,6 +291,8 @@ def read_lock(path: Path, *, text: str | None = None) -> LockFile:
 
 def _generated(path: Path, table: Any, targets: set[str]) -> tuple[tuple[str, str], ...]:
     """`[generated]`: each locked target's out folder, a relative path inside the project."""
+    from pinner.check import generated_problem
+
     if not isinstance(table, dict):
         msg = f"{path}: [generated] is not a table; remove it and run `pinner generate`"
         raise ConfigError(msg)
@@ -298,13 +300,8 @@ def _generated(path: Path, table: Any, targets: set[str]) -> tuple[tuple[str, st
     for name, folder in sorted(table.items()):
         where = f"generated.{name}"
         _text(path, where, folder)
-        parts = folder.split("/")
-        if name not in targets or not folder or folder.startswith("/") or ".." in parts:
-            why = (
-                "names no locked target"
-                if name not in targets
-                else "is not a folder inside the project"
-            )
+        why = "names no locked target" if name not in targets else generated_problem(folder)
+        if why:
             msg = f"{path}: {where} = {folder!r} {why}; remove the line and run `pinner generate`"
             raise ConfigError(msg)
         out.append((name, folder))
@@ -326,6 +323,15 @@ def _target(path: Path, name: str, table: Any, inputs: Any) -> TargetLock:
     if plan.target.name != name:
         msg = f"{path}: {where}.plan.target.name is {plan.target.name!r}, not {name!r}"
         raise ConfigError(msg)
+    seen: dict[str, int] = {}
+    for i, pin in enumerate(pins):  # twice in a layer file is pip's "Double requirement given"
+        if pin.name in seen:
+            msg = (
+                f"{path}: {where}.packages[{i}]: {pin.name!r} is locked twice (also "
+                f"packages[{seen[pin.name]}]); regenerate it with `pinner lock`"
+            )
+            raise ConfigError(msg)
+        seen[pin.name] = i
     return TargetLock(
         plan=plan,
         pins=pins,
@@ -342,17 +348,20 @@ def _pin(path: Path, where: str, data: Any) -> Pin:
     files = tuple(
         File(
             name=_text(path, f"{where}.files", f.get("name", "")),
-            hashes=tuple(_text(path, f"{where}.files.hashes", h) for h in f.get("hashes", [])),
+            hashes=tuple(
+                _text(path, f"{where}.files.hashes", h)
+                for h in _array("hashes", f.get("hashes", []))
+            ),
             url=_text(path, f"{where}.files.url", f.get("url", "")),
         )
-        for f in data.get("files", [])
+        for f in _array("files", data.get("files", []))
     )
     pin = Pin(
         name=_text(path, f"{where}.name", data.get("name")),
         version=_text(path, f"{where}.version", data.get("version")),
         source=_text(path, f"{where}.source", data.get("source")),
         layer=_text(path, f"{where}.layer", data.get("layer")),  # type: ignore[arg-type]
-        via=tuple(_text(path, f"{where}.via", v) for v in data.get("via", [])),
+        via=tuple(_text(path, f"{where}.via", v) for v in _array("via", data.get("via", []))),
         files=files,
         url=_text(path, f"{where}.url", data.get("url", "")),
         digest=_text(path, f"{where}.digest", data.get("digest", "")),
@@ -380,6 +389,8 @@ def pin_problem(pin: Pin) -> str:
                 return f"files[{i}].hashes[{j}]: {h!r} is not a hash (sha256:<64 hex>)"
         if any(c in f.name for c in _UNSAFE):
             return f"files[{i}].name: {f.name!r} has a control character or whitespace"
+        if "/" in f.name or "\\" in f.name or f.name in (".", ".."):
+            return f"files[{i}].name: {f.name!r} is a path, not a file name"
         if f.url and (any(c in f.url for c in _UNSAFE) or not f.url.startswith(_SCHEMES)):
             return f"files[{i}].url: {f.url!r} is not an http(s) or file URL"
     for j, via in enumerate(pin.via):
@@ -503,16 +514,30 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     kwargs = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name])
+            try:
+                kwargs[f.name] = _convert(hints[f.name], data[f.name])
+            except TypeError as e:
+                sep = ": " if str(e).startswith("expected") else "."
+                msg = f"{f.name}{sep}{e}"
+                raise TypeError(msg) from None
     return cls(**kwargs)
 
 
 def _convert(hint: Any, value: Any) -> Any:
+    """`value` as `hint`; a TypeError naming what was found when a hand edit changed its type
+    (read as is, it would reach the templates, or stop the next lock write with a traceback)."""
     origin = typing.get_origin(hint)
     args: Any
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+    if dataclasses.is_dataclass(hint):
+        _expect(isinstance(value, dict), "a table", value)
         return from_dict(hint, value)  # type: ignore[arg-type]
+    if hint in (str, bool, int) or origin is typing.Literal:
+        want = str if origin is typing.Literal else hint
+        ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
+        _expect(ok, want.__name__, value)
+        return value
     if origin is tuple:
+        _expect(isinstance(value, list), "an array", value)
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v) for v in value)
@@ -523,3 +548,16 @@ def _convert(hint: Any, value: Any) -> Any:
             return None
         return _convert(args[0], value)
     return value
+
+
+def _array(key: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        msg = f"{key}: expected an array, found {type(value).__name__}"
+        raise TypeError(msg)
+    return value
+
+
+def _expect(ok: bool, what: str, value: Any) -> None:
+    if not ok:
+        msg = f"expected {what}, found {type(value).__name__}"
+        raise TypeError(msg)

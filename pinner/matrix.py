@@ -245,7 +245,7 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
     templates = settings["templates"]
     return {
         "notes": _default_note(
-            defaulted, len(targets_doc), fallback, "presets" if preset else path
+            defaulted, len(targets_doc), fallback, "presets" if preset else path, root
         ),
         "path": None if preset else path,
         "root": root,
@@ -265,11 +265,18 @@ def _default_requirements(doc: Mapping[str, Any], table: str, root: Path) -> tup
     project = doc.get("project")
     if table and isinstance(project, dict) and project.get("dependencies"):
         return ("pyproject.toml",)  # static ones: dynamic dependencies are not in the table
+    dynamic = project.get("dynamic") if table and isinstance(project, dict) else None
+    if isinstance(dynamic, list) and "dependencies" in dynamic:
+        return ("pyproject.toml",)  # read, and refused: never locked as torch alone
     return ()
 
 
 def _default_note(
-    defaulted: list[str], count: int, fallback: tuple[str, ...], source: Path | str
+    defaulted: list[str],
+    count: int,
+    fallback: tuple[str, ...],
+    source: Path | str,
+    root: Path | None = None,
 ) -> tuple[str, ...]:
     """One note, said once, when a default chose the requirements."""
     if not defaulted:
@@ -277,9 +284,15 @@ def _default_note(
     where = "in the working folder" if source == "presets" else f"beside {Path(source).name}"
     who = "" if len(defaulted) == count else f"targets {', '.join(defaulted)}: "
     if not fallback:
+        # a requirements.txt is not read by default (often a compiled lock): say so, not "none"
+        seen = root is not None and (root / "requirements.txt").is_file()
+        name = "requirements.txt" if seen else "requirements.in"
+        matrix = "pinner.toml (pinner init writes one)" if source == "presets" else "[defaults]"
         note = (
-            f"{who}no requirements: locking the torch layer alone (name them with "
-            f'requirements = ["requirements.in"] in [defaults], or create requirements.in {where})'
+            f"{who}no requirements: locking the torch layer alone"
+            + (f" (requirements.txt {where} is not read unless named)" if seen else "")
+            + f'; name them with requirements = ["{name}"] in {matrix}, or create '
+            f"requirements.in {where}"
         )
         return (note,)
     what = "its [project] dependencies" if fallback == ("pyproject.toml",) else fallback[0]
@@ -388,6 +401,13 @@ def _target(
         if "{variant}" not in index:
             problems.append(
                 f"{index_key}: {index!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
+            )
+        userinfo = index.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
+        if ":" in userinfo:  # a password (a user name alone is what netrc and keyring look up)
+            problems.append(
+                f"{index_key}: credentials in a URL would be written into pinner.lock and every "
+                "recipe; set PINNER_TORCH_INDEX_URL (a mirror, never written) where pinner and "
+                "the recipes run, or give the installer a netrc"
             )
     base_image = text("base-image", "")
     if base_image:

@@ -101,6 +101,8 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
     changes nothing; each file is always either its old or its new version, never half of one.
     """
     artifacts = list(artifacts)
+    for folder in sorted({(root / a.path).parent for a in artifacts} - {root}):
+        _real_folder_or_absent(folder)
     sweep_staged([root / a.path for a in artifacts])
     todo = [(root / a.path, a) for a in artifacts if not unchanged(root / a.path, a.text)]
     for path, _ in todo:
@@ -143,6 +145,20 @@ def _regular_or_absent(path: Path) -> None:
         msg = (
             f"{path}: exists and is not a regular file; nothing was changed; move it away "
             "or choose another path"
+        )
+        raise OutputError(msg)
+
+
+def _real_folder_or_absent(folder: Path) -> None:
+    """A target's folder is never written through a symbolic link: one committed as
+    `pinned/a100 -> ~/bin` would put install.sh and the rest wherever it points."""
+    if folder.is_symlink():
+        from pinner.safe import comment
+
+        msg = (
+            f"{comment(folder)}: a symbolic link (to {comment(folder.readlink())}); nothing "
+            "was changed; pinner writes a target's files into a real folder: remove the link, "
+            "or render there with --out"
         )
         raise OutputError(msg)
 

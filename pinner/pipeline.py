@@ -602,8 +602,13 @@ def _resolve_parallel(
             if pulled:  # planned again with them as extensions, and resolved again
                 locked = run(_with_pulled(first, pulled))
         except PinnerError as e:
-            for name in names:
-                failed[name] = str(e) if name == first.target.name else f"target {name}: {e}"
+            for name in names:  # the error once, under the target that ran
+                failed[name] = (
+                    str(e)
+                    if name == first.target.name
+                    else f"target {name}: resolved with target {first.target.name} (same "
+                    "inputs), which failed: see its error"
+                )
             if progress:
                 progress.done(names, 0, failed=True)
             return
@@ -899,12 +904,12 @@ def _write_lock_last(
     each target's out folder noted in its `[generated]` table, so `check` fails when that folder
     goes missing and `update` regenerates into it. Only out folders inside the project are
     noted."""
+    from pinner.check import generated_problem
     from pinner.lock import with_generated
     from pinner.output import write_text_atomic
 
     generated = dict(before)
-    outside = Path(out_name).is_absolute() or out_name.split("/", maxsplit=1)[0] == ".."
-    if not outside:
+    if not generated_problem(out_name):  # a folder inside the project, one line
         generated |= dict.fromkeys(names, out_name)
     if generated != dict(before):
         text = with_generated(text, generated)

@@ -545,7 +545,14 @@ def _notes(ctx: Context, chosen: Option, driver: str, findings: list[Finding]) -
                 source=major.source if major else "",
             )
         )
-    newest = next((r for r in kb.releases if r.version in ctx.spec), None)
+    newest = next(  # the newest release the target's range and the requirements allow
+        (
+            r
+            for r in kb.releases
+            if r.version in ctx.spec and all(r.version in bound for _, bound in ctx.bounds)
+        ),
+        None,
+    )
     if newest is not None and newest.variants_confidence == "unverified":
         findings.append(
             Finding(

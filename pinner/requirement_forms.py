@@ -25,6 +25,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from pinner import safe
 from pinner.errors import ConfigError
 from pinner.model import Requirement
 
@@ -166,10 +167,15 @@ class _Spec:
             )
         if ";" in url and _is_marker(url.split(";", 1)[1]):
             self.fail(f"{url}: put a space before the ';' of the marker")
+        try:  # the grammar the recipes check again: refused here, naming the line
+            safe.url(url)
+        except safe.Unsafe as e:
+            self.fail(str(e))
         if self.constraint:
             self.fail(f"{url}: a URL is a requirement, not a constraint; move it to a -r file")
-        fragment = dict(p.partition("=")[::2] for p in parts.fragment.split("&") if p)
-        self.hashes += tuple(h for h in self._fragment_hashes(fragment) if h not in self.hashes)
+        pairs = [(k, v) for k, _, v in (p.partition("=") for p in parts.fragment.split("&") if p)]
+        fragment = dict(pairs)
+        self.hashes += tuple(h for h in self._fragment_hashes(pairs) if h not in self.hashes)
         found = _name_of(unquote(parts.path.rsplit("/", 1)[-1])) or canonicalize_name(
             fragment.get("egg", "").split("[")[0]
         )
@@ -180,13 +186,18 @@ class _Spec:
             self.fail(
                 f"{url}: pinner cannot tell the package's name from the URL; write <name> @ {url}"
             )
+        try:  # a name from #egg= is not checked by the PEP 508 parser
+            safe.package_name(name)
+        except safe.Unsafe as e:
+            self.fail(f"{url}: {e}")
         return self.make(
             name=name, text=f"{name}{extras} @ {url}", extras=extras, marker=marker, url=url
         )
 
-    def _fragment_hashes(self, fragment: dict[str, str]) -> list[str]:
+    def _fragment_hashes(self, pairs: list[tuple[str, str]]) -> list[str]:
+        """Every hash of the fragment (`#sha256=A&sha256=B` keeps both; pip checks A)."""
         out = []
-        for key, value in fragment.items():
+        for key, value in pairs:
             if key in _HASH_LENGTHS:
                 out.append(_hash(f"{key}:{value}", self.origin))
             elif key in ("md5", "sha1", "sha224"):

@@ -86,6 +86,8 @@ def _checks(tl: TargetLock, key: str) -> Iterator[Check]:
         yield f"{where}.sha256", ext.sha256, _optional(safe.sha256_hex)
         yield f"{where}.why", ext.why, safe.text
         yield from _env(f"{where}.env", ext.env)
+    for role, index in tl.indexes:  # pylock.toml names the index of each package
+        yield f"{key}.indexes.{safe.comment(role)}", index, safe.url
     for i, pin in enumerate(tl.pins):
         where = f"{key}.packages[{i}]"
         yield f"{where}.name", pin.name, safe.package_name

@@ -74,7 +74,7 @@ def choose(
             return None
         except PinnerError as e:  # another index that cannot be reached: the first error stands
             if index == 0 and not floors:
-                raise
+                raise _with_pypi_way_out(e, segments, plan.target.origin) from None
             tried.append(Tried(segment, "", str(e), asked))
             return None
         tried.append(Tried(segment, locked.plan.torch.pin, "", asked))
@@ -157,6 +157,22 @@ def _kept(locked: TargetLock, previous: TargetLock) -> TargetLock | None:
 
 def _name_of(text: str) -> str:
     return canonical(_req_name(text))
+
+
+def _with_pypi_way_out(
+    error: PinnerError, segments: Sequence[tuple[str, ...]], origin: str
+) -> PinnerError:
+    """An unreachable PyTorch index, when a build PyPI ships (no local tag) also fits: a third
+    way out, which needs no index at all."""
+    from pinner.errors import NetworkError
+
+    pypi = next((s[0] for s in segments[1:] if "+" not in s[0]), "")
+    if not isinstance(error, NetworkError) or not pypi:
+        return error
+    return NetworkError(
+        f"{error}, or use PyPI's own build, which needs no PyTorch index: "
+        f'torch = "=={pypi}" on {origin}'
+    )
 
 
 def direct_names(job: Job) -> list[str]:
@@ -293,12 +309,19 @@ def _held_note(
     """What held `name` back: the first Requires-Dist of its newest release that the lock does
     not meet, and why it cannot be met."""
     conflict = _conflict(locked, newest)
-    if conflict is None:
+    torch = _version(free, "torch")
+    same_torch = torch.split("+")[0] == locked.plan.torch.version.split("+")[0]
+    took = _newer_than(locked, free) if conflict is None and same_torch else []
+    if took:  # the same torch in both runs: say what the lock took instead
+        why = (
+            f"{name} {newest.version} does not go with newer releases the resolver took "
+            f"(torch {torch} as well): {', '.join(took)}; a bare resolution takes older ones"
+        )
+    elif conflict is None:
         why = f"{name} {newest.version} needs versions pinner's plan does not allow"
     else:
         text, other, spec = conflict
         why = f"{name} {newest.version} requires {text}"
-        torch = _version(free, "torch")
         if other == "torch" and not _fits(spec, segments):
             if torch and spec.contains(_plain(torch), prereleases=True):
                 why += (
@@ -347,6 +370,21 @@ def _conflict(locked: TargetLock, release: ResolvedPin) -> tuple[str, str, Speci
     return None
 
 
+def _newer_than(locked: TargetLock, free: Sequence[ResolvedPin]) -> list[str]:
+    """`name version` of up to three packages the lock holds newer than the comparison run."""
+    from packaging.version import InvalidVersion, Version
+
+    out = []
+    for pin in sorted(locked.pins, key=lambda p: p.name):
+        other = _version(free, pin.name)
+        try:
+            if other and pin.name not in FAMILY and Version(pin.version) > Version(other):
+                out.append(f"{pin.name} {pin.version}")
+        except InvalidVersion:
+            continue
+    return out[:3]
+
+
 def _fits(spec: SpecifierSet, segments: Sequence[tuple[str, ...]]) -> bool:
     return any(spec.contains(_plain(pin), prereleases=True) for s in segments for pin in s)
 
@@ -392,9 +430,22 @@ def _torch_note(
     locked: TargetLock, wanted: str, segments: Sequence[tuple[str, ...]], source: str
 ) -> Finding:
     """torch itself below what the requirements alone would take: say why."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     severity: Severity = "warning"
-    if _segment_of(segments, wanted) is None:  # the hardware's limit: expected, said as a note
-        why = f"torch {wanted} has no build that fits this target in pinner's knowledge"
+    target = locked.plan.target
+    try:
+        ruled_out = bool(target.torch) and not SpecifierSet(target.torch).contains(wanted, True)
+    except InvalidSpecifier:
+        ruled_out = False
+    if ruled_out:  # the user's own choice: not the hardware's
+        why = f"the target's torch range ({target.torch}, on {target.origin}) excludes it"
+        severity = "note"
+    elif _segment_of(segments, wanted) is None:  # the hardware's limit: expected, as a note
+        why = (
+            f"torch {wanted} has no build that fits this target and its requirements in "
+            "pinner's knowledge (see the rejected variants)"
+        )
         severity = "note"
     else:
         why = (

@@ -70,13 +70,17 @@ def mirror(source: Mapping[str, str] | None = None) -> str:
 def checked_url(name: str, url: str) -> str:
     """`url` when it is an http(s) or file URL without whitespace or control characters (a
     `{variant}` placeholder allowed)."""
+    from pinner.download import redacted
     from pinner.errors import ConfigError
 
     plain = url.replace("{variant}", "v")
     if not plain.startswith(("https://", "http://", "file:")) or any(
         c.isspace() or ord(c) < 32 or ord(c) == 127 or c in "$`\\\"'{}" for c in plain
     ):
-        msg = f"{name}={url!r}: not an http(s) or file URL without spaces or control characters"
+        msg = (
+            f"{name}={redacted(url)!r}: not an http(s) or file URL without spaces or control "
+            "characters"
+        )
         raise ConfigError(msg)
     return url
 

@@ -77,7 +77,7 @@ def probe_index(url: str, target: str, timeout: float = 10.0) -> None:
     """Fail within seconds, with the ways out, when the PyTorch index does not answer: the
     downloader's connect timeout, then at most `timeout` seconds without a byte (fewer when
     PINNER_STALL_TIMEOUT says so), naming the URL that did not answer."""
-    from pinner.download import open_url, stall_timeout
+    from pinner.download import open_url, redacted, stall_timeout
 
     probe = url.rstrip("/") + "/torch/"
     stall = min(timeout, stall_timeout())
@@ -94,14 +94,14 @@ def probe_index(url: str, target: str, timeout: float = 10.0) -> None:
             if e.code < 500:
                 break
         except TimeoutError:
-            reason = f"{probe}: no answer for {stall:g} s (stalled)"
+            reason = f"{redacted(probe)}: no answer for {stall:g} s (stalled)"
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             why = getattr(e, "reason", e)
-            reason = f"{probe}: " + (
+            reason = f"{redacted(probe)}: " + (
                 f"no connection within {stall:g} s" if isinstance(why, TimeoutError) else str(why)
             )
     msg = (
-        f"target {target}: cannot reach the PyTorch index {url} ({reason}).\n"
+        f"target {target}: cannot reach the PyTorch index {redacted(url)} ({reason}).\n"
         "  fix: point pinner at a mirror (matrix key torch-index-url or PINNER_TORCH_INDEX_URL, "
         "a URL with {variant}), or run with --offline to use the existing lock and cache"
     )

@@ -255,12 +255,22 @@ def _copy_constraints(root: Path) -> None:
     shutil.copyfile(source, root / "pinned" / "rtx5090" / "constraints.txt")
 
 
+def _target_folder_symlink(root: Path) -> None:
+    """pinned/a100 as a link to a folder outside the project (created inside the project's
+    copy, so the case stays self-contained: `outside/` is where it points)."""
+    outside = root / "outside"
+    outside.mkdir()
+    shutil.rmtree(root / "pinned" / "a100")
+    (root / "pinned" / "a100").symlink_to(outside, target_is_directory=True)
+
+
 MAKERS: dict[str, Callable[[Path], None]] = {
     "matrix-deep-arrays": _deep_matrix,
     "r-chain-1500": _r_chain,
     "lock-deep-arrays": _deep_lock,
     "requirements-huge-line": _huge_line,
     "copy-a100-constraints-to-rtx5090": _copy_constraints,
+    "target-folder-symlink": _target_folder_symlink,
 }
 
 
