@@ -479,7 +479,13 @@ def _requirements(value: object, where: str, root: Path, problems: list[str]) ->
             continue
         entry = pyproject_entry(Path(rel))
         path, extras = entry if entry is not None else (Path(rel), ())
-        if entry is not None and "[" in rel and not all(_EXTRA.match(e) for e in extras):
+        outside = _outside_repository(path, root)
+        if outside:
+            problems.append(
+                f"{where}: {safe.comment(repr(rel))} is {outside}; name a file of the project "
+                "(relative to the matrix file, inside its repository)"
+            )
+        elif entry is not None and "[" in rel and not all(_EXTRA.match(e) for e in extras):
             problems.append(
                 f'{where}: {rel!r}: name extras as in "pyproject.toml[train,eval]" '
                 "(letters, digits, '-', '_', '.')"
@@ -487,6 +493,24 @@ def _requirements(value: object, where: str, root: Path, problems: list[str]) ->
         elif not (root / path).is_file():
             problems.append(f"{where}: {path} does not exist (paths are relative to {root})")
     return tuple(value)
+
+
+def _outside_repository(path: Path, root: Path) -> str:
+    """Why a requirements path is not the project's ("" when it is): absolute, or outside the
+    repository the project is in (the nearest folder above with `.git`; the project's own folder
+    when there is none). A monorepo's `../shared.in` is inside its repository."""
+    if path.is_absolute():
+        return "an absolute path"
+    top = root.resolve()
+    for folder in (top, *top.parents):
+        if (folder / ".git").exists():
+            top = folder
+            break
+    try:
+        (root / path).resolve().relative_to(top)
+    except ValueError:
+        return f"outside the repository ({top})"
+    return ""
 
 
 def canonical(name: str) -> str:

@@ -224,6 +224,28 @@ def test_load_matrix_requirements_not_relative_to_cwd(write_matrix, tmp_path, mo
     )
 
 
+def test_load_matrix_requirements_outside_the_repository_are_refused(write_matrix, tmp_path):
+    """A matrix names the project's files: not /etc/passwd (whose first line an error quoted),
+    not ../../etc/hostname; a monorepo's ../shared.in inside the repository is the project's."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "shared.in").write_text("numpy\n", encoding="utf-8")
+    (tmp_path / "app").mkdir()
+    path = write_matrix(
+        '[targets.a]\ngpu = "A100"\nrequirements = ["../shared.in"]\n', "app/pinner.toml"
+    )
+    assert load_matrix(path, cwd=tmp_path).targets[0].requirements == ("../shared.in",)
+
+    for rel, why in [
+        ("/etc/passwd", "an absolute path"),
+        ("../../etc/hostname", "outside the repository"),
+    ]:
+        path.write_text(f'[targets.a]\ngpu = "A100"\nrequirements = ["{rel}"]\n', encoding="utf-8")
+        with pytest.raises(ConfigError) as e:
+            load_matrix(path, cwd=tmp_path)
+        assert f"targets.a.requirements: '{rel}' is {why}" in str(e.value)
+        assert "root:" not in str(e.value)  # nothing of the file is quoted
+
+
 # --- the torch index: matrix value, PINNER_TORCH_INDEX_URL --------------------------------------
 
 MIRROR_MATRIX = """
