@@ -549,6 +549,7 @@ def _resolve_parallel(
     from pinner.errors import PinnerError
     from pinner.knowledge import load_knowledge
     from pinner.resolve.choose import choose
+    from pinner.resolve.shared import Shared
     from pinner.resolve.uv import job_key
 
     kb = load_knowledge()
@@ -560,9 +561,11 @@ def _resolve_parallel(
     out: dict[str, TargetLock] = {}
     failed: dict[str, str] = {}
 
+    shared = Shared(resolver)
+
     def run(item: Work) -> TargetLock:
         return choose(
-            resolver,
+            shared,
             item.result,
             make_job=item.make_job,
             replan=item.replan,
@@ -576,6 +579,9 @@ def _resolve_parallel(
         names = [w.target.name for w in group]
         if progress:
             progress.start(names)
+        if _ahead(first):  # the comparison run overlaps the resolution
+            assert first.free_job is not None
+            shared.prefetch(first.free_job)
         try:
             locked = run(first)
             pulled = pulled_extensions(kb, locked)
@@ -597,10 +603,19 @@ def _resolve_parallel(
         if progress:
             progress.done(names, len(locked.pins))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(4, len(groups)))) as pool:
+    with shared, ThreadPoolExecutor(max_workers=max(1, min(4, len(groups)))) as pool:
         for future in [pool.submit(work, g) for g in groups.values()]:
             future.result()
     return out, failed
+
+
+def _ahead(work: Work) -> bool:
+    """Whether the comparison run is sure to be asked for: a fresh resolution (no old entry to
+    keep, or --upgrade) with direct requirements that can be held back."""
+    from pinner.resolve.choose import direct_names
+
+    fresh = work.settings.upgrade or work.previous is None
+    return work.free_job is not None and fresh and bool(direct_names(work.free_job))
 
 
 def _rebind(locked: TargetLock, plan: Plan, inputs: str) -> TargetLock:
@@ -682,6 +697,9 @@ def generate(
 ) -> list[Path]:
     """Lock when needed (unless frozen), then render every selected target from the lock. Targets
     that fail to resolve are not rendered; the others are, then TargetsFailed names them."""
+    picked = [t.name for t in select_targets(matrix, tuple(names))]
+    if not frozen and _up_to_date(matrix, picked, out, installer):
+        return []  # what `check` passes, with these files for this installer: nothing to do
     from pinner.errors import ConfigError, StaleError
     from pinner.fingerprint import lock_sections, regenerate_command
     from pinner.lock import read_lock
@@ -751,6 +769,33 @@ def generate(
     if result is not None:
         raise_failures(result)
     return written
+
+
+def _up_to_date(matrix: Matrix, names: list[str], out: Path | None, installer: str) -> bool:
+    """Whether `generate` has nothing to do: `check` finds nothing stale, and every selected
+    target has its files, rendered for `installer`, in a folder the lock records (as `check`
+    does, without planning, resolving or rendering anything)."""
+    from pinner.check import read_head
+    from pinner.fingerprint import read_seal
+    from pinner.output import ARTIFACTS
+
+    folder = out or matrix.out
+    out_name = _relative(folder, matrix.root)
+    head = read_head(matrix.lock)
+    if head is None or check(matrix, out):
+        return False
+    inside = not (Path(out_name).is_absolute() or out_name.split("/", maxsplit=1)[0] == "..")
+    for name in names:
+        if inside and head[1].get(name) != out_name:
+            return False  # the lock is to record this folder: generate writes it
+        for file in ARTIFACTS:
+            try:
+                seal = read_seal((folder / name / file).read_bytes())
+            except OSError:
+                return False
+            if seal is None or seal[0].get("installer", "pip") != installer:
+                return False
+    return True
 
 
 def _write_lock_last(

@@ -178,6 +178,9 @@ class UvResolver:
         newer glibc prefers a newer manylinux wheel of the same version (cryptography ships
         manylinux_2_28 and _2_34 wheels), whose hash the lock must carry too. A second run with
         every version pinned and no dependencies lists the files up to the newest manylinux tag.
+        It reads the index pages the resolution has just read, so it first runs on uv's cache
+        alone (`--offline`, a fraction of the time), and on the network only when the cache
+        lacks something (a wheel's metadata not read yet).
         """
         pinned = [p for p in located if p.source in ("default", "pytorch")]
         if not pinned:
@@ -199,9 +202,16 @@ class UvResolver:
             "".join(r + "\n" for r in second.requirements), encoding="utf-8"
         )
         (folder / "constraints.txt").write_text("", encoding="utf-8")
-        cmd = argv(second, uv_binary(), folder)
-        cmd[cmd.index("--python-platform") + 1] = NEWEST_LINUX[job.platform]
-        self._run(second, [*cmd, "--no-deps"])
+        for cached in (True, False) if not job.offline else (True,):
+            run = replace(second, offline=cached)
+            cmd = argv(run, uv_binary(), folder)
+            cmd[cmd.index("--python-platform") + 1] = NEWEST_LINUX[job.platform]
+            try:
+                self._run(run, [*cmd, "--no-deps"])
+                break
+            except (ResolveError, NetworkError):
+                if not cached or job.offline:
+                    raise
         more = read_pylock((folder / "pylock.toml").read_text(encoding="utf-8"), _indexes(job))
         return merge_files(job.target, located, more)
 
