@@ -579,9 +579,9 @@ def _resolve_parallel(
         names = [w.target.name for w in group]
         if progress:
             progress.start(names)
-        if _ahead(first):  # the comparison run overlaps the resolution
-            assert first.free_job is not None
-            shared.prefetch(first.free_job)
+        ahead = _ahead(first)
+        if ahead is not None:  # the comparison run's probe overlaps the resolution
+            shared.prefetch(ahead)
         try:
             locked = run(first)
             pulled = pulled_extensions(kb, locked)
@@ -609,13 +609,13 @@ def _resolve_parallel(
     return out, failed
 
 
-def _ahead(work: Work) -> bool:
-    """Whether the comparison run is sure to be asked for: a fresh resolution (no old entry to
-    keep, or --upgrade) with direct requirements that can be held back."""
-    from pinner.resolve.choose import direct_names
+def _ahead(work: Work) -> Job | None:
+    """The probe of the comparison run, when a fresh resolution (no old entry to keep, or
+    --upgrade) will ask for it (see pinner.resolve.shared)."""
+    from pinner.resolve.shared import probe_job
 
     fresh = work.settings.upgrade or work.previous is None
-    return work.free_job is not None and fresh and bool(direct_names(work.free_job))
+    return probe_job(work.free_job) if work.free_job is not None and fresh else None
 
 
 def _rebind(locked: TargetLock, plan: Plan, inputs: str) -> TargetLock:

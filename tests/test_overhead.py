@@ -84,15 +84,18 @@ def test_a_job_started_ahead_runs_once_for_every_target_that_asks() -> None:
     assert inner.calls[0][1].startswith("pinner-ahead")
 
 
-def test_a_job_not_started_ahead_runs_in_the_callers_thread_each_time() -> None:
+def test_a_job_not_started_ahead_runs_in_the_callers_thread() -> None:
     inner = Counting()
+    resolution = make_job(files_pass=True)
     with Shared(inner) as shared:
         shared.prefetch(make_job(requirements=("other-app",)))
         shared.resolve(make_job())
-        shared.resolve(make_job())
+        shared.resolve(make_job())  # a comparison run: made once
+        shared.resolve(resolution)
+        shared.resolve(resolution)  # a resolution: made each time (its errors are its own)
 
     mine = threading.current_thread().name
-    assert [c for c in inner.calls if c[1] == mine] == [("a", mine), ("a", mine)]
+    assert [c for c in inner.calls if c[1] == mine] == [("a", mine)] * 3
 
 
 def test_a_failed_run_started_ahead_fails_where_it_is_asked_for() -> None:
@@ -132,27 +135,65 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Job, list[str]]]:
     return seen
 
 
-def test_the_comparison_run_starts_with_the_resolution(
+def test_the_probe_starts_with_the_resolution_and_the_comparison_runs_when_needed(
     tmp_path: Path,
     graph: LocalIndex,
     monkeypatch: pytest.MonkeyPatch,
     cli: Callable[..., Run],
     runs: list[tuple[str, Job, list[str]]],
 ) -> None:
-    matrix = GRAPH_MATRIX + GRAPH_MATRIX.replace("[targets.cpu]", "[targets.again]")
+    # the default index has torch 2.99.0, above the lock's 2.13.0+cpu: not settled
     project = make_project(
-        tmp_path / "proj", graph, monkeypatch, matrix=matrix, requirements="demo-app\n"
+        tmp_path / "proj", graph, monkeypatch, matrix=GRAPH_MATRIX, requirements="demo-app\n"
     )
 
     result = cli("lock")
 
     assert result.code == 0, result.err
-    comparisons = [r for r in runs if not r[1].files_pass]
-    assert len(comparisons) == 1  # two targets, one comparison run
-    assert comparisons[0][0].startswith("pinner-ahead")
-    # what it tells is in the lock as before: the resolution step names the segments tried
-    steps = project.lock_doc()["targets"]["cpu"]["plan"]["steps"]
-    assert any(s["topic"] == "resolution" for s in steps)
+    probes = [r for r in runs if r[1].no_deps]
+    assert len(probes) == 1
+    assert probes[0][0].startswith("pinner-ahead")
+    assert probes[0][1].requirements == ("demo-app", "torch")
+    comparisons = [r for r in runs if not r[1].files_pass and not r[1].no_deps]
+    assert len(comparisons) == 1
+    notes = project.lock_doc()["targets"]["cpu"]["findings"]
+    assert any("torch 2.99.0" in n["message"] for n in notes), notes  # what it found
+
+
+@pytest.fixture(scope="module")
+def plain(lock_wheels: Wheelhouse) -> Iterator[LocalIndex]:
+    """The standard indexes without the decoys: the default index's newest torch is 2.13.0."""
+    from tests.conftest_lock import _require_real_torch
+    from tests.support.projects import serve
+
+    _require_real_torch()
+    with LocalIndex() as index:
+        yield serve(index, lock_wheels, decoys=False)
+
+
+def test_no_comparison_run_when_nothing_can_be_held_back(
+    tmp_path: Path,
+    plain: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+    runs: list[tuple[str, Job, list[str]]],
+) -> None:
+    import pinner.resolve.choose
+
+    project = make_project(
+        tmp_path / "proj", plain, monkeypatch, matrix=GRAPH_MATRIX, requirements="demo-app\n"
+    )
+    assert cli("lock").code == 0
+    skipped = project.read("pinner.lock")
+    assert [r for r in runs if r[1].no_deps]  # the probe ran
+    assert not [r for r in runs if not r[1].files_pass and not r[1].no_deps]
+
+    monkeypatch.setattr(pinner.resolve.choose, "settled", lambda *_: False)
+    (project.root / "pinner.lock").unlink()
+    assert cli("lock").code == 0
+
+    assert [r for r in runs if not r[1].files_pass and not r[1].no_deps]  # made this time
+    assert project.read("pinner.lock") == skipped  # and it told nothing more
 
 
 def test_the_files_pass_reads_uvs_cache_first(

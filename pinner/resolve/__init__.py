@@ -66,6 +66,7 @@ class Job:
     hashes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the user's --hash values per name
     timeout: float = 0.0  # seconds for the whole engine run, 0 for none
     files_pass: bool = True  # list every file an installer may pick (off for comparison runs)
+    no_deps: bool = False  # each requirement alone: its newest release installable on the target
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from pinner.errors import PinnerError, ResolveError
 from pinner.model import Finding, Step
 from pinner.resolve import canonical, resolve_target
+from pinner.resolve.shared import settled
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -73,7 +74,7 @@ def choose(
         if best is not None:
             break
     free: tuple[ResolvedPin, ...] = ()
-    if free_job is not None:
+    if free_job is not None and not (best is not None and settled(resolver, best, free_job)):
         try:
             free = resolver.resolve(free_job)
         except PinnerError:

@@ -1,11 +1,17 @@
-"""One lock run's resolver: runs started ahead of need, and each such run made once.
+"""One lock run's resolver: runs started ahead of need, each made once, and skipped when they
+cannot tell anything.
 
 A target's resolution takes several engine runs: the resolution itself, its files pass, and the
-comparison run (the requirements without pinner's torch bounds, pinner.resolve.choose). The
-comparison run needs nothing from the resolution, so it is started with it, on a thread of its
-own; the engine mostly waits on the indexes, so the two overlap almost fully. Targets whose
-comparison runs are identical (same requirements, Python and platform; the torch build does not
-enter it) share one run. A job that was not started ahead runs in the caller's thread, as before.
+comparison run (the requirements without pinner's torch bounds, pinner.resolve.choose), which
+finds direct requirements the lock holds back. Most locks hold nothing back: every direct
+requirement, and torch, is at its newest release for the target. The probe (`probe_job`) says
+so for a fraction of a comparison run: each direct requirement and torch resolved alone
+(`--no-deps`) within the user's ranges, which bounds from above what the comparison run can
+take. It needs nothing from the resolution, so it is started with it, on a thread of its own
+(the engine mostly waits on the indexes, so the two overlap); when the lock is at those
+releases (`settled`), nothing can be held back and the comparison run is not made. Targets with
+the same probe or comparison run (same requirements, Python and platform; the torch build does
+not enter them) share one run.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self  # typing.Self from Python 3.11; pinner supports 3.10
 
+    from pinner.model import TargetLock
     from pinner.resolve import Job, ResolvedPin, Resolver
 
 AHEAD = 4  # runs started ahead at once (each is an engine process that mostly waits)
@@ -42,10 +49,24 @@ class Shared:
                 self._started[key] = self._pool.submit(self.inner.resolve, job)
 
     def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
+        from pinner.errors import PinnerError
+
+        key = _key(job)
         with self._lock:
-            started = self._started.get(_key(job))
-        if started is None:
+            started = self._started.get(key)
+            mine = started is None and not job.files_pass  # a comparison run: made once
+            if mine:
+                started = self._started[key] = Future()
+        if started is None:  # a resolution: its errors name its own target
             return self.inner.resolve(job)
+        if mine:
+            try:
+                started.set_result(self.inner.resolve(job))
+            except (PinnerError, OSError) as e:  # every target that asks gets its error
+                started.set_exception(e)
+            finally:  # interrupted: the others stop waiting
+                if not started.done():
+                    started.cancel()
         return started.result()  # its error, if it failed, is raised here, as the run's own
 
     def __enter__(self) -> Self:
@@ -65,3 +86,61 @@ def _key(job: Job) -> str:
     from pinner.resolve.uv import job_key
 
     return job_key(job)
+
+
+def probe_job(free_job: Job) -> Job | None:
+    """The probe of a comparison run: each direct requirement that can be held back, and torch,
+    resolved alone (`--no-deps`) with the user's ranges and constraints, from the same index,
+    for the same Python and platform. None when nothing can be held back."""
+    from dataclasses import replace
+
+    from pinner.resolve.choose import direct_names
+
+    direct = direct_names(free_job)
+    if not direct:
+        return None
+    return replace(
+        free_job,
+        requirements=(*(t for t in free_job.requirements if _name(t) in direct), "torch"),
+        constraints=tuple(c for c in free_job.constraints if "@" not in c.split(";")[0]),
+        roots=tuple(r for r in free_job.roots if r[0] in direct),
+        urls=(),
+        no_deps=True,
+    )
+
+
+def settled(resolver: Resolver, locked: TargetLock, free_job: Job) -> bool:
+    """Whether the comparison run of `free_job` cannot tell anything about `locked`: every
+    direct requirement that can be held back, and torch, is locked at (or above) the newest
+    release the probe found. The comparison run takes no release above those (it resolves the
+    same requirements with their dependencies), so it would find nothing held back, no lower
+    torch and no torch newer than pinner's knowledge. Any doubt (no probe, a failed one, a
+    name it did not answer, a version it cannot compare) says no."""
+    from packaging.version import InvalidVersion, Version
+
+    from pinner.errors import PinnerError
+    from pinner.resolve.choose import direct_names
+
+    job = probe_job(free_job)
+    if job is None:
+        return False
+    try:
+        newest = {p.name: p.version for p in resolver.resolve(job)}
+    except PinnerError:
+        return False
+    have = {p.name: p.version for p in locked.pins}
+    wanted = [(n, have[n]) for n in direct_names(free_job) if n in have]
+    wanted.append(("torch", locked.plan.torch.version))
+    try:
+        return all(n in newest and Version(newest[n]) <= Version(v) for n, v in wanted)
+    except InvalidVersion:
+        return False
+
+
+def _name(text: str) -> str:
+    import re
+
+    from pinner.resolve import canonical
+
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
+    return canonical(match.group(1)) if match else ""

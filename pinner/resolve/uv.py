@@ -120,6 +120,8 @@ def argv(job: Job, uv: str, work: Path) -> list[str]:
         cmd.append("--upgrade")
     if job.offline:
         cmd.append("--offline")
+    if job.no_deps:
+        cmd.append("--no-deps")
     return cmd
 
 
