@@ -579,7 +579,7 @@ def _resolve_parallel(
         names = [w.target.name for w in group]
         if progress:
             progress.start(names)
-        ahead = _ahead(first)
+        ahead = _ahead(first) if resolver.name == "uv" else None
         if ahead is not None:  # the comparison run's probe overlaps the resolution
             shared.prefetch(ahead)
         try:

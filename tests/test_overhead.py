@@ -378,3 +378,50 @@ def test_job_key_ignores_the_target_so_comparison_runs_are_shared() -> None:
 
     assert job_key(make_job(target="a")) == job_key(make_job(target="b"))
     assert job_key(make_job()) != job_key(replace(make_job(), python="3.12"))
+
+
+class Newest:
+    """A uv-like resolver whose probe answers fixed versions."""
+
+    def __init__(self, versions: dict[str, str], name: str = "uv") -> None:
+        self.versions = versions
+        self.name = name
+
+    def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
+        assert job.no_deps
+        return tuple(
+            ResolvedPin(name=n, version=v, files=(), source="default")
+            for n, v in self.versions.items()
+        )
+
+
+def locked_at(versions: dict[str, str], torch: str) -> Any:
+    """What `settled` reads of a lock entry: its packages and its plan's torch version."""
+    from types import SimpleNamespace
+
+    pins = [SimpleNamespace(name=n, version=v) for n, v in versions.items()]
+    return SimpleNamespace(pins=pins, plan=SimpleNamespace(torch=SimpleNamespace(version=torch)))
+
+
+@pytest.mark.parametrize(
+    ("newest", "engine", "expected"),
+    [
+        ({"demo-app": "1.0", "other-app": "2.0", "torch": "2.13.0"}, "uv", True),
+        ({"demo-app": "1.1", "other-app": "2.0", "torch": "2.13.0"}, "uv", False),  # held back?
+        ({"demo-app": "1.0", "other-app": "2.0", "torch": "2.99.0"}, "uv", False),  # torch?
+        ({"demo-app": "1.0", "torch": "2.13.0"}, "uv", False),  # a name the probe left out
+        ({"demo-app": "1.0", "other-app": "2.0", "torch": "2.13.0"}, "pip-tools", False),
+    ],
+)
+def test_settled_only_when_the_lock_is_at_every_newest_release(
+    newest: dict[str, str], engine: str, expected: bool
+) -> None:
+    from pinner.resolve.shared import probe_job, settled
+
+    free = make_job(requirements=("demo-app", "other-app>=1", "pinned==1.0", "torch>=2"))
+    probe = probe_job(free)
+    locked = locked_at({"demo-app": "1.0", "other-app": "2.0", "pinned": "1.0"}, "2.13.0")
+
+    assert probe is not None
+    assert probe.requirements == ("demo-app", "other-app>=1", "torch")  # no exact pins
+    assert settled(Newest(newest, engine), locked, free) is expected

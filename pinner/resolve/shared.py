@@ -122,7 +122,7 @@ def settled(resolver: Resolver, locked: TargetLock, free_job: Job) -> bool:
     from pinner.resolve.choose import direct_names
 
     job = probe_job(free_job)
-    if job is None:
+    if job is None or resolver.name != "uv":  # pip-compile has no --no-deps: no probe
         return False
     try:
         newest = {p.name: p.version for p in resolver.resolve(job)}
