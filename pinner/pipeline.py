@@ -171,18 +171,14 @@ def lock_targets(
     `write=False` the new text comes back (`LockResult.text`) for the caller to write last.
     """
     import dataclasses
-    import os
 
     from pinner import knowledge, lock
     from pinner.fingerprint import target_inputs
-    from pinner.matrix import TORCH_INDEX_ENV
     from pinner.resolve import get_resolver
-    from pinner.resolve.environment import checked_url, ignored, mirror
+    from pinner.resolve.environment import ignored
 
     selected = select_targets(matrix, tuple(names))
-    default_mirror = mirror()  # both mirror settings are checked before anything runs
-    if os.environ.get(TORCH_INDEX_ENV, "").strip():
-        checked_url(TORCH_INDEX_ENV, os.environ[TORCH_INDEX_ENV].strip())
+    default_mirror = checked_settings()  # before anything runs
     old = _read_old_lock(matrix.lock, upgrade=upgrade)
     old_by_name = {t.plan.target.name: t for t in old.targets} if old else {}
     digest = knowledge.digest()
@@ -259,6 +255,20 @@ def lock_targets(
         failed=failed,
         notes=notes,
     )
+
+
+def checked_settings() -> str:
+    """Both mirror settings checked (a ConfigError for a bad one, even with nothing to do);
+    the default index's mirror for this run."""
+    import os
+
+    from pinner.matrix import TORCH_INDEX_ENV
+    from pinner.resolve.environment import checked_url, mirror
+
+    default_mirror = mirror()
+    if os.environ.get(TORCH_INDEX_ENV, "").strip():
+        checked_url(TORCH_INDEX_ENV, os.environ[TORCH_INDEX_ENV].strip())
+    return default_mirror
 
 
 def _finish_plans(
@@ -698,8 +708,10 @@ def generate(
     """Lock when needed (unless frozen), then render every selected target from the lock. Targets
     that fail to resolve are not rendered; the others are, then TargetsFailed names them."""
     picked = [t.name for t in select_targets(matrix, tuple(names))]
-    if not frozen and _up_to_date(matrix, picked, out, installer):
-        return []  # what `check` passes, with these files for this installer: nothing to do
+    if not frozen:
+        checked_settings()  # a bad mirror setting is refused even with nothing to do
+        if _up_to_date(matrix, picked, out, installer):
+            return []  # what `check` passes, with these files for this installer: nothing to do
     from pinner.errors import ConfigError, StaleError
     from pinner.fingerprint import lock_sections, regenerate_command
     from pinner.lock import read_lock
