@@ -66,7 +66,8 @@ def _fast_check(args: list[str]) -> bool:
 
 # `lock`, `generate` and `explain` with only these options skip typer's parsing too (0.2 s: it
 # builds a pydantic adapter per option) and call the same command functions; any other argument
-# (--help, a flag not listed, a typo) goes through typer. (short alias, long name, takes a value)
+# (--help, a flag not listed, a typo) goes through typer. Each option -> its long name ("" for a
+# flag, which takes no value).
 FAST = {
     "lock": {"-t": "--target", "--target": "--target", "-m": "--matrix", "--matrix": "--matrix"},
     "generate": {"-t": "--target", "--target": "--target", "-m": "--matrix", "--matrix": "--matrix",
@@ -89,6 +90,8 @@ def _fast_command(args: list[str]) -> bool:
         if key is None:
             return False
         if key == "":  # a flag
+            if eq:
+                return False
             got.setdefault(arg, [])
             continue
         value = value if eq else next(it, "")
