@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -49,11 +50,15 @@ TRANSIENT = (
 ATTEMPTS = 3
 
 
+_FINDING = threading.Lock()  # find_uv_bin reads sysconfig, whose first use is not thread-safe
+
+
 def uv_binary() -> str:
     try:
         from uv import find_uv_bin
 
-        return find_uv_bin()
+        with _FINDING:
+            return find_uv_bin()
     except (ImportError, FileNotFoundError):
         found = shutil.which("uv")
         if found is None:
