@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         TargetLock,
     )
     from pinner.progress import Progress
-    from pinner.resolve import Job, Resolver
+    from pinner.resolve import Job, ResolvedPin, Resolver
 
 
 def load(matrix_path: Path | None, cwd: Path | None = None) -> Matrix:
@@ -554,6 +554,7 @@ def _resolve_parallel(
 ) -> tuple[dict[str, TargetLock], dict[str, str]]:
     """Resolve jobs on a thread pool; identical jobs (same builds, Python, platform and
     requirements) are resolved once. A failed job fails its targets only."""
+    import functools
     from concurrent.futures import ThreadPoolExecutor
 
     from pinner.errors import PinnerError
@@ -591,7 +592,7 @@ def _resolve_parallel(
             progress.start(names)
         ahead = _ahead(first) if resolver.name == "uv" else None
         if ahead is not None:  # the comparison run's probe overlaps the resolution
-            shared.prefetch(ahead)
+            shared.prefetch(ahead, then=functools.partial(_comparison_needed, first))
         try:
             locked = run(first)
             pulled = pulled_extensions(kb, locked)
@@ -626,6 +627,20 @@ def _ahead(work: Work) -> Job | None:
 
     fresh = work.settings.upgrade or work.previous is None
     return probe_job(work.free_job) if work.free_job is not None and fresh else None
+
+
+def _comparison_needed(work: Work, newest: tuple[ResolvedPin, ...]) -> Job | None:
+    """The comparison run, to start now, when the probe found a torch newer than every fitting
+    build: the lock cannot be at it, so the comparison run will be asked for."""
+    from packaging.version import InvalidVersion, Version
+
+    torch = next((p.version for p in newest if p.name == "torch"), "")
+    builds = [b for s in work.result.segments for b in s]
+    try:
+        above = bool(torch and builds) and all(Version(torch) > Version(b) for b in builds)
+    except InvalidVersion:
+        return None
+    return work.free_job if above else None
 
 
 def _rebind(locked: TargetLock, plan: Plan, inputs: str) -> TargetLock:

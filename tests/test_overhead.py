@@ -84,18 +84,31 @@ def test_a_job_started_ahead_runs_once_for_every_target_that_asks() -> None:
     assert inner.calls[0][1].startswith("pinner-ahead")
 
 
-def test_a_job_not_started_ahead_runs_in_the_callers_thread() -> None:
+def test_a_job_not_started_ahead_runs_in_the_callers_thread_once() -> None:
     inner = Counting()
     resolution = make_job(files_pass=True)
     with Shared(inner) as shared:
         shared.prefetch(make_job(requirements=("other-app",)))
         shared.resolve(make_job())
-        shared.resolve(make_job())  # a comparison run: made once
+        shared.resolve(make_job(target="b"))  # a comparison run: made once
         shared.resolve(resolution)
-        shared.resolve(resolution)  # a resolution: made each time (its errors are its own)
+        shared.resolve(replace(resolution, target="b"))  # the same first resolution: once
 
     mine = threading.current_thread().name
-    assert [c for c in inner.calls if c[1] == mine] == [("a", mine)] * 3
+    assert [c for c in inner.calls if c[1] == mine] == [("a", mine)] * 2
+
+
+def test_a_failed_resolution_is_run_again_for_each_target_so_its_error_names_it() -> None:
+    inner = Counting(fail=True)
+    with Shared(inner) as shared:
+        for target in ("a", "b"):
+            with pytest.raises(ResolveError, match=f"target {target}: no solution"):
+                shared.resolve(make_job(target=target, files_pass=True))
+        for target in ("a", "b"):  # a comparison run's error is the run's, made once
+            with pytest.raises(ResolveError, match="target a: no solution"):
+                shared.resolve(make_job(target=target, requirements=("other-app",)))
+
+    assert len(inner.calls) == 3
 
 
 def test_a_failed_run_started_ahead_fails_where_it_is_asked_for() -> None:
@@ -156,6 +169,8 @@ def test_the_probe_starts_with_the_resolution_and_the_comparison_runs_when_neede
     assert probes[0][1].requirements == ("demo-app", "torch")
     comparisons = [r for r in runs if not r[1].files_pass and not r[1].no_deps]
     assert len(comparisons) == 1
+    # torch 2.99.0 is above every fitting build: the comparison run started on the probe's answer
+    assert comparisons[0][0].startswith("pinner-ahead")
     notes = project.lock_doc()["targets"]["cpu"]["findings"]
     assert any("torch 2.99.0" in n["message"] for n in notes), notes  # what it found
 

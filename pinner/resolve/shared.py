@@ -11,7 +11,7 @@ take. It needs nothing from the resolution, so it is started with it, on a threa
 (the engine mostly waits on the indexes, so the two overlap); when the lock is at those
 releases (`settled`), nothing can be held back and the comparison run is not made. Targets with
 the same probe or comparison run (same requirements, Python and platform; the torch build does
-not enter them) share one run.
+not enter them) share one run; so do targets whose first resolution is the same job.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from typing_extensions import Self  # typing.Self from Python 3.11; pinner supports 3.10
@@ -41,33 +42,56 @@ class Shared:
         self._started: dict[str, Future[tuple[ResolvedPin, ...]]] = {}
         self._lock = threading.Lock()
 
-    def prefetch(self, job: Job) -> None:
-        """Start `job` now (once per run, whichever target asks first)."""
+    def prefetch(
+        self,
+        job: Job,
+        then: Callable[[tuple[ResolvedPin, ...]], Job | None] | None = None,
+    ) -> None:
+        """Start `job` now (once per run, whichever target asks first); when it succeeds, start
+        the job `then` makes of its answer, if any."""
         key = _key(job)
         with self._lock:
             if key not in self._started:
                 self._started[key] = self._pool.submit(self.inner.resolve, job)
+            started = self._started[key]
+        if then is not None:
+
+            def next_job(done: Future[tuple[ResolvedPin, ...]]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    following = then(done.result())
+                    if following is not None:
+                        self.prefetch(following)
+
+            started.add_done_callback(next_job)
 
     def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
+        """The answer to `job`, made once per run: targets whose plans differ only in the
+        segments they would fall back to share their first resolution. A resolution that
+        failed is run again for each other target that asks, so its error names that target;
+        a comparison run's error is shared."""
         from pinner.errors import PinnerError
 
         key = _key(job)
         with self._lock:
             started = self._started.get(key)
-            mine = started is None and not job.files_pass  # a comparison run: made once
-            if mine:
+            mine = started is None
+            if started is None:
                 started = self._started[key] = Future()
-        if started is None:  # a resolution: its errors name its own target
-            return self.inner.resolve(job)
         if mine:
             try:
                 started.set_result(self.inner.resolve(job))
-            except (PinnerError, OSError) as e:  # every target that asks gets its error
+            except (PinnerError, OSError) as e:
                 started.set_exception(e)
             finally:  # interrupted: the others stop waiting
                 if not started.done():
                     started.cancel()
-        return started.result()  # its error, if it failed, is raised here, as the run's own
+            return started.result()
+        try:
+            return started.result()
+        except (PinnerError, OSError):
+            if job.files_pass:  # a resolution: its own run, its own error
+                return self.inner.resolve(job)
+            raise
 
     def __enter__(self) -> Self:
         return self
