@@ -245,11 +245,13 @@ def command_times(tmp: Path, runs: int, out: Report) -> None:
 
 
 def scale(tmp: Path, runs: int, out: Report) -> None:
-    singles = []
+    singles, single_cpu = [], 0.0
     for combo, keys in COMBOS.items():
         folder = project(tmp / f"single-{combo}", {combo: {"gpu": "RTX 5090", **keys}})
         pinner_lock(folder)  # untimed: caches warm
+        mark = len(CPU)
         singles.append(median([pinner_lock(folder)[0] for _ in range(runs)]))
+        single_cpu += sum(CPU[mark:]) / runs
     names = list(GPUS.items())
     ten = {
         name: {"gpu": gpu, **list(COMBOS.values())[i % len(COMBOS)]}
@@ -257,12 +259,17 @@ def scale(tmp: Path, runs: int, out: Report) -> None:
     }
     folder = project(tmp / "scale10", ten)
     pinner_lock(folder)
+    mark = len(CPU)
     matrix = median([pinner_lock(folder)[0] for _ in range(runs)])
+    matrix_cpu = sum(CPU[mark:]) / runs
     slowest = max(singles)
     out.row("slowest single target of the 5 combinations", f"{slowest:.2f} s")
     out.row("pinner lock, 10 targets, 5 combinations", f"{matrix:.2f} s")
     out.row("  ratio 10 targets / slowest single target", f"{matrix / slowest:.2f}",
             verdict(matrix / slowest, GOALS["scale"]) + f" ({os.cpu_count()} cores)")  # fmt: skip
+    out.row("  CPU: 10 targets / the 5 single targets together", f"{matrix_cpu / single_cpu:.2f}",
+            f"({matrix_cpu:.1f} s / {single_cpu:.1f} s CPU: on {os.cpu_count()} idle cores "
+            f">= {matrix_cpu / (os.cpu_count() or 1):.1f} s)")  # fmt: skip
     fifty = {
         f"{name}-{combo}": {"gpu": gpu, **keys}
         for name, gpu in names
