@@ -1,19 +1,32 @@
-"""Benchmark: `pinner lock` vs bare `uv pip compile` and `pip-compile`, and `pinner check` on a
-10-target matrix. Everything is measured in the same run, on the same input; ratios are printed.
+"""Benchmark: pinner's own overhead against the uv runs it drives, and how it scales.
 
-    python benchmarks/bench_lock.py            # full run (pip-compile with hashes takes minutes)
-    python benchmarks/bench_lock.py --quick    # skip `pip-compile --generate-hashes`
+    python benchmarks/bench_lock.py --quick    # everything but pip-compile
+    python benchmarks/bench_lock.py            # + pip-compile, without and with hashes (minutes)
 
-Input: benchmarks/llm-service.in (an LLM service; shared/bench/llm-service.in). Targets rtx5090 and
-a100 from the presets: both plan torch 2.15.0 from PyPI (Python 3.11, linux-x86_64), so the bare
-equivalent is one `uv pip compile` per target with torch and torchvision pinned to the plan.
-Warm cache: one untimed run of each command first. No timing is asserted anywhere.
+Input: benchmarks/llm-service.in (an LLM service, left unbounded). Every target plans a torch build
+that PyPI ships, so nothing needs the PyTorch index. Measured in one run, goals printed next to
+the figures (issue 16; the common path is one torch segment, nothing held back, no downloads):
+
+- one target (rtx5090): `pinner lock` against a bare `uv pip compile` of the same requirements with
+  the torch pins of pinner's plan (read from the lock), for the same Python and platform, hashes
+  on; alternating runs, medians; uv's cache warm, pinner's result cache and lock removed before
+  each run. Also a target whose plan is one build (one segment, no comparison run) and one whose
+  fitting builds form two segments;
+- two targets that share one resolution, and two that cannot (Python 3.11 and 3.12);
+- `pinner generate` with nothing to do, `pinner explain`, `pinner check` on 10 generated targets;
+- scale: a 10-target matrix of 5 distinct Python/torch combinations against its slowest single
+  target, and a 50-target matrix (every target named in the progress lines);
+- `pip-compile` on the same resolution (not with --quick).
+
+Nothing is asserted; absolute times drift on shared machines, so read the ratios. The core count
+and load are printed: the scale goals are for a 2-core machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -21,18 +34,25 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 HERE = Path(__file__).parent
 REQUIREMENTS = HERE / "llm-service.in"
 BIN = Path(sys.executable).parent
-MATRIX = """\
+PINNER = [str(BIN / "pinner")]
+DEFAULTS = """\
 [defaults]
 python = "3.11"
 platform = "linux-x86_64"
 requirements = ["requirements.in"]
 """
-TARGETS = {"rtx5090": "RTX 5090", "a100": "A100"}
-TEN = {
+PLATFORM = "x86_64-manylinux_2_28"
+GPUS = {
     "rtx5090": "RTX 5090",
     "a100": "A100",
     "h100": "H100",
@@ -44,40 +64,73 @@ TEN = {
     "h200": "H200",
     "b200": "B200",
 }
+# Five distinct Python/torch combinations (each a resolution of its own).
+COMBOS = {
+    "py310": {"python": "3.10"},
+    "py311": {},
+    "py312": {"python": "3.12"},
+    "py313": {"python": "3.13"},
+    "cu130": {"cuda": "13.0"},  # torch 2.14 from PyPI, a different build
+}
+GOALS = {
+    "one": 1.15,  # pinner lock / bare uv, one target
+    "generate": 0.3,  # s, no-op generate
+    "explain": 0.3,  # s
+    "check": 0.1,  # s, 10 targets (owned by the check work; printed for reference)
+    "scale": 2.0,  # 10-target matrix / slowest single target
+}
 
 
-def project(root: Path, targets: dict[str, str], pythons: dict[str, str] | None = None) -> Path:
+def toml_value(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def project(root: Path, targets: dict[str, dict[str, str]]) -> Path:
+    """A project folder: the requirements and a matrix of `targets` (name -> keys)."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REQUIREMENTS, root / "requirements.in")
-    pythons = pythons or {}
-    text = MATRIX + "".join(
-        f'\n[targets.{k}]\ngpu = "{v}"\ncuda = "auto"\n'
-        + (f'python = "{pythons[k]}"\n' if k in pythons else "")
-        for k, v in targets.items()
-    )
+    text = DEFAULTS
+    for name, keys in targets.items():
+        text += f"\n[targets.{name}]\n" + "".join(
+            f"{k} = {toml_value(v)}\n"
+            for k, v in {"gpu": GPUS.get(name, ""), "cuda": "auto", **keys}.items()
+        )
     (root / "pinner.toml").write_text(text, encoding="utf-8")
     return root
 
 
-def fresh(folder: Path) -> None:
-    """Remove the bare tools' output files: an existing one would seed their preferences."""
-    for name in ("bare.txt", "compiled.txt"):
-        (folder / name).unlink(missing_ok=True)
+CPU: list[float] = []  # CPU seconds (user + system) of each command run, with its children
 
 
-def timed(
-    cmd: list[str], cwd: Path, runs: int, before: object = None, env: dict[str, str] | None = None
-) -> list[float]:
-    out = []
-    for _ in range(runs):
-        if callable(before):
-            before()
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, env=env)
-        out.append(time.perf_counter() - start)
-        if proc.returncode != 0:
-            sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return out
+def run(cmd: list[str], cwd: Path, *, check: bool = True) -> tuple[float, str]:
+    before = _children_cpu()
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - start
+    CPU.append(_children_cpu() - before)
+    if check and proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)} in {cwd}\n{proc.stderr[-3000:]}")
+    return took, proc.stderr
+
+
+def _children_cpu() -> float:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def fresh_lock(folder: Path) -> None:
+    """Before each timed lock: no lock (nothing to keep) and no result cache."""
+    (folder / "pinner.lock").unlink(missing_ok=True)
+    shutil.rmtree(Path(os.environ["PINNER_CACHE_DIR"]) / "results", ignore_errors=True)
+
+
+def pinner_lock(folder: Path) -> tuple[float, str]:
+    fresh_lock(folder)
+    return run([*PINNER, "lock"], folder)
 
 
 def uv_bin() -> str:
@@ -86,113 +139,194 @@ def uv_bin() -> str:
     return find_uv_bin()
 
 
+def bare_commands(folder: Path) -> list[list[str]]:
+    """One `uv pip compile` per target of the lock: the user's requirements with the plan's torch
+    pins (torch and its companions) as constraints, hashes on, for the target's Python."""
+    lock = tomllib.loads((folder / "pinner.lock").read_text(encoding="utf-8"))
+    commands = []
+    for name, entry in lock["targets"].items():
+        plan: dict[str, Any] = entry["plan"]
+        pins = [f"torch=={plan['torch']['version']}", *plan["companions"]]
+        (folder / f"torch-{name}.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
+        commands.append(
+            [
+                uv_bin(), "pip", "compile", "requirements.in", "-c", f"torch-{name}.txt",
+                "--python-version", plan["target"]["python"], "--python-platform", PLATFORM,
+                "--generate-hashes", "--quiet",
+                "-o", f"bare-{name}.txt",  # a file: uv replaces its output by renaming over it
+            ]
+        )  # fmt: skip
+    return commands
+
+
+def bare_uv(folder: Path, commands: list[list[str]]) -> float:
+    """The bare runs in sequence, as a user would type them; no earlier output seeds them."""
+    total = 0.0
+    for cmd in commands:
+        Path(folder / cmd[-1]).unlink(missing_ok=True)
+        total += run(cmd, folder)[0]
+    return total
+
+
+def versus(folder: Path, runs: int) -> tuple[list[float], list[float], float]:
+    """(pinner lock times, bare uv times, CPU ratio), alternating, after one untimed run of each.
+    The CPU ratio (user + system seconds, summed over the runs) is steadier than wall time on a
+    machine others share."""
+    pinner_lock(folder)
+    commands = bare_commands(folder)
+    bare_uv(folder, commands)
+    ours, bare = [], []
+    cpu_ours = cpu_bare = 0.0
+    for _ in range(runs):
+        ours.append(pinner_lock(folder)[0])
+        cpu_ours += CPU[-1]
+        mark = len(CPU)
+        bare.append(bare_uv(folder, commands))
+        cpu_bare += sum(CPU[mark:])
+    return ours, bare, cpu_ours / cpu_bare if cpu_bare else float("nan")
+
+
+def repeat(cmd: list[str], folder: Path, runs: int) -> list[float]:
+    run(cmd, folder)  # untimed: caches warm
+    return [run(cmd, folder)[0] for _ in range(runs)]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+class Report:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def row(self, label: str, value: str, goal: str = "") -> None:
+        line = f"{label:<56}{value:>9}"
+        self.lines.append(line + (f"   {goal}" if goal else ""))
+        print(self.lines[-1], flush=True)
+
+
+def verdict(value: float, goal: float, unit: str = "") -> str:
+    return f"goal <= {goal:g}{unit}: {'met' if value <= goal else 'NOT met'}"
+
+
+def lock_cases(tmp: Path, runs: int, out: Report) -> None:
+    cases = [
+        ("one target, rtx5090 (default: 7 segments)", {"rtx5090": {}}, True),
+        ("one target, one build (torch ==2.15.0)", {"rtx5090": {"torch": "==2.15.0"}}, False),
+        ("one target, two segments (cuda 13.0)", {"rtx5090": {"cuda": "13.0"}}, False),
+        ("two targets sharing one resolution", {"rtx5090": {}, "a100": {}}, False),
+        ("two targets, Python 3.11 + 3.12", {"rtx5090": {}, "a100": {"python": "3.12"}}, False),
+    ]
+    for index, (label, targets, headline) in enumerate(cases):
+        folder = project(tmp / f"case{index}", targets)
+        ours, bare, cpu = versus(folder, runs)
+        ratio = median(ours) / median(bare)
+        out.row(f"pinner lock, {label}", f"{median(ours):.2f} s")
+        out.row("  bare uv pip compile (plan's torch pins, hashes)", f"{median(bare):.2f} s")
+        goal = verdict(ratio, GOALS["one"]) if headline else "(other path, printed)"
+        out.row("  ratio pinner / bare uv, wall time", f"{ratio:.2f}", goal)
+        out.row("  ratio pinner / bare uv, CPU time", f"{cpu:.2f}")
+
+
+def command_times(tmp: Path, runs: int, out: Report) -> None:
+    folder = project(tmp / "commands", {"rtx5090": {}})
+    run([*PINNER, "generate"], folder)
+    generate = repeat([*PINNER, "generate"], folder, max(runs, 5))
+    explain = repeat([*PINNER, "explain", "--target", "rtx5090"], folder, max(runs, 5))
+    out.row("pinner generate, nothing to do", f"{median(generate):.3f} s",
+            verdict(median(generate), GOALS["generate"], " s"))  # fmt: skip
+    out.row("pinner explain --target rtx5090", f"{median(explain):.3f} s",
+            verdict(median(explain), GOALS["explain"], " s"))  # fmt: skip
+    ten = project(tmp / "ten", {k: {"gpu": v} for k, v in GPUS.items()})
+    run([*PINNER, "generate"], ten)
+    check = repeat([*PINNER, "check"], ten, max(runs, 10))
+    out.row("pinner check, 10 targets, 80 generated files", f"{median(check):.3f} s",
+            f"goal <= {GOALS['check']:g} s (issue 16; the check work owns it)")  # fmt: skip
+
+
+def scale(tmp: Path, runs: int, out: Report) -> None:
+    singles, single_cpu = [], 0.0
+    for combo, keys in COMBOS.items():
+        folder = project(tmp / f"single-{combo}", {combo: {"gpu": "RTX 5090", **keys}})
+        pinner_lock(folder)  # untimed: caches warm
+        mark = len(CPU)
+        singles.append(median([pinner_lock(folder)[0] for _ in range(runs)]))
+        single_cpu += sum(CPU[mark:]) / runs
+    names = list(GPUS.items())
+    ten = {
+        name: {"gpu": gpu, **list(COMBOS.values())[i % len(COMBOS)]}
+        for i, (name, gpu) in enumerate(names)
+    }
+    folder = project(tmp / "scale10", ten)
+    pinner_lock(folder)
+    mark = len(CPU)
+    matrix = median([pinner_lock(folder)[0] for _ in range(runs)])
+    matrix_cpu = sum(CPU[mark:]) / runs
+    slowest = max(singles)
+    out.row("slowest single target of the 5 combinations", f"{slowest:.2f} s")
+    out.row("pinner lock, 10 targets, 5 combinations", f"{matrix:.2f} s")
+    out.row("  ratio 10 targets / slowest single target", f"{matrix / slowest:.2f}",
+            verdict(matrix / slowest, GOALS["scale"]) + f" ({os.cpu_count()} cores)")  # fmt: skip
+    out.row("  CPU: 10 targets / the 5 single targets together", f"{matrix_cpu / single_cpu:.2f}",
+            f"({matrix_cpu:.1f} s / {single_cpu:.1f} s CPU: on {os.cpu_count()} idle cores "
+            f">= {matrix_cpu / (os.cpu_count() or 1):.1f} s)")  # fmt: skip
+    fifty = {
+        f"{name}-{combo}": {"gpu": gpu, **keys}
+        for name, gpu in names
+        for combo, keys in COMBOS.items()
+    }
+    folder = project(tmp / "scale50", fifty)
+    took, stderr = pinner_lock(folder)
+    locked = "\n".join(line for line in stderr.splitlines() if line.startswith("locked "))
+    named = sum(1 for name in fifty if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", locked))
+    out.row("pinner lock, 50 targets (warm cache)", f"{took:.2f} s")
+    out.row("  targets named in the progress lines", f"{named}/{len(fifty)}")
+
+
+def pip_compile(tmp: Path, hashes: bool, out: Report) -> None:
+    folder = project(tmp / "piptools", {"rtx5090": {}})
+    pinner_lock(folder)
+    bare_commands(folder)
+    cmd = [str(BIN / "pip-compile"), "--quiet", "--no-header", "requirements.in",
+           "-c", "torch-rtx5090.txt", "-o", "compiled.txt"]  # fmt: skip
+    # pip-compile reads pip's configuration; ignore this machine's so it sees PyPI as uv does
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    for flags in ([], ["--generate-hashes"]) if hashes else ([],):
+        (folder / "compiled.txt").unlink(missing_ok=True)
+        start = time.perf_counter()
+        subprocess.run([*cmd, *flags], cwd=folder, env=env, check=True, capture_output=True)
+        label = "pip-compile (host Python), one target" + (" --generate-hashes" if flags else "")
+        out.row(label, f"{time.perf_counter() - start:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="skip pip-compile --generate-hashes")
+    parser.add_argument("--quick", action="store_true", help="skip pip-compile")
+    parser.add_argument("--only", choices=("lock", "commands", "scale"), help="one part only")
     args = parser.parse_args()
-    env_note = (
-        os.environ.get("UV_INDEX_URL") or os.environ.get("UV_DEFAULT_INDEX") or "uv default (PyPI)"
+    index = os.environ.get("UV_INDEX_URL") or os.environ.get("UV_DEFAULT_INDEX") or "PyPI"
+    version = subprocess.run(
+        [uv_bin(), "--version"], capture_output=True, text=True, check=False
+    ).stdout
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"input: {REQUIREMENTS.name}; index: {index}; {version.strip()}; {os.cpu_count()} cores "
+        f"(load {load:.1f} at start); {args.runs} runs, medians"
     )
+    os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    out = Report()
     with tempfile.TemporaryDirectory() as tmp:
-        work = project(Path(tmp) / "two", TARGETS)
-        pinner = [str(BIN / "pinner"), "lock"]
-        drop_lock = lambda: (work / "pinner.lock").unlink(missing_ok=True)
-        timed(pinner, work, 1, drop_lock)  # warm pinner's and uv's caches
-        lock = work / "pinner.lock"
-        pins = ["torch==2.15.0", "torchvision==0.29.2"]
-        (work / "torch.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
-        uv = [
-            uv_bin(),
-            "pip",
-            "compile",
-            "requirements.in",
-            "-c",
-            "torch.txt",
-            "--python-version",
-            "3.11",
-            "--python-platform",
-            "x86_64-manylinux_2_28",
-            "--generate-hashes",
-            "--quiet",
-            "-o",
-            "bare.txt",  # never /dev/null: uv replaces its output file by renaming over it
-        ]
-        os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
-        clean = lambda: fresh(work)
-        timed(uv, work, 1, clean)
-        t_pinner = timed(pinner, work, args.runs, drop_lock)
-        t_uv = [
-            sum(timed(uv, work, 1, clean)) + sum(timed(uv, work, 1, clean))
-            for _ in range(args.runs)
-        ]
-        # Two targets that cannot share a resolution (a100 on Python 3.12): no deduplication.
-        mixed = project(Path(tmp) / "mixed", TARGETS, {"a100": "3.12"})
-        drop_mixed = lambda: (mixed / "pinner.lock").unlink(missing_ok=True)
-        (mixed / "torch.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
-        uv312 = [("3.12" if a == "3.11" else a) for a in uv]
-        timed(pinner, mixed, 1, drop_mixed)
-        clean_mixed = lambda: fresh(mixed)
-        timed(uv312, mixed, 1, clean_mixed)
-        t_pinner_mixed = timed(pinner, mixed, args.runs, drop_mixed)
-        t_uv_mixed = [
-            sum(timed(uv, mixed, 1, clean_mixed)) + sum(timed(uv312, mixed, 1, clean_mixed))
-            for _ in range(args.runs)
-        ]
-        piptools = [
-            str(BIN / "pip-compile"),
-            "--quiet",
-            "--no-header",
-            "requirements.in",
-            "-c",
-            "torch.txt",
-            "-o",
-            "compiled.txt",
-        ]
-        # pip-compile reads pip's configuration; ignore this machine's (local mirrors, caps) so it
-        # resolves against PyPI as uv does.
-        pip_env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-        pip_env["PIP_CONFIG_FILE"] = os.devnull
-        t_pc = timed(piptools, work, 1, clean, env=pip_env)
-        t_pch = (
-            []
-            if args.quick
-            else timed([*piptools, "--generate-hashes"], work, 1, clean, env=pip_env)
-        )
-
-        ten = project(Path(tmp) / "ten", TEN)
-        subprocess.run([str(BIN / "pinner"), "generate"], cwd=ten, check=True, capture_output=True)
-        timed([str(BIN / "pinner"), "check"], ten, 2)
-        t_check = timed([str(BIN / "pinner"), "check"], ten, max(args.runs, 10))
-
-    med = statistics.median
-    print(
-        f"input: {REQUIREMENTS.name}; index: {env_note}; {args.runs} runs, medians; lock: {lock.name}"
-    )
-    print(f"pinner lock (rtx5090 + a100, hashes, warm cache)   {med(t_pinner):7.2f} s")
-    print(f"uv pip compile x2 (same pins, hashes, sequential)  {med(t_uv):7.2f} s")
-    print(f"pinner lock, rtx5090 py3.11 + a100 py3.12          {med(t_pinner_mixed):7.2f} s")
-    print(f"uv pip compile py3.11 + py3.12 (sequential)        {med(t_uv_mixed):7.2f} s")
-    print(f"pip-compile (host Python, no hashes), one target   {med(t_pc):7.2f} s")
-    if t_pch:
-        print(f"pip-compile --generate-hashes, one target          {med(t_pch):7.2f} s")
-    print(
-        f"pinner check, 10 targets, 80 generated files       {med(t_check):7.3f} s  (budget 0.200 s)"
-    )
-    print()
-    print(
-        f"ratio pinner lock / uv pip compile x2               {med(t_pinner) / med(t_uv):6.2f}  (target <= 1.30)"
-    )
-    print(
-        f"ratio, two Pythons (no shared resolution)           {med(t_pinner_mixed) / med(t_uv_mixed):6.2f}  (target <= 1.30)"
-    )
-    print(
-        f"ratio pip-compile x2 / pinner lock                  {2 * med(t_pc) / med(t_pinner):6.1f}  (target >= 10)"
-    )
-    if t_pch:
-        print(
-            f"ratio pip-compile --generate-hashes x2 / pinner     {2 * med(t_pch) / med(t_pinner):6.1f}"
-        )
+        os.environ["PINNER_CACHE_DIR"] = str(Path(tmp) / "cache")  # pinner's own, warmed here
+        if args.only in (None, "lock"):
+            lock_cases(Path(tmp), args.runs, out)
+        if args.only in (None, "commands"):
+            command_times(Path(tmp), args.runs, out)
+        if args.only in (None, "scale"):
+            scale(Path(tmp), max(1, args.runs // 2), out)
+        if args.only is None and not args.quick:
+            pip_compile(Path(tmp), hashes=True, out=out)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pinner.download import DownloadError, sha256_of
-
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -31,6 +29,8 @@ def hash_extension_wheels(
             if ext.url in known:
                 extensions.append(replace(ext, sha256=known[ext.url]))
                 continue
+            from pinner.download import DownloadError, sha256_of  # http: only when hashing
+
             try:
                 digest = sha256_of(ext.url, offline=offline, cache=cache)
             except DownloadError as e:

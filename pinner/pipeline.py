@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         TargetLock,
     )
     from pinner.progress import Progress
-    from pinner.resolve import Job, Resolver
+    from pinner.resolve import Job, ResolvedPin, Resolver
 
 
 def load(matrix_path: Path | None, cwd: Path | None = None) -> Matrix:
@@ -179,18 +179,14 @@ def lock_targets(
     `dry_run` writes nothing at all.
     """
     import dataclasses
-    import os
 
     from pinner import knowledge, lock
     from pinner.fingerprint import input_digests
-    from pinner.matrix import TORCH_INDEX_ENV
     from pinner.resolve import get_resolver
-    from pinner.resolve.environment import checked_url, ignored, mirror
+    from pinner.resolve.environment import ignored
 
     selected = select_targets(matrix, tuple(names))
-    default_mirror = mirror()  # both mirror settings are checked before anything runs
-    if os.environ.get(TORCH_INDEX_ENV, "").strip():
-        checked_url(TORCH_INDEX_ENV, os.environ[TORCH_INDEX_ENV].strip())
+    default_mirror = checked_settings()  # before anything runs
     old = _read_old_lock(matrix.lock, upgrade=upgrade)
     old_by_name = {t.plan.target.name: t for t in old.targets} if old else {}
     digest = knowledge.digest()
@@ -273,6 +269,20 @@ def lock_targets(
         changed=changed,
         findings=tuple(f for _, r in results for f in r.findings if f.severity == "warning"),
     )
+
+
+def checked_settings() -> str:
+    """Both mirror settings checked (a ConfigError for a bad one, even with nothing to do);
+    the default index's mirror for this run."""
+    import os
+
+    from pinner.matrix import TORCH_INDEX_ENV
+    from pinner.resolve.environment import checked_url, mirror
+
+    default_mirror = mirror()
+    if os.environ.get(TORCH_INDEX_ENV, "").strip():
+        checked_url(TORCH_INDEX_ENV, os.environ[TORCH_INDEX_ENV].strip())
+    return default_mirror
 
 
 def _finish_plans(
@@ -563,11 +573,13 @@ def _resolve_parallel(
 ) -> tuple[dict[str, TargetLock], dict[str, str]]:
     """Resolve jobs on a thread pool; identical jobs (same builds, Python, platform and
     requirements) are resolved once. A failed job fails its targets only."""
+    import functools
     from concurrent.futures import ThreadPoolExecutor
 
     from pinner.errors import PinnerError
     from pinner.knowledge import load_knowledge
     from pinner.resolve.choose import choose
+    from pinner.resolve.shared import Shared
     from pinner.resolve.uv import job_key
 
     kb = load_knowledge()
@@ -579,9 +591,11 @@ def _resolve_parallel(
     out: dict[str, TargetLock] = {}
     failed: dict[str, str] = {}
 
+    shared = Shared(resolver)
+
     def run(item: Work) -> TargetLock:
         return choose(
-            resolver,
+            shared,
             item.result,
             make_job=item.make_job,
             replan=item.replan,
@@ -596,6 +610,9 @@ def _resolve_parallel(
         names = [w.target.name for w in group]
         if progress:
             progress.start(names)
+        ahead = _ahead(first) if resolver.name == "uv" else None
+        if ahead is not None:  # the comparison run's probe overlaps the resolution
+            shared.prefetch(ahead, then=functools.partial(_comparison_needed, first))
         try:
             locked = run(first)
             pulled = pulled_extensions(kb, locked)
@@ -622,10 +639,33 @@ def _resolve_parallel(
         if progress:
             progress.done(names, len(locked.pins))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(4, len(groups)))) as pool:
+    with shared, ThreadPoolExecutor(max_workers=max(1, min(4, len(groups)))) as pool:
         for future in [pool.submit(work, g) for g in groups.values()]:
             future.result()
     return out, failed
+
+
+def _ahead(work: Work) -> Job | None:
+    """The probe of the comparison run, when a fresh resolution (no old entry to keep, or
+    --upgrade) will ask for it (see pinner.resolve.shared)."""
+    from pinner.resolve.shared import probe_job
+
+    fresh = work.settings.upgrade or work.previous is None
+    return probe_job(work.free_job) if work.free_job is not None and fresh else None
+
+
+def _comparison_needed(work: Work, newest: tuple[ResolvedPin, ...]) -> Job | None:
+    """The comparison run, to start now, when the probe found a torch newer than every fitting
+    build: the lock cannot be at it, so the comparison run will be asked for."""
+    from packaging.version import InvalidVersion, Version
+
+    torch = next((p.version for p in newest if p.name == "torch"), "")
+    builds = [b for s in work.result.segments for b in s]
+    try:
+        above = bool(torch and builds) and all(Version(torch) > Version(b) for b in builds)
+    except InvalidVersion:
+        return None
+    return work.free_job if above else None
 
 
 def _rebind(locked: TargetLock, plan: Plan, inputs: str) -> TargetLock:
@@ -747,6 +787,15 @@ def generate(
     from pinner.errors import ConfigError
     from pinner.lock import read_lock, with_renders
     from pinner.render import INSTALLERS
+
+    if not (frozen or locked or dry_run or lock_text is not None):
+        checked_settings()  # a bad mirror setting is refused even with nothing to do
+        picked = list(select_targets(matrix, tuple(names)))
+        if _up_to_date(matrix, [t.name for t in picked], out, installer):
+            # what `check` passes, with these files for this installer: nothing to render
+            if info is not None:
+                info.findings += plan_warnings(matrix, picked)
+            return []
 
     if installer not in INSTALLERS:
         msg = f"--installer: {installer!r} is not one of {', '.join(INSTALLERS)}"
@@ -895,6 +944,33 @@ def plan_warnings(matrix: Matrix, targets: Sequence[Target]) -> list[Finding]:
     except PinnerError:  # --frozen renders from the lock even when an input cannot be read
         return []
     return [f for _, r in results for f in r.findings if f.severity == "warning"]
+
+
+def _up_to_date(matrix: Matrix, names: list[str], out: Path | None, installer: str) -> bool:
+    """Whether `generate` has nothing to do: `check` finds nothing stale, and every selected
+    target has its files, rendered for `installer`, in a folder the lock records (as `check`
+    does, without planning, resolving or rendering anything)."""
+    from pinner.check import read_head
+    from pinner.fingerprint import read_seal
+    from pinner.output import ARTIFACTS
+
+    folder = out or matrix.out
+    out_name = _relative(folder, matrix.root)
+    head = read_head(matrix.lock)
+    if head is None or check(matrix, out):
+        return False
+    inside = not (Path(out_name).is_absolute() or out_name.split("/", maxsplit=1)[0] == "..")
+    for name in names:
+        if inside and head[1].get(name) != out_name:
+            return False  # the lock is to record this folder: generate writes it
+        for file in ARTIFACTS:
+            try:
+                seal = read_seal((folder / name / file).read_bytes())
+            except OSError:
+                return False
+            if seal is None or seal[0].get("installer", "pip") != installer:
+                return False
+    return True
 
 
 def _write_lock_last(

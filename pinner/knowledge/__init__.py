@@ -369,10 +369,9 @@ def check_sources(name: str, doc: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _read(name: str) -> tuple[dict[str, Any], bytes]:
-    raw = (HERE / name).read_bytes()
+def _parse(name: str, raw: bytes) -> dict[str, Any]:
     try:
-        return tomllib.loads(raw.decode()), raw
+        return tomllib.loads(raw.decode())
     except tomllib.TOMLDecodeError as e:
         msg = f"pinner/knowledge/{name}: {e}"
         raise KnowledgeError(msg) from e
@@ -399,18 +398,64 @@ def digest() -> str:
 
 @functools.lru_cache(maxsize=1)
 def load_knowledge() -> Knowledge:
-    """Read, check and type the packaged knowledge."""
-    docs: dict[str, dict[str, Any]] = {}
+    """Read, check and type the packaged knowledge. The checked documents are kept in pinner's
+    cache as JSON, keyed by the data files' digest (reading them back is a tenth of parsing the
+    TOML); a changed file has another digest, so it is parsed and checked again."""
+    raws = {name: (HERE / name).read_bytes() for name in FILES}
     h = hashlib.sha256()
-    problems: list[str] = []
-    for name in FILES:
-        doc, raw = _read(name)
+    for raw in raws.values():
         h.update(raw)
+    sha = "sha256:" + h.hexdigest()
+    cached = _cached_docs(sha)
+    if cached is not None:
+        return _build(cached, sha)
+    docs: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for name, raw in raws.items():
+        doc = _parse(name, raw)
         problems += check_sources(name, doc)
         docs[name.removesuffix(".toml")] = doc
     if problems:
         raise KnowledgeError("\n".join(problems))
-    return _build(docs, "sha256:" + h.hexdigest())
+    _keep_docs(sha, docs)
+    return _build(docs, sha)
+
+
+def _cache_file(sha: str) -> Path:
+    """Where the checked documents of this digest are kept (pinner's cache folder, as
+    pinner.pipeline.cache_dir names it)."""
+    import os
+
+    env = os.environ.get("PINNER_CACHE_DIR")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = base if env else base / "pinner"
+    return folder / "knowledge" / f"{sha.removeprefix('sha256:')}.json"
+
+
+def _cached_docs(sha: str) -> dict[str, dict[str, Any]] | None:
+    import json
+
+    try:
+        data = json.loads(_cache_file(sha).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RuntimeError):
+        return None
+    ok = isinstance(data, dict) and data.get("digest") == sha and isinstance(data.get("docs"), dict)
+    return data["docs"] if ok and set(data["docs"]) == {n[:-5] for n in FILES} else None
+
+
+def _keep_docs(sha: str, docs: dict[str, dict[str, Any]]) -> None:
+    """Best effort: a cache that cannot be written only costs the next run the parse."""
+    import json
+    import os
+
+    path = _cache_file(sha)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"digest": sha, "docs": docs}), encoding="utf-8")
+        tmp.replace(path)
+    except (OSError, TypeError, ValueError):
+        return
 
 
 def _build(docs: dict[str, dict[str, Any]], sha: str) -> Knowledge:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from pinner.errors import PinnerError, ResolveError
 from pinner.model import Finding, Step
 from pinner.resolve import canonical, resolve_target
+from pinner.resolve.shared import settled
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -94,15 +95,15 @@ def choose(
     free: tuple[ResolvedPin, ...] = ()
     alone: tuple[ResolvedPin, ...] = ()
     if free_job is not None and (best is None or direct):
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=1) as pool:  # both runs at once: one wait, not two
-            later = pool.submit(_alone, resolver, free_job, direct) if direct else None
+        # the probe (each direct requirement and torch alone, started with the resolution):
+        # the newest release of each; when the lock holds those, the comparison run can tell
+        # nothing and is not made
+        alone = _alone(resolver, free_job) if direct else ()
+        if best is None or not settled(resolver, best, free_job):
             try:
                 free = resolver.resolve(free_job)
             except PinnerError:
                 free = ()  # the requirements fail even without pinner's bounds: nothing to compare
-            alone = later.result() if later is not None else ()
     wanted = _segment_of(segments, _version(free, "torch"))
     if best is None and wanted is not None and all(t.segment != segments[wanted] for t in tried):
         best = attempt(wanted)  # the segment holding the torch the graph wants (an exact pin)
@@ -189,19 +190,16 @@ def direct_names(job: Job) -> list[str]:
     return out
 
 
-def _alone(resolver: Resolver, free_job: Job, direct: list[str]) -> tuple[ResolvedPin, ...]:
+def _alone(resolver: Resolver, free_job: Job) -> tuple[ResolvedPin, ...]:
     """The newest release of each direct requirement installable on the target (a file for its
-    Python and platform, within the user's range): each requirement resolved alone, without its
-    dependencies. () where the engine cannot (pip-compile has no --no-deps) or the run fails."""
-    if resolver.name != "uv":
+    Python and platform, within the user's range): the probe's answer, each requirement (and
+    torch) resolved alone, without its dependencies; a run started ahead is answered from it.
+    () where the engine cannot (pip-compile has no --no-deps) or the run fails."""
+    from pinner.resolve.shared import probe_job
+
+    job = probe_job(free_job)
+    if job is None or resolver.name != "uv":
         return ()
-    job = replace(
-        free_job,
-        requirements=tuple(t for t in free_job.requirements if _name_of(t) in direct),
-        roots=tuple(r for r in free_job.roots if r[0] in direct),
-        urls=(),
-        no_deps=True,
-    )
     try:
         return resolver.resolve(job)
     except PinnerError:

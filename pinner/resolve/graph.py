@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -49,10 +47,7 @@ def fetch_metadata(
     one request stalls, the others still waiting are skipped: one note on stderr names the URL
     that stalled, and the run goes on instead of waiting out a stall per package.
     """
-    from pinner.download import DownloadError, stall_timeout
-
     folder = cache / "metadata"
-    stall = stall_timeout() if stall is None else stall
     stalled = threading.Event()
     noting = threading.Lock()
 
@@ -65,8 +60,10 @@ def fetch_metadata(
             pass
         if offline or stalled.is_set() or not url.startswith(("https://", "http://")):
             return name, None
+        from pinner.download import DownloadError, stall_timeout  # http: only when fetching
+
         try:
-            text = _read_metadata(url, stall)
+            text = _read_metadata(url, stall_timeout() if stall is None else stall)
         except DownloadError as e:
             with noting:
                 if "(stalled)" in str(e) and not stalled.is_set():
@@ -107,6 +104,8 @@ def wheel_metadata(url: str, *, stall: float) -> str:
     """The METADATA member of a remote wheel, read with HTTP range requests (the zip's central
     directory, then the one member), for an index that serves no PEP 658 metadata file."""
     import io
+    import urllib.error
+    import urllib.request
     import zipfile
 
     from pinner.download import DownloadError, open_url
@@ -201,8 +200,25 @@ def parents(
 ) -> dict[str, set[str]]:
     """name -> what requires it (package names, or the roots' labels), walking from the roots
     (name, extras, label) through each package's Requires-Dist for the extras asked of it."""
+    import contextlib
+    import re
+
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
+
+    leading = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+    parsed: dict[str, Requirement | None] = {}
+
+    def parse(line: str) -> Requirement | None:
+        """The requirement, parsed once; None for one that cannot matter (a package the
+        resolution does not hold: most optional dependencies) or cannot be read."""
+        if line not in parsed:
+            head = leading.match(line)
+            parsed[line] = None
+            if head is not None and canonicalize_name(head.group(1)) in nodes:
+                with contextlib.suppress(InvalidRequirement):
+                    parsed[line] = Requirement(line)
+        return parsed[line]
 
     out: dict[str, set[str]] = {}
     todo: list[tuple[str, str]] = []
@@ -217,9 +233,8 @@ def parents(
             continue
         visited.add((name, extra))
         for line in node.requires:
-            try:
-                req = Requirement(line)
-            except InvalidRequirement:
+            req = parse(line)
+            if req is None:
                 continue
             if req.marker is not None and not req.marker.evaluate({**env, "extra": extra}):
                 continue

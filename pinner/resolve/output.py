@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import http.client
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from pinner.errors import NetworkError
@@ -77,6 +74,10 @@ def probe_index(url: str, target: str, timeout: float = 10.0) -> None:
     """Fail within seconds, with the ways out, when the PyTorch index does not answer: the
     downloader's connect timeout, then at most `timeout` seconds without a byte (fewer when
     PINNER_STALL_TIMEOUT says so), naming the URL that did not answer."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
     from pinner.download import open_url, redacted, stall_timeout
 
     probe = url.rstrip("/") + "/torch/"

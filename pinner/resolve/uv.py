@@ -21,7 +21,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from pinner.model import File
 from pinner.resolve import PLATFORMS, Job, ResolvedPin
 from pinner.resolve.answer import Indexes, Located, merge_files, read_pylock
 from pinner.resolve.environment import resolver_environment
+from pinner.resolve.graph import Node
 from pinner.resolve.output import probe_index
 
 # The newest manylinux tag uv knows: the files pass lists every wheel up to it.
@@ -49,11 +52,15 @@ TRANSIENT = (
 ATTEMPTS = 3
 
 
+_FINDING = threading.Lock()  # find_uv_bin reads sysconfig, whose first use is not thread-safe
+
+
 def uv_binary() -> str:
     try:
         from uv import find_uv_bin
 
-        return find_uv_bin()
+        with _FINDING:
+            return find_uv_bin()
     except (ImportError, FileNotFoundError):
         found = shutil.which("uv")
         if found is None:
@@ -167,11 +174,16 @@ class UvResolver:
                 (work / "pylock.toml").write_text(_preferences(job), encoding="utf-8")
             self._run(job, argv(job, uv_binary(), work))
             located = read_pylock((work / "pylock.toml").read_text(encoding="utf-8"), _indexes(job))
-            if job.files_pass:
-                located = self._every_file(job, located, work)
+            if job.files_pass:  # the files of each chosen version, while the graph is read
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    files = pool.submit(self._every_file, job, located, work)
+                    graph = _graph(job, located, self.cache)
+                    located = files.result()
+            else:
+                graph = _graph(job, located, self.cache)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        pins = _with_graph(job, located, self.cache)
+        pins = _with_graph(located, *graph)
         saved.parent.mkdir(parents=True, exist_ok=True)
         tmp = saved.with_name(f"{saved.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps([_dump(p) for p in pins]), encoding="utf-8")
@@ -187,6 +199,9 @@ class UvResolver:
         newer glibc prefers a newer manylinux wheel of the same version (cryptography ships
         manylinux_2_28 and _2_34 wheels), whose hash the lock must carry too. A second run with
         every version pinned and no dependencies lists the files up to the newest manylinux tag.
+        It reads the index pages the resolution has just read, so it first runs on uv's cache
+        alone (`--offline`, a fraction of the time), and on the network only when the cache
+        lacks something (a wheel's metadata not read yet).
         """
         named = {name for name, *_ in job.indexes}
         pinned = [p for p in located if p.source in ("default", "pytorch", *named)]
@@ -209,9 +224,16 @@ class UvResolver:
             "".join(r + "\n" for r in second.requirements), encoding="utf-8"
         )
         (folder / "constraints.txt").write_text("", encoding="utf-8")
-        cmd = argv(second, uv_binary(), folder)
-        cmd[cmd.index("--python-platform") + 1] = NEWEST_LINUX[job.platform]
-        self._run(second, [*cmd, "--no-deps"])
+        for cached in (True, False) if not job.offline else (True,):
+            run = replace(second, offline=cached)
+            cmd = argv(run, uv_binary(), folder)
+            cmd[cmd.index("--python-platform") + 1] = NEWEST_LINUX[job.platform]
+            try:
+                self._run(run, [*cmd, "--no-deps"])
+                break
+            except (ResolveError, NetworkError):
+                if not cached or job.offline:
+                    raise
         more = read_pylock((folder / "pylock.toml").read_text(encoding="utf-8"), _indexes(job))
         return merge_files(job.target, located, more)
 
@@ -270,10 +292,13 @@ def _preferences(job: Job) -> str:
     return "\n".join(lines)
 
 
-def _with_graph(job: Job, located: tuple[Located, ...], cache: Path) -> tuple[ResolvedPin, ...]:
-    """Each package with what requires it, from the packages' own Requires-Dist."""
+def _graph(
+    job: Job, located: tuple[Located, ...], cache: Path
+) -> tuple[dict[str, Node], dict[str, set[str]]]:
+    """Each package's Requires-Dist (its own metadata, or pinner's for an sdist-only
+    extension), and what requires it."""
     from pinner.requirements import marker_environment
-    from pinner.resolve.graph import Node, fetch_metadata, parents, requires_of
+    from pinner.resolve.graph import fetch_metadata, parents, requires_of
 
     wanted = {}
     for p in located:
@@ -295,7 +320,13 @@ def _with_graph(job: Job, located: tuple[Located, ...], cache: Path) -> tuple[Re
                 name=p.name, requires=requires_of(text) if text else (), known=text is not None
             )
     env = marker_environment(job.python, job.platform)
-    via = parents(nodes, job.roots, env)
+    return nodes, parents(nodes, job.roots, env)
+
+
+def _with_graph(
+    located: tuple[Located, ...], nodes: dict[str, Node], via: dict[str, set[str]]
+) -> tuple[ResolvedPin, ...]:
+    """Each package with what requires it."""
     return tuple(
         ResolvedPin(
             name=p.name, version=p.version, files=p.files, source=p.source, url=p.url,

@@ -1,0 +1,170 @@
+"""One lock run's resolver: runs started ahead of need, each made once, and skipped when they
+cannot tell anything.
+
+A target's resolution takes several engine runs: the resolution itself, its files pass, and the
+comparison run (the requirements without pinner's torch bounds, pinner.resolve.choose), which
+finds direct requirements the lock holds back. Most locks hold nothing back: every direct
+requirement, and torch, is at its newest release for the target. The probe (`probe_job`) says
+so for a fraction of a comparison run: each direct requirement and torch resolved alone
+(`--no-deps`) within the user's ranges, which bounds from above what the comparison run can
+take. It needs nothing from the resolution, so it is started with it, on a thread of its own
+(the engine mostly waits on the indexes, so the two overlap); when the lock is at those
+releases (`settled`), nothing can be held back and the comparison run is not made. Targets with
+the same probe or comparison run (same requirements, Python and platform; the torch build does
+not enter them) share one run; so do targets whose first resolution is the same job.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from typing_extensions import Self  # typing.Self from Python 3.11; pinner supports 3.10
+
+    from pinner.model import TargetLock
+    from pinner.resolve import Job, ResolvedPin, Resolver
+
+AHEAD = 4  # runs started ahead at once (each is an engine process that mostly waits)
+
+
+class Shared:
+    """A `Resolver` that can start jobs ahead (`prefetch`) and answers those from the run."""
+
+    def __init__(self, inner: Resolver, workers: int = AHEAD) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pinner-ahead")
+        self._started: dict[str, Future[tuple[ResolvedPin, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def prefetch(
+        self,
+        job: Job,
+        then: Callable[[tuple[ResolvedPin, ...]], Job | None] | None = None,
+    ) -> None:
+        """Start `job` now (once per run, whichever target asks first); when it succeeds, start
+        the job `then` makes of its answer, if any."""
+        key = _key(job)
+        with self._lock:
+            if key not in self._started:
+                self._started[key] = self._pool.submit(self.inner.resolve, job)
+            started = self._started[key]
+        if then is not None:
+
+            def next_job(done: Future[tuple[ResolvedPin, ...]]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    following = then(done.result())
+                    if following is not None:
+                        self.prefetch(following)
+
+            started.add_done_callback(next_job)
+
+    def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
+        """The answer to `job`, made once per run: targets whose plans differ only in the
+        segments they would fall back to share their first resolution. A resolution that
+        failed is run again for each other target that asks, so its error names that target;
+        a comparison run's error is shared."""
+        from pinner.errors import PinnerError
+
+        key = _key(job)
+        with self._lock:
+            started = self._started.get(key)
+            mine = started is None
+            if started is None:
+                started = self._started[key] = Future()
+        if mine:
+            try:
+                started.set_result(self.inner.resolve(job))
+            except (PinnerError, OSError) as e:
+                started.set_exception(e)
+            finally:  # interrupted: the others stop waiting
+                if not started.done():
+                    started.cancel()
+            return started.result()
+        try:
+            return started.result()
+        except (PinnerError, OSError):
+            if job.files_pass:  # a resolution: its own run, its own error
+                return self.inner.resolve(job)
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        # runs nobody asked for (a target that failed first) are not started; running ones end
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _key(job: Job) -> str:
+    from pinner.resolve.uv import job_key
+
+    return job_key(job)
+
+
+def probe_job(free_job: Job) -> Job | None:
+    """The probe of a comparison run: each direct requirement that can be held back, and torch,
+    resolved alone (`--no-deps`) with the user's ranges and constraints, from the same index,
+    for the same Python and platform. None when nothing can be held back."""
+    from dataclasses import replace
+
+    from pinner.resolve.choose import direct_names
+
+    direct = direct_names(free_job)
+    if not direct:
+        return None
+    return replace(
+        free_job,
+        requirements=(*(t for t in free_job.requirements if _name(t) in direct), "torch"),
+        constraints=tuple(c for c in free_job.constraints if "@" not in c.split(";")[0]),
+        roots=tuple(r for r in free_job.roots if r[0] in direct),
+        urls=(),
+        no_deps=True,
+    )
+
+
+def settled(resolver: Resolver, locked: TargetLock, free_job: Job) -> bool:
+    """Whether the comparison run of `free_job` cannot tell anything about `locked`: every
+    direct requirement that can be held back, and torch, is locked at (or above) the newest
+    release the probe found. The comparison run takes no release above those (it resolves the
+    same requirements with their dependencies), so it would find nothing held back, no lower
+    torch and no torch newer than pinner's knowledge. Any doubt (no probe, a failed one, a
+    name it did not answer, a version it cannot compare) says no."""
+    from packaging.version import InvalidVersion, Version
+
+    from pinner.errors import PinnerError
+    from pinner.resolve.choose import direct_names
+
+    job = probe_job(free_job)
+    if job is None or resolver.name != "uv":  # pip-compile has no --no-deps: no probe
+        return False
+    try:
+        newest = {p.name: p.version for p in resolver.resolve(job)}
+    except PinnerError:
+        return False
+    have = {p.name: p.version for p in locked.pins}
+    wanted = [(n, have[n]) for n in direct_names(free_job) if n in have]
+    wanted.append(("torch", locked.plan.torch.version))
+    try:
+        return all(n in newest and Version(newest[n]) <= Version(v) for n, v in wanted)
+    except InvalidVersion:
+        return False
+
+
+def _name(text: str) -> str:
+    import re
+
+    from pinner.resolve import canonical
+
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
+    return canonical(match.group(1)) if match else ""

@@ -1,0 +1,442 @@
+"""pinner's own overhead (issue 16): what runs ahead, what is shared, what is skipped.
+
+No timings are asserted: each test proves a run started ahead, a run not made, a cache read
+instead of a parse, or a command path that never reaches typer's parsing, and that the results
+are what the slower path gives. benchmarks/bench_lock.py prints the figures.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pinner.errors import ResolveError
+from pinner.resolve import Job, ResolvedPin
+from pinner.resolve.shared import Shared
+from tests.support.graph import GRAPH_MATRIX, GraphWheels, build_graph_wheels, serve_graph
+from tests.support.index import LocalIndex
+from tests.support.projects import CPU_MATRIX, Project, make_project
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from tests.support.projects import Run, Wheelhouse
+
+pytest_plugins = ("tests.conftest_lock",)
+
+
+def make_job(**fields: Any) -> Job:
+    values: dict[str, Any] = {
+        "target": "a",
+        "python": "3.11",
+        "platform": "linux-x86_64",
+        "root": Path("/project"),
+        "requirements": ("demo-app",),
+        "direct": (),
+        "constraints": (),
+        "torch_index": "",
+        "torch_committed": "",
+        "routed": (),
+        "metadata": (),
+        "preferences": (),
+        "upgrade": True,
+        "offline": False,
+        "files_pass": False,
+    }
+    return Job(**(values | fields))
+
+
+class Counting:
+    """A resolver that records which thread ran each job."""
+
+    name = "fake"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.fail = fail
+
+    def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
+        self.calls.append((job.target, threading.current_thread().name))
+        if self.fail:
+            msg = f"target {job.target}: no solution"
+            raise ResolveError(msg)
+        return (ResolvedPin(name="demo-app", version="1.0", files=(), source="default"),)
+
+
+# --- runs started ahead, once per lock run --------------------------------------------------------
+
+
+def test_a_job_started_ahead_runs_once_for_every_target_that_asks() -> None:
+    inner = Counting()
+    with Shared(inner) as shared:
+        shared.prefetch(make_job(target="a"))
+        shared.prefetch(make_job(target="b"))  # the same comparison run for another target
+        first = shared.resolve(make_job(target="a"))
+        second = shared.resolve(make_job(target="b"))
+
+    assert first == second
+    assert len(inner.calls) == 1
+    assert inner.calls[0][1].startswith("pinner-ahead")
+
+
+def test_a_job_not_started_ahead_runs_in_the_callers_thread_once() -> None:
+    inner = Counting()
+    resolution = make_job(files_pass=True)
+    with Shared(inner) as shared:
+        shared.prefetch(make_job(requirements=("other-app",)))
+        shared.resolve(make_job())
+        shared.resolve(make_job(target="b"))  # a comparison run: made once
+        shared.resolve(resolution)
+        shared.resolve(replace(resolution, target="b"))  # the same first resolution: once
+
+    mine = threading.current_thread().name
+    assert [c for c in inner.calls if c[1] == mine] == [("a", mine)] * 2
+
+
+def test_a_failed_resolution_is_run_again_for_each_target_so_its_error_names_it() -> None:
+    inner = Counting(fail=True)
+    with Shared(inner) as shared:
+        for target in ("a", "b"):
+            with pytest.raises(ResolveError, match=f"target {target}: no solution"):
+                shared.resolve(make_job(target=target, files_pass=True))
+        for target in ("a", "b"):  # a comparison run's error is the run's, made once
+            with pytest.raises(ResolveError, match="target a: no solution"):
+                shared.resolve(make_job(target=target, requirements=("other-app",)))
+
+    assert len(inner.calls) == 3
+
+
+def test_a_failed_run_started_ahead_fails_where_it_is_asked_for() -> None:
+    with Shared(Counting(fail=True)) as shared:
+        shared.prefetch(make_job())
+        with pytest.raises(ResolveError, match="target a: no solution"):
+            shared.resolve(make_job())
+
+
+@pytest.fixture(scope="module")
+def graph_wheels(tmp_path_factory: pytest.TempPathFactory) -> GraphWheels:
+    return build_graph_wheels(tmp_path_factory.mktemp("graph-wheels"))
+
+
+@pytest.fixture(scope="module")
+def graph(lock_wheels: Wheelhouse, graph_wheels: GraphWheels) -> Iterator[LocalIndex]:
+    from tests.conftest_lock import _require_real_torch
+
+    _require_real_torch()
+    with LocalIndex() as index:
+        yield serve_graph(index, lock_wheels, graph_wheels)
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Job, list[str]]]:
+    """(thread name, job, command line) of every uv run of the test."""
+    from pinner.resolve.uv import UvResolver
+
+    seen: list[tuple[str, Job, list[str]]] = []
+    real = UvResolver._run
+
+    def recording(self: UvResolver, job: Job, cmd: list[str]) -> None:
+        seen.append((threading.current_thread().name, job, cmd))
+        real(self, job, cmd)
+
+    monkeypatch.setattr(UvResolver, "_run", recording)
+    return seen
+
+
+def test_the_probe_starts_with_the_resolution_and_the_comparison_runs_when_needed(
+    tmp_path: Path,
+    graph: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+    runs: list[tuple[str, Job, list[str]]],
+) -> None:
+    # the default index has torch 2.99.0, above the lock's 2.13.0+cpu: not settled
+    project = make_project(
+        tmp_path / "proj", graph, monkeypatch, matrix=GRAPH_MATRIX, requirements="demo-app\n"
+    )
+
+    result = cli("lock")
+
+    assert result.code == 0, result.err
+    probes = [r for r in runs if r[1].no_deps]
+    assert len(probes) == 1
+    assert probes[0][0].startswith("pinner-ahead")
+    assert probes[0][1].requirements == ("demo-app", "torch")
+    comparisons = [r for r in runs if not r[1].files_pass and not r[1].no_deps]
+    assert len(comparisons) == 1
+    # torch 2.99.0 is above every fitting build: the comparison run started on the probe's answer
+    assert comparisons[0][0].startswith("pinner-ahead")
+    notes = project.lock_doc()["targets"]["cpu"]["findings"]
+    assert any("torch 2.99.0" in n["message"] for n in notes), notes  # what it found
+
+
+@pytest.fixture(scope="module")
+def plain(lock_wheels: Wheelhouse) -> Iterator[LocalIndex]:
+    """The standard indexes without the decoys: the default index's newest torch is 2.13.0."""
+    from tests.conftest_lock import _require_real_torch
+    from tests.support.projects import serve
+
+    _require_real_torch()
+    with LocalIndex() as index:
+        yield serve(index, lock_wheels, decoys=False)
+
+
+def test_no_comparison_run_when_nothing_can_be_held_back(
+    tmp_path: Path,
+    plain: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+    runs: list[tuple[str, Job, list[str]]],
+) -> None:
+    import pinner.resolve.choose
+
+    project = make_project(
+        tmp_path / "proj", plain, monkeypatch, matrix=GRAPH_MATRIX, requirements="demo-app\n"
+    )
+    assert cli("lock").code == 0
+    skipped = project.read("pinner.lock")
+    assert [r for r in runs if r[1].no_deps]  # the probe ran
+    assert not [r for r in runs if not r[1].files_pass and not r[1].no_deps]
+
+    monkeypatch.setattr(pinner.resolve.choose, "settled", lambda *_: False)
+    (project.root / "pinner.lock").unlink()
+    assert cli("lock").code == 0
+
+    assert [r for r in runs if not r[1].files_pass and not r[1].no_deps]  # made this time
+    assert project.read("pinner.lock") == skipped  # and it told nothing more
+
+
+def test_the_files_pass_reads_uvs_cache_first(
+    tmp_path: Path,
+    graph: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+    runs: list[tuple[str, Job, list[str]]],
+) -> None:
+    from pinner.resolve.uv import UvResolver
+
+    recording = UvResolver._run
+
+    def cache_hit(self: UvResolver, job: Job, cmd: list[str]) -> None:
+        # the test indexes forbid caching (no-store): the offline files pass is run online
+        # here, standing for a cache that holds what the resolution just read
+        online = [c for c in cmd if c != "--offline"] if "--no-deps" in cmd else cmd
+        recording(self, replace(job, offline=False), online)
+        runs[-1] = (runs[-1][0], runs[-1][1], cmd)
+
+    monkeypatch.setattr(UvResolver, "_run", cache_hit)
+    project = make_project(
+        tmp_path / "proj", graph, monkeypatch, matrix=CPU_MATRIX, requirements="glibcish\n"
+    )
+
+    assert cli("lock").code == 0
+
+    resolutions = [cmd for _, _, cmd in runs if "--no-deps" not in cmd]
+    files_passes = [cmd for _, _, cmd in runs if "--no-deps" in cmd]
+    assert len(files_passes) == len(resolutions)  # one each: none went to the network again
+    assert all("--offline" in cmd for cmd in files_passes)
+    names = {f["name"] for f in project.packages()["glibcish"]["files"]}
+    assert any("manylinux_2_34" in n for n in names), names  # a file only the files pass lists
+
+
+def test_the_files_pass_goes_to_the_network_when_the_cache_lacks_something(
+    tmp_path: Path,
+    graph: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+    runs: list[tuple[str, Job, list[str]]],
+) -> None:
+    # the test indexes answer `Cache-Control: no-store`: uv's cache never holds their pages
+    project = make_project(
+        tmp_path / "proj", graph, monkeypatch, matrix=CPU_MATRIX, requirements="glibcish\n"
+    )
+
+    assert cli("lock").code == 0
+
+    files_passes = [cmd for _, _, cmd in runs if "--no-deps" in cmd]
+    assert ["--offline" in cmd for cmd in files_passes[:2]] == [True, False]
+    names = {f["name"] for f in project.packages()["glibcish"]["files"]}
+    assert any("manylinux_2_34" in n for n in names), names
+
+
+# --- the knowledge, kept as JSON by its digest --------------------------------------------------
+
+
+@pytest.fixture
+def knowledge_fresh() -> Iterator[None]:
+    from pinner.knowledge import load_knowledge
+
+    load_knowledge.cache_clear()
+    yield
+    load_knowledge.cache_clear()
+
+
+@pytest.mark.usefixtures("knowledge_fresh")
+def test_the_knowledge_is_read_back_from_its_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pinner import knowledge
+
+    first = knowledge.load_knowledge()
+    knowledge.load_knowledge.cache_clear()
+
+    def no_parse(name: str, raw: bytes) -> dict[str, Any]:
+        raise AssertionError(name, len(raw))
+
+    monkeypatch.setattr(knowledge, "_parse", no_parse)
+    again = knowledge.load_knowledge()
+
+    assert again == first
+    assert again.digest == knowledge.digest()
+
+
+@pytest.mark.usefixtures("knowledge_fresh")
+def test_changed_knowledge_is_parsed_and_checked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pinner import knowledge
+
+    knowledge.load_knowledge()  # the shipped data, cached
+    knowledge.load_knowledge.cache_clear()
+    copy = tmp_path / "knowledge"
+    shutil.copytree(knowledge.HERE, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    text = (copy / "cuda.toml").read_text(encoding="utf-8")
+    (copy / "cuda.toml").write_text(text.replace("source =", "sauce =", 1), encoding="utf-8")
+    monkeypatch.setattr(knowledge, "HERE", copy)
+
+    with pytest.raises(knowledge.KnowledgeError, match=r"cuda\.toml"):
+        knowledge.load_knowledge()
+
+
+@pytest.mark.usefixtures("knowledge_fresh")
+def test_a_cache_that_is_not_the_knowledges_is_ignored() -> None:
+    from pinner import knowledge
+
+    first = knowledge.load_knowledge()
+    knowledge.load_knowledge.cache_clear()
+    knowledge._cache_file(first.digest).write_text('{"digest": "sha256:0", "docs": {}}')
+
+    assert knowledge.load_knowledge() == first
+
+
+# --- commands that skip work: a no-op generate, typer's parsing ---------------------------------
+
+
+@pytest.fixture
+def generated(project: Project, cli: Callable[..., Run]) -> Project:
+    result = cli("generate")
+    assert result.code == 0, result.err
+    return project
+
+
+def test_generate_with_nothing_to_do_neither_locks_nor_renders(
+    generated: Project, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pinner import pipeline, render
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        msg = f"no work expected: {args} {kwargs}"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(pipeline, "lock_targets", refuse)
+    monkeypatch.setattr(render, "render_target", refuse)
+
+    result = cli("generate")
+
+    assert (result.code, result.out) == (0, "generated pinned/: 0 files written (all up to date)\n")
+    for args in (["--installer", "uv"], ["--out", "elsewhere"]):  # files to write: real work
+        with pytest.raises(AssertionError, match="no work expected"):
+            cli("generate", *args)
+    (generated.root / "pinned" / "cpu" / "constraints.txt").write_text("edited\n")
+    with pytest.raises(AssertionError, match="no work expected"):
+        cli("generate")
+
+
+@pytest.mark.usefixtures("generated")
+def test_common_command_lines_skip_typers_parsing(
+    cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pinner.commands
+
+    typed = {
+        args: cli(*args)
+        for args in [("explain", "--target", "cpu", "--json"), ("generate", "--matrix=pinner.toml")]
+    }
+
+    def no_typer(*args: object, **kwargs: object) -> None:
+        msg = f"typer: {args} {kwargs}"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(pinner.commands, "app", no_typer)
+    for args, before in typed.items():
+        assert cli(*args) == before
+    assert cli("explain", "-t", "cpu").code == 0
+    assert cli("lock", "-t", "cpu", "-m", "pinner.toml").code == 0
+    for odd in (["lock", "--upgrade"], ["explain"], ["generate", "--out"], ["lock", "-h"]):
+        with pytest.raises(AssertionError, match="typer"):
+            cli(*odd)
+
+
+@pytest.mark.usefixtures("project")
+def test_an_unknown_option_is_answered_by_typer(cli: Callable[..., Run]) -> None:
+    result = cli("lock", "--nonsense")
+
+    assert result.code == 2
+    assert "No such option: --nonsense" in result.err
+
+
+def test_job_key_ignores_the_target_so_comparison_runs_are_shared() -> None:
+    from pinner.resolve.uv import job_key
+
+    assert job_key(make_job(target="a")) == job_key(make_job(target="b"))
+    assert job_key(make_job()) != job_key(replace(make_job(), python="3.12"))
+
+
+class Newest:
+    """A uv-like resolver whose probe answers fixed versions."""
+
+    def __init__(self, versions: dict[str, str], name: str = "uv") -> None:
+        self.versions = versions
+        self.name = name
+
+    def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
+        assert job.no_deps
+        return tuple(
+            ResolvedPin(name=n, version=v, files=(), source="default")
+            for n, v in self.versions.items()
+        )
+
+
+def locked_at(versions: dict[str, str], torch: str) -> Any:
+    """What `settled` reads of a lock entry: its packages and its plan's torch version."""
+    from types import SimpleNamespace
+
+    pins = [SimpleNamespace(name=n, version=v) for n, v in versions.items()]
+    return SimpleNamespace(pins=pins, plan=SimpleNamespace(torch=SimpleNamespace(version=torch)))
+
+
+@pytest.mark.parametrize(
+    ("newest", "engine", "expected"),
+    [
+        ({"demo-app": "1.0", "other-app": "2.0", "torch": "2.13.0"}, "uv", True),
+        ({"demo-app": "1.1", "other-app": "2.0", "torch": "2.13.0"}, "uv", False),  # held back?
+        ({"demo-app": "1.0", "other-app": "2.0", "torch": "2.99.0"}, "uv", False),  # torch?
+        ({"demo-app": "1.0", "torch": "2.13.0"}, "uv", False),  # a name the probe left out
+        ({"demo-app": "1.0", "other-app": "2.0", "torch": "2.13.0"}, "pip-tools", False),
+    ],
+)
+def test_settled_only_when_the_lock_is_at_every_newest_release(
+    newest: dict[str, str], engine: str, expected: bool
+) -> None:
+    from pinner.resolve.shared import probe_job, settled
+
+    free = make_job(requirements=("demo-app", "other-app>=1", "pinned==1.0", "torch>=2"))
+    probe = probe_job(free)
+    locked = locked_at({"demo-app": "1.0", "other-app": "2.0", "pinned": "1.0"}, "2.13.0")
+
+    assert probe is not None
+    assert probe.requirements == ("demo-app", "other-app>=1", "torch")  # no exact pins
+    assert settled(Newest(newest, engine), locked, free) is expected
