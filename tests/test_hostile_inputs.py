@@ -262,6 +262,7 @@ def test_a_requirements_file_beside_the_project_does_not_tie_the_lock_to_its_pat
 
     repo = tmp_path / "repo"
     (repo / "app").mkdir(parents=True)
+    (repo / ".git").mkdir()  # the repository: ../extra.in is inside it
     (repo / "app" / "pinner.toml").write_text(
         '[defaults]\nrequirements = ["requirements.in", "../extra.in"]\n'
         '[targets.a100]\ngpu = "A100"\n',
