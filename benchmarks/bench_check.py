@@ -32,10 +32,10 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 def project(root: Path, count: int) -> Path:
     """A project of `count` targets like the example's a100, locked (offline) and generated."""
-    from pinner.fingerprint import input_digests, knowledge_digest
-    from pinner.knowledge import load_knowledge
-    from pinner.lock import dump_lock, new_lock, read_lock
-    from pinner.matrix import load_matrix
+    from pinner.knowledge.knowledge import load_knowledge
+    from pinner.load.matrix import load_matrix
+    from pinner.lock.fingerprint import input_digests, knowledge_digest
+    from pinner.lock.lockfile import dump_lock, new_lock, read_lock
 
     root.mkdir(parents=True)
     shutil.copy(EXAMPLE / "requirements.in", root / "requirements.in")

@@ -10,66 +10,18 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pinner.errors import ConfigError, PinnerError, StaleError
+from pinner.errors import ConfigError, PinnerError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-def run_check(matrix: Path | None, out: Path | None, *, diff: bool, as_json: bool = False) -> None:
-    from pinner.check import never_generated, stale
-    from pinner.matrix import read_matrix
-
-    raw = read_matrix(matrix)
-    _say_matrix(raw["found"])
-    problems = stale(raw, out)
-    if as_json:
-        _check_json(raw, out, problems)
-        return
-    if not problems:
-        print(f"pinner check: {len(raw['targets'])} targets fresh")
-        for name in never_generated(raw, out):
-            print(f"note: target {name} has no generated files (pinner generate --target {name})")
-        return
-    lines = [f"{path}: {what}\n  refresh: {cmd}" for path, what, cmd in problems]
-    if diff:  # the diffs on stdout (for a pager or a patch), the verdict on stderr
-        from pinner import pipeline
-
-        print("".join(pipeline.stale_diffs(pipeline.load(matrix), out, problems)), end="")
-    raise StaleError("\n".join(["stale:", *lines]))
-
-
-def _say_matrix(found: str) -> None:
-    """-v: which matrix the command read, and why that one (discovery walks up)."""
-    from pinner.console import detail
-
-    detail(f"pinner: matrix: {found}")
-
-
-def _check_json(raw: dict[str, Any], out: Path | None, problems: list[Any]) -> None:
-    """`check --json` (docs/json.md): the document on stdout, then exit 1 when anything is stale."""
-    from pinner.check import never_generated
-    from pinner.console import dump_json
-
-    doc = {
-        "fresh": not problems,
-        "targets": [t["name"] for t in raw["targets"]],
-        "problems": [
-            {"path": str(p[0]), "problem": str(p[1]), "refresh": str(p[2])} for p in problems
-        ],
-        "not_generated": [] if problems else never_generated(raw, out),
-    }
-    print(dump_json(doc), end="")
-    if problems:
-        n = len(problems)
-        msg = f"stale: {n} problem{'s' if n != 1 else ''} (listed in the JSON on stdout)"
-        raise StaleError(msg)
-
-
 def _fast_check(args: list[str]) -> bool:
     """Run `check` without typer when its arguments are simple; False to fall back to typer."""
+    from pinner.commands.check import run_check
+
     matrix = out = None
     diff = as_json = False
     it = iter(args)
@@ -132,7 +84,7 @@ def _fast_command(args: list[str]) -> bool:
         if not value or value.startswith("-"):
             return False
         got.setdefault(key, []).append(value)
-    from pinner import commands
+    from pinner.commands import app as commands
 
     targets = got.get("--target", [])
     matrix = Path(got["--matrix"][-1]) if "--matrix" in got else None
@@ -158,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if not completing and _fast_command(args):
             return 0
-        from pinner.commands import app
+        from pinner.commands.app import app
 
         app(args=args, prog_name="pinner")
     except PinnerError as e:
@@ -198,4 +150,4 @@ def _fault(e: BaseException) -> str:
     return f"{type(e).__name__}: {comment(str(e))}"
 
 
-__all__ = ["ConfigError", "main", "run_check"]
+__all__ = ["ConfigError", "main"]

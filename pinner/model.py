@@ -193,7 +193,7 @@ class Pin:
     via: tuple[str, ...]  # what required it: "-r requirements.in", "torch", "pinner plan"
     files: tuple[File, ...] = ()
     url: str = ""  # source "url": the URL the user wrote (or an extension wheel's); "local": path
-    digest: str = ""  # integrity digest of this entry (see pinner.lock.pin_digest)
+    digest: str = ""  # integrity digest of this entry (see pinner.lock.lockfile.pin_digest)
 
     @property
     def hashes(self) -> tuple[str, ...]:

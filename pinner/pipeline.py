@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from pinner.errors import PlanError
-from pinner.matrix import load_matrix, select_targets
+from pinner.load.matrix import load_matrix, select_targets
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from pinner.diff import Changes
-    from pinner.doctor import Diagnosis
-    from pinner.knowledge import Knowledge
+    from pinner.commands.doctor import Diagnosis
+    from pinner.knowledge.knowledge import Knowledge
+    from pinner.lock.diff import Changes
     from pinner.model import (
         Artifact,
         Finding,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         TargetLock,
     )
     from pinner.progress import Progress
-    from pinner.resolve import Job, ResolvedPin, Resolver
+    from pinner.resolve.job import Job, ResolvedPin, Resolver
 
 
 def load(matrix_path: Path | None, cwd: Path | None = None) -> Matrix:
@@ -36,7 +36,7 @@ def load(matrix_path: Path | None, cwd: Path | None = None) -> Matrix:
 
 
 def requirements_of(matrix: Matrix, target: Target) -> Requirements:
-    from pinner.requirements import read_requirements
+    from pinner.load.requirements import read_requirements
 
     return read_requirements(
         tuple(matrix.root / r for r in target.requirements),
@@ -48,8 +48,8 @@ def requirements_of(matrix: Matrix, target: Target) -> Requirements:
 
 def plan_all(matrix: Matrix, names: Sequence[str]) -> list[tuple[Target, PlanResult]]:
     """Plan every selected target; never raises for an impossible target (see `require_plans`)."""
-    from pinner.knowledge import load_knowledge
-    from pinner.plan import plan_target
+    from pinner.knowledge.knowledge import load_knowledge
+    from pinner.plan.plan import plan_target
 
     kb = load_knowledge()
     return [
@@ -65,10 +65,10 @@ def with_resolution(
     chose within the fitting segments, the resolution step and the held-back notes (`explain`)."""
     import dataclasses
 
-    from pinner import knowledge
     from pinner.errors import ConfigError
-    from pinner.fingerprint import target_inputs
-    from pinner.lock import read_lock
+    from pinner.knowledge import knowledge
+    from pinner.lock.fingerprint import target_inputs
+    from pinner.lock.lockfile import read_lock
 
     if not matrix.lock.is_file():
         return results
@@ -132,7 +132,7 @@ def _locked(run: Callable[Concatenate[Matrix, P], R]) -> Callable[Concatenate[Ma
 
     @functools.wraps(run)
     def holding(matrix: Matrix, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        from pinner.output import project_lock
+        from pinner.render.output import project_lock
 
         with project_lock(matrix.root, cache_dir()):
             return run(matrix, *args, **kwargs)
@@ -180,9 +180,10 @@ def lock_targets(
     """
     import dataclasses
 
-    from pinner import knowledge, lock
-    from pinner.fingerprint import input_digests
-    from pinner.resolve import get_resolver
+    from pinner.knowledge import knowledge
+    from pinner.lock import lockfile as lock
+    from pinner.lock.fingerprint import input_digests
+    from pinner.resolve.engines import get_resolver
     from pinner.resolve.environment import ignored
 
     selected = select_targets(matrix, tuple(names))
@@ -245,7 +246,7 @@ def lock_targets(
         lockfile,
         generated=tuple((n, o) for n, o in (old.generated if old else ()) if n in locked),
     )
-    from pinner.output import sweep_staged, write_text_atomic
+    from pinner.render.output import sweep_staged, write_text_atomic
 
     if not dry_run:
         sweep_staged([matrix.lock])  # what a killed run left; no other run writes while we hold it
@@ -276,7 +277,7 @@ def checked_settings() -> str:
     the default index's mirror for this run."""
     import os
 
-    from pinner.matrix import TORCH_INDEX_ENV
+    from pinner.load.matrix import TORCH_INDEX_ENV
     from pinner.resolve.environment import checked_url, mirror
 
     default_mirror = mirror()
@@ -308,12 +309,12 @@ def _finish_plans(
 
 def finish_plan(plan: Plan, previous: Plan | None, *, upgrade: bool, offline: bool) -> Plan:
     """One plan with its extension wheels' hashes and, with pin-images, its image digests."""
-    from pinner.extension_hashes import hash_extension_wheels
+    from pinner.lock.extension_hashes import hash_extension_wheels
 
     plan = hash_extension_wheels(plan, offline=offline, cache=cache_dir(), previous=previous)
     if plan.target.pin_images:
-        from pinner.knowledge import load_knowledge
-        from pinner.registry import pin_images
+        from pinner.knowledge.knowledge import load_knowledge
+        from pinner.lock.registry import pin_images
 
         uv_image = load_knowledge().docs["packages"]["uv"]["image"]
         plan = pin_images(
@@ -332,7 +333,7 @@ def torch_mirror(plan: Plan) -> str:
     files name the committed index."""
     import os
 
-    from pinner.matrix import TORCH_INDEX_ENV
+    from pinner.load.matrix import TORCH_INDEX_ENV
     from pinner.resolve.environment import checked_url
 
     template = os.environ.get(TORCH_INDEX_ENV, "").strip()
@@ -371,7 +372,7 @@ def _read_old_lock(path: Path, *, upgrade: bool = False) -> LockFile | None:
     """The lock as it is. A lock that cannot be read is an error naming the line (a silent
     re-resolve would move versions), unless `--upgrade` starts over anyway."""
     from pinner.errors import ConfigError
-    from pinner.lock import read_lock
+    from pinner.lock.lockfile import read_lock
 
     if not path.is_file():
         return None
@@ -421,8 +422,9 @@ def make_work(
     import dataclasses
     import functools
 
-    from pinner.plan import segment_spec
-    from pinner.resolve import build_job, canonical
+    from pinner.plan.plan import segment_spec
+    from pinner.resolve.job import canonical
+    from pinner.resolve.resolve import build_job
 
     assert result.plan is not None
 
@@ -469,7 +471,7 @@ def make_work(
 def pulled_extensions(kb: Knowledge, locked: TargetLock) -> list[Pin]:
     """Compiled extensions the graph pulled in (through an extra, or another package) that the
     plan does not know yet: they belong in the extension layer, built after torch."""
-    from pinner.extensions import is_extension
+    from pinner.plan.extensions import is_extension
 
     planned = {e.name for e in locked.plan.extensions}
     return [p for p in locked.pins if p.name not in planned and is_extension(kb, p.name)]
@@ -480,7 +482,7 @@ def _with_pulled(work: Work, pulled: list[Pin]) -> Work:
     from dataclasses import replace
 
     from pinner.model import Requirement
-    from pinner.plan import plan_target
+    from pinner.plan.plan import plan_target
 
     def parent(pin: Pin) -> str:
         named = [v for v in pin.via if not v.startswith("-r ") and v != "pinner plan"]
@@ -525,7 +527,7 @@ def _replanner(
     target: Target, kb: Knowledge, reqs: Requirements, finish: Callable[[Plan], Plan]
 ) -> Callable[[str], Plan]:
     """The plan finished from the torch build the resolver chose."""
-    from pinner.plan import plan_target
+    from pinner.plan.plan import plan_target
 
     def replan(pin: str) -> Plan:
         result = plan_target(target, kb, reqs, torch=pin)
@@ -577,7 +579,7 @@ def _resolve_parallel(
     from concurrent.futures import ThreadPoolExecutor
 
     from pinner.errors import PinnerError
-    from pinner.knowledge import load_knowledge
+    from pinner.knowledge.knowledge import load_knowledge
     from pinner.resolve.choose import choose
     from pinner.resolve.shared import Shared
     from pinner.resolve.uv import job_key
@@ -671,7 +673,7 @@ def _comparison_needed(work: Work, newest: tuple[ResolvedPin, ...]) -> Job | Non
 def _rebind(locked: TargetLock, plan: Plan, inputs: str) -> TargetLock:
     from dataclasses import replace
 
-    from pinner.lint import lint_lock
+    from pinner.knowledge.lint import lint_lock
 
     if plan is not locked.plan:  # another target of the group: the resolution's own steps too
         plan = replace(plan, steps=plan.steps + locked.plan.steps[len(plan.steps) :])
@@ -683,15 +685,15 @@ def _rebind(locked: TargetLock, plan: Plan, inputs: str) -> TargetLock:
 
 
 def check(matrix: Matrix, out: Path | None = None) -> list[tuple[str, str, str]]:
-    """Every stale thing as (path, problem, refresh command); see `pinner.check`."""
-    from pinner.check import stale
+    """Every stale thing as (path, problem, refresh command); see `pinner.render.check`."""
+    from pinner.render.check import stale
 
     return stale(_raw(matrix), out)
 
 
 def check_lock(matrix: Matrix, names: list[str]) -> list[tuple[str, str, str]]:
-    """What is stale in the lock itself for the named targets; see `pinner.check.lock_problems`."""
-    from pinner.check import lock_problems
+    """What is stale in the lock itself for the named targets; see `pinner.render.check.lock_problems`."""
+    from pinner.render.check import lock_problems
 
     return lock_problems(_raw(matrix), names)
 
@@ -720,7 +722,7 @@ def source_name(matrix: Matrix) -> str:
 
 
 def _shown(path: Path, root: Path) -> str:
-    from pinner.check import shown
+    from pinner.render.check import shown
 
     return shown(path, root)
 
@@ -740,7 +742,7 @@ def _folder(out_name: str, target: str) -> str:
 
 
 def _relative(path: Path, root: Path) -> str:
-    from pinner.fingerprint import relative
+    from pinner.lock.fingerprint import relative
 
     return relative(path, root)
 
@@ -785,8 +787,8 @@ def generate(
     targets' inputs or integrity. `frozen` (uv's --frozen): no resolving, no staleness check.
     `lock_text`: render from this lock text (update's new lock), not from the file."""
     from pinner.errors import ConfigError
-    from pinner.lock import read_lock, with_renders
-    from pinner.render import INSTALLERS
+    from pinner.lock.lockfile import read_lock, with_renders
+    from pinner.render.render import INSTALLERS
 
     if not (frozen or locked or dry_run or lock_text is not None):
         checked_settings()  # a bad mirror setting is refused even with nothing to do
@@ -833,12 +835,12 @@ def generate(
     info.findings += [f for t in selected for f in by_name[t.name].findings]
     root = out or matrix.out
     if dry_run:
-        from pinner.output import unchanged
+        from pinner.render.output import unchanged
 
         info.lock_changed = bool(text) and not unchanged(matrix.lock, text or "")
         written = [root / a.path for a in artifacts if not unchanged(root / a.path, a.text)]
     else:
-        from pinner.output import write_artifacts
+        from pinner.render.output import write_artifacts
 
         written = write_artifacts(artifacts, root)
         if text:  # the lock last: a crash before this leaves the old lock, and check says so
@@ -866,8 +868,8 @@ def _render(
 ) -> list[Artifact]:
     """Every file of the selected targets, rendered from the lock (a target it lacks is named)."""
     from pinner.errors import ConfigError
-    from pinner.fingerprint import lock_sections, regenerate_command
-    from pinner.render import render_target
+    from pinner.lock.fingerprint import lock_sections, regenerate_command
+    from pinner.render.render import render_target
 
     sections = lock_sections(text) if lockfile and text else {}
     by_name = {t.plan.target.name: t for t in lockfile.targets} if lockfile else {}
@@ -950,9 +952,9 @@ def _up_to_date(matrix: Matrix, names: list[str], out: Path | None, installer: s
     """Whether `generate` has nothing to do: `check` finds nothing stale, and every selected
     target has its files, rendered for `installer`, in a folder the lock records (as `check`
     does, without planning, resolving or rendering anything)."""
-    from pinner.check import read_head
-    from pinner.fingerprint import read_seal
-    from pinner.output import ARTIFACTS
+    from pinner.lock.fingerprint import read_seal
+    from pinner.render.check import read_head
+    from pinner.render.output import ARTIFACTS
 
     folder = out or matrix.out
     out_name = _relative(folder, matrix.root)
@@ -980,9 +982,9 @@ def _write_lock_last(
     each target's out folder noted in its `[generated]` table, so `check` fails when that folder
     goes missing and `update` regenerates into it. Only out folders inside the project are
     noted."""
-    from pinner.check import generated_problem
-    from pinner.lock import with_generated
-    from pinner.output import write_text_atomic
+    from pinner.lock.lockfile import with_generated
+    from pinner.render.check import generated_problem
+    from pinner.render.output import write_text_atomic
 
     generated = dict(before)
     if not generated_problem(out_name):  # a folder inside the project, one line
@@ -1004,11 +1006,11 @@ def stale_diffs(
     import re
     from pathlib import PurePosixPath
 
-    from pinner.check import out_folder, read_head
-    from pinner.fingerprint import lock_sections, regenerate_command
-    from pinner.lock import read_lock
-    from pinner.output import diff_artifacts
-    from pinner.render import render_target
+    from pinner.lock.fingerprint import lock_sections, regenerate_command
+    from pinner.lock.lockfile import read_lock
+    from pinner.render.check import out_folder, read_head
+    from pinner.render.output import diff_artifacts
+    from pinner.render.render import render_target
 
     wanted = {
         m.group(1)
@@ -1051,7 +1053,7 @@ def stale_diffs(
 
 def installer_of(out: Path, name: str) -> str:
     """The installer a target's generated files were rendered for (their header says), else pip."""
-    from pinner.fingerprint import unseal
+    from pinner.lock.fingerprint import unseal
 
     sample = out / name / "constraints.txt"
     if not sample.is_file():
@@ -1075,7 +1077,7 @@ def update(
     only those packages move), rewrite the lock, re-render the targets that have a generated
     folder (with the installer they were rendered for), and return what moved and the files
     written (with `dry_run`, what would move and be written: nothing is)."""
-    from pinner.diff import diff_locks
+    from pinner.lock.diff import diff_locks
 
     info = info if info is not None else RunInfo()
     selected = [t.name for t in select_targets(matrix, tuple(names))]
@@ -1114,7 +1116,7 @@ def update(
         # rendering failed before every file was written: the old lock goes back, so the lock
         # never claims files that are not there (each rendered file is old or new)
         if before is not None and not written and not dry_run:
-            from pinner.output import write_text_atomic
+            from pinner.render.output import write_text_atomic
 
             write_text_atomic(matrix.lock, before.decode("utf-8"))
         raise
@@ -1134,10 +1136,10 @@ def doctor(matrix_path: Path | None, smi: Sequence[str] | None = None) -> Diagno
     """This host's GPUs (nvidia-smi) judged against the presets and the project's matrix."""
     import dataclasses
 
-    from pinner.doctor import diagnose, older, read_smi, smi_command
-    from pinner.knowledge import load_knowledge
-    from pinner.matrix import find_matrix, preset_path
-    from pinner.plan import plan_target
+    from pinner.commands.doctor import diagnose, older, read_smi, smi_command
+    from pinner.knowledge.knowledge import load_knowledge
+    from pinner.load.matrix import find_matrix, preset_path
+    from pinner.plan.plan import plan_target
 
     kb = load_knowledge()
     command = smi_command(smi)

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pinner.knowledge import Knowledge, load_knowledge
-from pinner.matrix import DEFAULT_TORCH_INDEX
+from pinner.knowledge.knowledge import Knowledge, load_knowledge
+from pinner.load.matrix import DEFAULT_TORCH_INDEX
+from pinner.load.requirements import read_requirements
 from pinner.model import PlanResult, Requirements, Target
-from pinner.plan import plan_target
-from pinner.requirements import read_requirements
+from pinner.plan.plan import plan_target
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pinner.model import File
-from pinner.resolve import ResolvedPin
 from pinner.resolve.bound import answer_findings
+from pinner.resolve.job import ResolvedPin
 from tests.support.projects import make_project
 from tests.support.wheels import build_wheel
 

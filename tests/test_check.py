@@ -247,8 +247,8 @@ def test_check_refuses_a_lock_of_an_unknown_format(
 
 
 def test_check_reads_the_lock_format_pinner_writes() -> None:
-    from pinner.check import LOCK_FORMATS
-    from pinner.lock import FORMAT
+    from pinner.lock.lockfile import FORMAT
+    from pinner.render.check import LOCK_FORMATS
 
     assert FORMAT in LOCK_FORMATS
 
@@ -454,7 +454,7 @@ def test_check_imports_no_typer_jinja2_packaging_filelock_or_engine(generated: P
         for line in proc.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }
-    assert "pinner.check" in imported  # the measurement works
+    assert "pinner.render.check" in imported  # the measurement works
     heavy = {
         "typer",
         "click",
@@ -463,7 +463,7 @@ def test_check_imports_no_typer_jinja2_packaging_filelock_or_engine(generated: P
         "tomlkit",
         "rich",
         "pinner.resolve",
-        "pinner.render",
+        "pinner.render.render",
         "filelock",  # generate's write lock: never on the check path
     }
     assert not {m for m in imported if m.split(".")[0] in heavy or m in heavy}
@@ -506,7 +506,7 @@ def test_check_names_each_changed_input(generated: Project, cli: Callable[..., R
 def test_check_names_a_knowledge_or_pinner_change_with_dates_and_versions(
     generated: Project, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pinner import fingerprint
+    from pinner.lock import fingerprint
 
     knowledge = generated.root.parent / "knowledge"
     shutil.copytree(fingerprint.KNOWLEDGE, knowledge)
@@ -630,7 +630,7 @@ def test_discovery_stops_at_the_repository_root_or_home(
     result = cli("check")
 
     assert problems(result) == [("pinner.lock: missing", "pinner lock")]  # the presets
-    from pinner.matrix import read_matrix
+    from pinner.load.matrix import read_matrix
 
     assert read_matrix()["found"] == (
         f"the built-in presets (no pinner.toml or [tool.pinner] from {inner / 'src'} up to {inner})"
@@ -646,7 +646,7 @@ def test_check_can_say_which_matrix_it_used(
 ) -> None:
     """What `-v` prints (the flag itself is parsed with the other global flags)."""
     from pinner import console
-    from pinner.cli import run_check
+    from pinner.commands.check import run_check
 
     monkeypatch.chdir(generated.root / "pinned" / "cpu")
     monkeypatch.setattr(console.settings, "verbosity", 1)

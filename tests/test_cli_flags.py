@@ -19,9 +19,9 @@ import pytest
 
 from pinner.cli import main
 from pinner.errors import ResolveError
-from pinner.lock import read_lock
+from pinner.lock.lockfile import read_lock
 from pinner.model import File
-from pinner.resolve import Job, ResolvedPin
+from pinner.resolve.job import Job, ResolvedPin
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -83,7 +83,9 @@ def pin(name: str, version: str, via: str = "-r requirements.in", source: str = 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A one-target project whose index has six 1.15.0 and packaging 23.0; `publish` adds more."""
-    monkeypatch.setattr("pinner.resolve.get_resolver", lambda _name, cache: FakeResolver(cache))
+    monkeypatch.setattr(
+        "pinner.resolve.engines.get_resolver", lambda _name, cache: FakeResolver(cache)
+    )
     monkeypatch.setattr(FakeResolver, "runs", [])
     monkeypatch.setattr(FakeResolver, "failing", set())
     monkeypatch.setattr(FakeResolver, "index", {"six": ("1.15.0",), "packaging": ("23.0",)})

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pinner.diff import (
+from pinner.lock.diff import (
     NO_CHANGES,
     diff_locks,
     held_back,
@@ -28,12 +28,12 @@ from pinner.model import (
     Target,
     TargetLock,
 )
-from pinner.plan import plan_target
+from pinner.plan.plan import plan_target
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from pinner.knowledge import Knowledge
+    from pinner.knowledge.knowledge import Knowledge
 
 
 def pin(name: str, version: str, layer: str = "main", hashes: tuple[str, ...] = ()) -> Pin:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
-from pinner.render import install_steps
+from pinner.render.render import install_steps
 from tests.support.recipes import (
     LOCKS,
     REPO,
@@ -147,7 +147,7 @@ def test_plan_environment_is_set_in_both():
     """A plan's environment (here BNB_CUDA_VERSION) is an ENV in the Dockerfile and an export in
     install.sh."""
 
-    from pinner.render import render_target
+    from pinner.render.render import render_target
 
     tl = target_lock(LOCKS / "cu128" / "pinner.lock", "cu128")
     tl = dataclasses.replace(

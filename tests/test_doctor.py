@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pinner.cli import main
-from pinner.doctor import NOT_FOUND, parse_smi
+from pinner.commands.doctor import NOT_FOUND, parse_smi
 
 if TYPE_CHECKING:
     from collections.abc import Callable

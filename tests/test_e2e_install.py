@@ -259,7 +259,7 @@ def test_flash_attn_wheel_layer_installs_the_url_under_the_constraints(venv_temp
     and leaves torch alone."""
     from uv import find_uv_bin
 
-    from pinner.render import install_steps
+    from pinner.render.render import install_steps
 
     lock = LOCKS / "extensions" / "pinner.lock"
     tl = target_lock(lock, "flash-attn-a100")

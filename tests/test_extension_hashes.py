@@ -68,7 +68,9 @@ def mirror(wheel: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer]
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr("pinner.resolve.get_resolver", lambda _name, cache: EchoResolver(cache))
+    monkeypatch.setattr(
+        "pinner.resolve.engines.get_resolver", lambda _name, cache: EchoResolver(cache)
+    )
     root = copy_project("extensions", tmp_path / "project")
     (root / "pinner.lock").unlink()  # lock from scratch
     matrix = (root / "pinner.toml").read_text()

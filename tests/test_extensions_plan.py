@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pinner.wheels import expand_flash_attn_wheels
+from pinner.plan.wheels import expand_flash_attn_wheels
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pinner.cli import main
-from pinner.fingerprint import unseal
-from pinner.output import ARTIFACTS, packaged_templates
+from pinner.lock.fingerprint import unseal
+from pinner.render.output import ARTIFACTS, packaged_templates
 from tests.support.index import LocalIndex
 from tests.support.recipes import (
     build_wheelhouse,

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from pinner.knowledge import Knowledge
+    from pinner.knowledge.knowledge import Knowledge
     from pinner.model import PlanResult, Requirements
     from tests.support.projects import Run, Wheelhouse
 
@@ -143,8 +143,8 @@ def test_segment_job_routes_torch_and_companions_by_name(
 ) -> None:
     """A segment of several builds reaches uv as a range; its sources name the packages (uv
     refuses a `"torch>=2.12.0,<=2.14.1"` key)."""
-    from pinner.plan import segment_spec
-    from pinner.resolve import build_job
+    from pinner.plan.plan import segment_spec
+    from pinner.resolve.resolve import build_job
     from pinner.resolve.uv import pyproject
 
     result = plan_for("cpu", "torchvision", torch=">=2.12")

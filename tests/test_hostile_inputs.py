@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pinner.errors import ConfigError
-from pinner.lock import read_lock
+from pinner.lock.lockfile import read_lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -253,8 +253,8 @@ def test_a_requirements_file_beside_the_project_does_not_tie_the_lock_to_its_pat
     """A monorepo's shared file (`-r ../shared.in`, or `requirements = ["../shared.in"]`) was
     fingerprinted by its absolute path: `pinner check` in another clone (CI) said the lock was
     stale."""
-    from pinner.fingerprint import knowledge_digest, target_inputs
-    from pinner.matrix import read_matrix
+    from pinner.load.matrix import read_matrix
+    from pinner.lock.fingerprint import knowledge_digest, target_inputs
 
     def fingerprint(repo: Path) -> str:
         raw = read_matrix(repo / "app" / "pinner.toml")
@@ -295,7 +295,7 @@ def test_a_requirement_url_a_recipe_could_not_carry_is_refused_naming_its_line(
     """Such URLs were read, locked, and only then refused by `generate` with `the lock was
     edited or is corrupt` (it was not: the requirement was); a name taken from `#egg=` was not
     checked at all."""
-    from pinner.requirements import read_requirements
+    from pinner.load.requirements import read_requirements
 
     (tmp_path / "requirements.in").write_text(f"six\n{line}\n", encoding="utf-8")
 
@@ -345,8 +345,8 @@ def test_generate_does_not_write_through_a_symlinked_target_folder(
 def _held_message(name: str, newest: str, free: list[tuple[str, str, tuple[str, ...]]]) -> str:
     """The held-back note for `name` of the example's a100 (torch 2.15.0) against a comparison
     run that took `free` (name, version, Requires-Dist)."""
-    from pinner.resolve import ResolvedPin
     from pinner.resolve.choose import _held_note
+    from pinner.resolve.job import ResolvedPin
 
     locked = next(
         t for t in read_lock(EXAMPLE / "pinner.lock").targets if t.plan.target.name == "a100"
@@ -395,8 +395,8 @@ def test_the_dockerfile_base_image_comment_is_wrapped_into_comment_lines() -> No
     """The reason above `FROM` was word-wrapped with `\\n#   ` inside one `{{ }}`, whose
     newlines the template guard escapes: every Dockerfile carried one comment line with literal
     `\\n#   ` in it."""
-    from pinner.fingerprint import lock_sections
-    from pinner.render import render_target
+    from pinner.lock.fingerprint import lock_sections
+    from pinner.render.render import render_target
 
     text = (EXAMPLE / "pinner.lock").read_text(encoding="utf-8")
     tl = next(t for t in read_lock(EXAMPLE / "pinner.lock").targets if t.plan.target.name == "a100")
@@ -474,7 +474,7 @@ def test_a_refused_mirror_url_is_named_without_its_password(
 def test_every_hash_of_a_url_fragment_is_kept(tmp_path: Path) -> None:
     """`#sha256=A&sha256=B`: the fragment was read as a dict, so A (the one pip checks: its
     first) was dropped and a download matching it failed the target."""
-    from pinner.requirements import read_requirements
+    from pinner.load.requirements import read_requirements
 
     a, b = "a" * 64, "b" * 64
     (tmp_path / "requirements.in").write_text(

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from pinner import images
 from pinner.cli import main
-from pinner.knowledge import load_knowledge
-from pinner.lock import dump_lock
+from pinner.knowledge import images
+from pinner.knowledge.knowledge import load_knowledge
+from pinner.lock.lockfile import dump_lock
 from pinner.model import LockFile, Pin, Plan, PlanResult, Step, TargetLock
-from pinner.render import render_target
+from pinner.render.render import render_target
 from tests.test_doctor import fake_smi
 
 BRANDS = {
@@ -123,7 +123,7 @@ def test_a_source_build_takes_an_older_devel_image_of_the_same_major(plan_for):
 
 
 def test_a_source_build_the_driver_cannot_start_is_refused_with_the_fix(plan_for):
-    from pinner import images
+    from pinner.knowledge import images
 
     result = plan_for(
         "RTX 5090",

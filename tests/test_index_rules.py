@@ -270,7 +270,7 @@ EXTRA_INDEX = re.compile(r"extra[-_]index|--index[ =]|UV_INDEX\b|PIP_EXTRA", re.
 @pytest.mark.usefixtures("project")
 def test_uv_job_routes_without_an_extra_index() -> None:
     from pinner import pipeline
-    from pinner.resolve import build_job
+    from pinner.resolve.resolve import build_job
 
     matrix = pipeline.load(None)
     ((target, result),) = pipeline.plan_all(matrix, ())

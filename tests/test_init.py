@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
-from pinner import __version__, workflow
+from pinner import __version__
 from pinner.cli import main
-from pinner.hooks import HOOKS, PRE_COMMIT, append_hooks, hook_block
-from pinner.matrix import load_matrix
-from pinner.workflow import REQUIREMENTS, PinnerSource
+from pinner.commands import workflow
+from pinner.commands.hooks import HOOKS, PRE_COMMIT, append_hooks, hook_block
+from pinner.commands.workflow import REQUIREMENTS, PinnerSource
+from pinner.load.matrix import load_matrix
 from tests.support.index import LocalIndex, uv_env
 from tests.support.wheels import build_wheel
 
@@ -163,7 +164,7 @@ def test_no_workflow_and_no_hooks_need_no_network(project, capsys, monkeypatch):
 
 def test_a_failed_write_leaves_nothing_half_written(project, released):
     (project / ".github").write_text("a file where the folder should be\n", encoding="utf-8")
-    from pinner.init import InitOptions, init_project
+    from pinner.commands.init import InitOptions, init_project
 
     # the staging fails: no matrix, no hooks, no temporary files
     with pytest.raises(OSError, match=r"File exists|Not a directory"):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pinner.lock import read_lock
+from pinner.lock.lockfile import read_lock
 from tests.support.index import LocalIndex
 from tests.support.recipes import build_wheelhouse, cpu_project
 from tests.support.wheels import build_wheel

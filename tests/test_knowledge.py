@@ -13,8 +13,7 @@ from collections import defaultdict
 import pytest
 from packaging.version import Version
 
-from pinner.builds import options
-from pinner.knowledge import (
+from pinner.knowledge.knowledge import (
     FILES,
     HERE,
     Knowledge,
@@ -26,9 +25,10 @@ from pinner.knowledge import (
     normalize_gpu,
     variant_to_cuda,
 )
-from pinner.matrix import DEFAULT_TORCH_INDEX
+from pinner.load.matrix import DEFAULT_TORCH_INDEX
 from pinner.model import Requirements
-from pinner.plan import plan_target
+from pinner.plan.builds import options
+from pinner.plan.plan import plan_target
 
 if sys.version_info >= (3, 11):
     import tomllib

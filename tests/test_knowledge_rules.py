@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pinner.knowledge import spec_admits
+from pinner.knowledge.knowledge import spec_admits
 from pinner.model import Pin, Plan, TargetLock
 
 # --- extension builds: the CUDA major and torch build of PyPI wheels (xformers, vllm) -------------
@@ -236,7 +236,7 @@ def test_version_shows_the_knowledge_date(capsys, kb):
     ],
 )
 def test_lint_after_resolution(plan_for, pins, codes):
-    from pinner.lint import lint_lock
+    from pinner.knowledge.lint import lint_lock
 
     plan = plan_for("A100").plan
     assert plan is not None
@@ -245,7 +245,7 @@ def test_lint_after_resolution(plan_for, pins, codes):
 
 
 def test_newer_than_knowledge_note_reads_the_same_for_every_target(plan_for, kb):
-    from pinner.lint import lint_lock
+    from pinner.knowledge.lint import lint_lock
 
     a, b = plan_for("A100").plan, plan_for("RTX 5090").plan
     notes = {f.message for p in (a, b) for f in lint_lock(_locked(p, ("transformers", "5.24.0")))}
@@ -259,9 +259,9 @@ def test_newer_than_knowledge_note_reads_the_same_for_every_target(plan_for, kb)
 def test_a_run_prints_an_identical_note_once(plan_for, capsys):
     from dataclasses import replace
 
-    from pinner.lint import lint_lock
+    from pinner.commands.summary import print_findings
+    from pinner.knowledge.lint import lint_lock
     from pinner.model import LockFile
-    from pinner.summary import print_findings
 
     targets = []
     for gpu in ("A100", "RTX 5090"):
@@ -305,6 +305,6 @@ def test_blackwell_driver_floor_raises_a_cuda12_plans_minimum(plan_for):
     ],
 )
 def test_newer_than_knowledge_note(kb, package, version, note):
-    from pinner.lint import newer_than_knowledge
+    from pinner.knowledge.lint import newer_than_knowledge
 
     assert newer_than_knowledge(kb, package, version) == note

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pinner import fingerprint
-from pinner.fingerprint import knowledge_digest, lock_sections, target_inputs
-from pinner.lock import dump_lock, new_lock, pin_digest, read_lock
-from pinner.matrix import read_matrix
+from pinner.load.matrix import read_matrix
+from pinner.lock import fingerprint
+from pinner.lock.fingerprint import knowledge_digest, lock_sections, target_inputs
+from pinner.lock.lockfile import dump_lock, new_lock, pin_digest, read_lock
 from pinner.model import File, Finding, LockFile, Pin, TargetLock
 from tests.support.projects import CPU_MATRIX, Project, hashes_of, make_project
 from tests.support.wheels import build_wheel
@@ -138,8 +138,8 @@ def test_lock_round_trip_is_exact(sample_lock: LockFile, tmp_path: Path) -> None
 def test_generated_table_round_trips_and_is_read_by_check(
     sample_lock: LockFile, tmp_path: Path
 ) -> None:
-    from pinner.check import read_head
-    from pinner.lock import with_generated
+    from pinner.lock.lockfile import with_generated
+    from pinner.render.check import read_head
 
     lock = dataclasses.replace(sample_lock, generated=(("cpu", "pinned"), ("gpu", "out/gpu")))
     path = tmp_path / "pinner.lock"

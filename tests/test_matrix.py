@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pinner.errors import ConfigError
-from pinner.matrix import DEFAULT_TORCH_INDEX, load_matrix, select_targets
+from pinner.load.matrix import DEFAULT_TORCH_INDEX, load_matrix, select_targets
 
 if TYPE_CHECKING:
     from pinner.model import Matrix, Target

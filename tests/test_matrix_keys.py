@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
-from pinner.matrix import load_matrix
+from pinner.load.matrix import load_matrix
 from tests.support.projects import CPU_MATRIX, make_project
 from tests.test_dockerfile import hadolint
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pinner.render import install_steps
+from pinner.render.render import install_steps
 from tests.support.recipes import LOCKS, REPO, target_lock
 
 if TYPE_CHECKING:

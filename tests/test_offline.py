@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pinner.lock import with_generated
+from pinner.lock.lockfile import with_generated
 from tests.support.projects import Project, make_project
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pinner.errors import ResolveError
-from pinner.resolve import Job, ResolvedPin
+from pinner.resolve.job import Job, ResolvedPin
 from pinner.resolve.shared import Shared
 from tests.support.graph import GRAPH_MATRIX, GraphWheels, build_graph_wheels, serve_graph
 from tests.support.index import LocalIndex
@@ -269,7 +269,7 @@ def test_the_files_pass_goes_to_the_network_when_the_cache_lacks_something(
 
 @pytest.fixture
 def knowledge_fresh() -> Iterator[None]:
-    from pinner.knowledge import load_knowledge
+    from pinner.knowledge.knowledge import load_knowledge
 
     load_knowledge.cache_clear()
     yield
@@ -278,7 +278,7 @@ def knowledge_fresh() -> Iterator[None]:
 
 @pytest.mark.usefixtures("knowledge_fresh")
 def test_the_knowledge_is_read_back_from_its_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pinner import knowledge
+    from pinner.knowledge import knowledge
 
     first = knowledge.load_knowledge()
     knowledge.load_knowledge.cache_clear()
@@ -297,7 +297,7 @@ def test_the_knowledge_is_read_back_from_its_cache(monkeypatch: pytest.MonkeyPat
 def test_changed_knowledge_is_parsed_and_checked_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pinner import knowledge
+    from pinner.knowledge import knowledge
 
     knowledge.load_knowledge()  # the shipped data, cached
     knowledge.load_knowledge.cache_clear()
@@ -313,7 +313,7 @@ def test_changed_knowledge_is_parsed_and_checked_again(
 
 @pytest.mark.usefixtures("knowledge_fresh")
 def test_a_cache_that_is_not_the_knowledges_is_ignored() -> None:
-    from pinner import knowledge
+    from pinner.knowledge import knowledge
 
     first = knowledge.load_knowledge()
     knowledge.load_knowledge.cache_clear()
@@ -335,7 +335,8 @@ def generated(project: Project, cli: Callable[..., Run]) -> Project:
 def test_generate_with_nothing_to_do_neither_locks_nor_renders(
     generated: Project, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pinner import pipeline, render
+    from pinner import pipeline
+    from pinner.render import render
 
     def refuse(*args: object, **kwargs: object) -> None:
         msg = f"no work expected: {args} {kwargs}"
@@ -359,7 +360,7 @@ def test_generate_with_nothing_to_do_neither_locks_nor_renders(
 def test_common_command_lines_skip_typers_parsing(
     cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pinner.commands
+    import pinner.commands.app
 
     typed = {
         args: cli(*args)
@@ -370,7 +371,7 @@ def test_common_command_lines_skip_typers_parsing(
         msg = f"typer: {args} {kwargs}"
         raise AssertionError(msg)
 
-    monkeypatch.setattr(pinner.commands, "app", no_typer)
+    monkeypatch.setattr(pinner.commands.app, "app", no_typer)
     for args, before in typed.items():
         assert cli(*args) == before
     assert cli("explain", "-t", "cpu").code == 0

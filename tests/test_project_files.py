@@ -62,7 +62,7 @@ def with_project_files(
 
 
 def rendered(tl: TargetLock, installer: str = "pip", folder: str | None = None) -> dict[str, str]:
-    from pinner.render import render_target
+    from pinner.render.render import render_target
 
     arts = render_target(tl, section="", installer=installer, folder=folder)
     return {a.path.name: a.text for a in arts}
@@ -241,7 +241,7 @@ def test_the_project_step_installs_the_project_from_the_generated_folder(tmp_pat
     folder.mkdir(parents=True)
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
     python = tmp_path / "venv" / "bin" / "python"
-    from pinner.render import from_target
+    from pinner.render.render import from_target
 
     command = [str(python), "-m", "pip", "install", "-q", "--no-deps", from_target("pkg", "../..")]
     proc = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)

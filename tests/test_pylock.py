@@ -14,8 +14,8 @@ from packaging.pylock import Pylock, PylockValidationError
 
 from pinner.cli import main
 from pinner.model import File, Pin
-from pinner.pylock import document, environment_marker
-from pinner.render import render_target
+from pinner.render.pylock import document, environment_marker
+from pinner.render.render import render_target
 from tests.support.index import LocalIndex, Venv, sha256_file, uv_env
 from tests.support.recipes import (
     LOCKS,
@@ -185,8 +185,8 @@ def test_environment_marker():
 
 
 def test_pylock_carries_the_seal_of_the_other_files():
-    from pinner.output import template_folders
-    from pinner.render import file_inputs
+    from pinner.render.output import template_folders
+    from pinner.render.render import file_inputs
 
     tl = target_lock(LOCKS / "cu128" / "pinner.lock", "cu128")
     arts = render_target(tl, section="x", installer="uv")

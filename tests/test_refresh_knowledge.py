@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pinner.knowledge import FILES, HERE, _build, check_sources
+from pinner.knowledge.knowledge import FILES, HERE, _build, check_sources
 
 from .support.index import LocalIndex
 from .support.wheels import build_wheel, with_files

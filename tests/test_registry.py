@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pinner import registry
 from pinner.cli import main
 from pinner.errors import ConfigError
-from pinner.lock import read_lock
-from pinner.matrix import load_matrix
-from pinner.registry import ACCEPT, Reference, RegistryError, challenge, digest_of, parse
+from pinner.load.matrix import load_matrix
+from pinner.lock import registry
+from pinner.lock.lockfile import read_lock
+from pinner.lock.registry import ACCEPT, Reference, RegistryError, challenge, digest_of, parse
 from tests.support.echo import EchoResolver
 from tests.support.stub_server import Reply, Request, StubServer
 from tests.test_dockerfile import hadolint
@@ -229,7 +229,9 @@ gpu = "A100"
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr("pinner.resolve.get_resolver", lambda _name, cache: EchoResolver(cache))
+    monkeypatch.setattr(
+        "pinner.resolve.engines.get_resolver", lambda _name, cache: EchoResolver(cache)
+    )
     root = tmp_path / "project"
     root.mkdir()
     (root / "pinner.toml").write_text(MATRIX, encoding="utf-8")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from pinner import __version__
-from pinner.workflow import pinned_actions
+from pinner.commands.workflow import pinned_actions
 from tests.support.index import LocalIndex, uv_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -277,7 +277,7 @@ def test_the_built_wheel_works_on_its_own(dists, tmp_path):
     assert Path(tests.stdout.splitlines()[0]).is_relative_to(site.resolve())
     assert " passed" in tests.stdout
     assert not (tmp_path / "tree" / "pinner").exists()
-    probe = "import pinner.workflow as w; print(len(w.pinned_actions()))"
+    probe = "import pinner.commands.workflow as w; print(len(w.pinned_actions()))"
     actions = _run([str(python), "-c", probe], cwd=tmp_path / "tree").stdout
     assert int(actions) == len(pinned_actions())  # the wheel carries pinner/data/actions.toml
 

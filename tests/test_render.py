@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pinner import fingerprint
 from pinner.errors import OutputError
-from pinner.output import ARTIFACTS, template_folders, write_artifacts, write_text_atomic
-from pinner.render import install_steps
+from pinner.lock import fingerprint
+from pinner.render.output import ARTIFACTS, template_folders, write_artifacts, write_text_atomic
+from pinner.render.render import install_steps
 from tests.support.recipes import LOCKS, REPO, dockerfile_install_commands, target_lock
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def test_rendering_is_deterministic_and_host_independent(tmp_path):
 
 @pytest.mark.parametrize(("lock", "target", "installer"), CASES, ids=IDS)
 def test_headers_say_what_generated_the_file_and_seal_the_whole_file(lock, target, installer):
-    from pinner.render import file_inputs
+    from pinner.render.render import file_inputs
 
     section = fingerprint.lock_sections((LOCKS / lock / "pinner.lock").read_text())[target]
     tl = target_lock(LOCKS / lock / "pinner.lock", target)
@@ -464,7 +464,7 @@ def test_uv_recipes_use_uv_everywhere():
 
 def test_cpu_builds_do_not_promise_cuda_libraries():
 
-    from pinner.render import render_target
+    from pinner.render.render import render_target
 
     tl = target_lock(LOCKS / "cu128" / "pinner.lock", "cu128")
     cpu = dataclasses.replace(tl.plan.torch, variant="cpu", cuda="", arches=())
@@ -594,27 +594,28 @@ def test_header_regenerate_command_honours_custom_command(monkeypatch):
 
 
 def test_renderer_code_is_part_of_every_files_fingerprint(tmp_path, monkeypatch):
-    # The checks embedded in verify_env.py live in pinner/verify_checks.py: when they change,
+    # The checks embedded in verify_env.py live in pinner/verify/checks.py: when they change,
     # `pinner check` must see every generated file as stale, not only after template edits.
     folders = template_folders(None)
     before = fingerprint.templates_digest(folders)
-    original = Path(fingerprint.__file__).parent
+    original = Path(fingerprint.__file__).parent.parent
     shadow = tmp_path / "pinner"
     shadow.mkdir()
     for name in fingerprint.RENDERER:
+        (shadow / name).parent.mkdir(exist_ok=True)
         (shadow / name).write_bytes((original / name).read_bytes())
-    monkeypatch.setattr(fingerprint, "__file__", str(shadow / "fingerprint.py"))
+    monkeypatch.setattr(fingerprint, "__file__", str(shadow / "lock" / "fingerprint.py"))
     assert fingerprint.templates_digest(folders) == before
-    (shadow / "verify_checks.py").write_text("# changed\n")
+    (shadow / "verify" / "checks.py").write_text("# changed\n")
     assert fingerprint.templates_digest(folders) != before
 
 
 def test_a_local_project_is_locked_without_a_version_and_left_out_of_the_hashed_layers(tmp_path):
     """`-e ./pkg`: its dependencies are locked and installed hashed; the project itself is a
     folder (no version, no hash), in pylock.toml as a directory, never in a requirements file."""
-    from pinner.lock import dump_lock, read_lock
+    from pinner.lock.lockfile import dump_lock, read_lock
     from pinner.model import LockFile, Pin
-    from pinner.render import render_target
+    from pinner.render.render import render_target
 
     tl = target_lock(LOCKS / "cu128" / "pinner.lock", "cu128")
     local = Pin(

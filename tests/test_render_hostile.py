@@ -32,7 +32,7 @@ from packaging.requirements import Requirement
 
 from pinner.errors import ConfigError
 from pinner.model import File
-from pinner.render import render_target
+from pinner.render.render import render_target
 from tests.support.recipes import LOCKS, target_lock
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pinner.errors import ConfigError
-from pinner.requirements import files_of, marker_environment, read_requirements
+from pinner.load.requirements import files_of, marker_environment, read_requirements
 from tests.support.wheels import build_wheel
 
 if TYPE_CHECKING:
@@ -607,7 +607,7 @@ def test_files_of_follows_the_same_walk(tmp_path):
 
 def test_files_of_imports_nothing_heavy():
     code = (
-        "import sys, pathlib; from pinner.requirements import files_of; "
+        "import sys, pathlib; from pinner.load.requirements import files_of; "
         "files_of([pathlib.Path('x.in')]); "
         "print(sorted(m for m in ('packaging', 'typer', 'jinja2') if m in sys.modules))"
     )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pinner.matrix import load_matrix
+from pinner.load.matrix import load_matrix
 from tests.support.index import LocalIndex
 from tests.support.projects import CPU_MATRIX, make_project
 from tests.support.wheels import build_wheel

@@ -13,8 +13,9 @@ import pytest
 
 from pinner.errors import NetworkError, ResolveError
 from pinner.model import File, Pin, TargetLock
-from pinner.resolve import Job, ResolvedPin, build_job, resolve_target
+from pinner.resolve.job import Job, ResolvedPin
 from pinner.resolve.output import parse_compiled
+from pinner.resolve.resolve import build_job, resolve_target
 from pinner.resolve.uv import _error, argv, pyproject
 from tests.support.projects import CPU_MATRIX, Project, hashes_of, index_hashes
 

@@ -14,11 +14,11 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from pinner import fingerprint
 from pinner.cli import main
+from pinner.lock import fingerprint
 from pinner.model import Pin
-from pinner.render import render_target
-from pinner.sbom import NAMESPACE, purl
+from pinner.render.render import render_target
+from pinner.render.sbom import NAMESPACE, purl
 from tests.support.recipes import LOCKS, copy_project, render_lock, target_lock
 
 if TYPE_CHECKING:

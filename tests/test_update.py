@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, ClassVar
 import pytest
 
 from pinner.cli import main
-from pinner.diff import NO_CHANGES
-from pinner.lock import read_lock
+from pinner.lock.diff import NO_CHANGES
+from pinner.lock.lockfile import read_lock
 from pinner.model import File
-from pinner.resolve import Job, ResolvedPin
+from pinner.resolve.job import Job, ResolvedPin
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -78,7 +78,9 @@ def fake_hash(text: str) -> str:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr("pinner.resolve.get_resolver", lambda _name, cache: FakeResolver(cache))
+    monkeypatch.setattr(
+        "pinner.resolve.engines.get_resolver", lambda _name, cache: FakeResolver(cache)
+    )
     root = tmp_path / "project"
     root.mkdir()
     (root / "pinner.toml").write_text(MATRIX, encoding="utf-8")

@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pinner import verify_checks
 from pinner.cli import main
-from pinner.fingerprint import lock_sections
-from pinner.lock import dump_lock
+from pinner.lock.fingerprint import lock_sections
+from pinner.lock.lockfile import dump_lock
 from pinner.model import Extension, File, LockFile, Pin, Plan, Requirements, Target, TargetLock
-from pinner.plan import plan_target
-from pinner.render import render_target
+from pinner.plan.plan import plan_target
+from pinner.render.render import render_target
+from pinner.verify import checks as verify_checks
 from tests.support.wheels import build_wheel
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from pinner.knowledge import Knowledge
+    from pinner.knowledge.knowledge import Knowledge
 
 SYMBOL = "_ZN3c104cuda9SetDeviceEi"
 BROKEN_WHEEL = "fake_attn-1.0.0+cu12torch2.12cxx11abiTRUE-cp311-cp311-linux_x86_64.whl"

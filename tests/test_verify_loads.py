@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pinner import verify
-from pinner.verify import compiled_loads
+from pinner.verify import verify
+from pinner.verify.verify import compiled_loads
 from tests.support.stubs import add_dist, add_torch, compile_so, make_env, site_packages
 
 if TYPE_CHECKING:

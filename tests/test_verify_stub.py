@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pinner import verify
+from pinner.verify import verify
 from tests.support.stubs import add_dist, add_loads, add_torch, make_env, site_packages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,7 +281,7 @@ def test_extension_calls_run_for_real(env):
 
 @pytest.mark.usefixtures("smi")
 def test_a_hung_gpu_fails_after_the_timeout(env, monkeypatch):
-    from pinner import verify_checks
+    from pinner.verify import checks as verify_checks
 
     python, site = env
     add_torch(site, "2.15.0", "2.15.0+cu132", "13.2", gpus=[H200], errors={"sync": "HANG"})

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pinner.output import ARTIFACTS
+from pinner.render.output import ARTIFACTS
 from tests.support.index import uv_env
 from tests.support.recipes import REPO, copy_project, pinner
 
@@ -87,7 +87,7 @@ def test_wheel_holds_templates_presets_and_knowledge(wheel):
     assert "pinner/presets/default.toml" in names
     for data in ("gpus", "cuda", "torch", "packages", "extensions"):
         assert f"pinner/knowledge/{data}.toml" in names
-    assert "pinner/verify_checks.py" in names
+    assert "pinner/verify/checks.py" in names
     assert not any(n.startswith(("templates/", "tests/", "matrices/")) for n in names)
 
 
@@ -98,7 +98,7 @@ def test_the_installed_wheel_renders_what_the_source_tree_renders(wheel_python, 
             "-I",  # isolated: neither the working folder nor PYTHONPATH on sys.path
             "-c",
             (
-                "import pinner, pinner.output as o, pinner.matrix as m; "
+                "import pinner, pinner.render.output as o, pinner.load.matrix as m; "
                 "print(pinner.__file__); print(o.packaged_templates()); print(m.preset_path())"
             ),
         ],

@@ -13,18 +13,18 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pinner.model import Plan
-    from pinner.resolve import ResolvedPin
+    from pinner.resolve.job import ResolvedPin
 
 SDIST = (".tar.gz", ".zip", ".tar.bz2", ".tgz")
 # Compiled packages whose pairing with torch pinner's knowledge or plan already decides: the torch
-# family itself, and bitsandbytes (its CUDA library is planned in pinner.bitsandbytes).
+# family itself, and bitsandbytes (its CUDA library is planned in pinner.plan.bitsandbytes).
 PAIRED = ("bitsandbytes",)
 
 
 def answer_findings(plan: Plan, pins: Sequence[ResolvedPin]) -> tuple[Finding, ...]:
-    from pinner.extensions import is_extension
-    from pinner.knowledge import load_knowledge
-    from pinner.resolve import is_family_name
+    from pinner.knowledge.knowledge import load_knowledge
+    from pinner.plan.extensions import is_extension
+    from pinner.resolve.job import is_family_name
 
     kb = load_knowledge()
     planned = {e.name for e in plan.extensions}
@@ -91,7 +91,7 @@ def _pinned_beside_torch(plan: Plan, pins: Sequence[ResolvedPin]) -> set[str]:
     pairs them with torch (vllm's `torch==2.14.0` beside an exact pin)."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    from pinner.resolve import canonical
+    from pinner.resolve.job import canonical
 
     out: set[str] = set()
     for pin in pins:

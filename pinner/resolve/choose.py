@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from pinner.errors import PinnerError, ResolveError
 from pinner.model import Finding, Step
-from pinner.resolve import canonical, resolve_target
+from pinner.resolve.job import FAMILY, canonical, direct_names
+from pinner.resolve.resolve import resolve_target
 from pinner.resolve.shared import settled
 
 if TYPE_CHECKING:
@@ -26,11 +27,10 @@ if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
 
     from pinner.model import Pin, Plan, PlanResult, Severity, TargetLock
-    from pinner.resolve import Job, ResolvedPin, Resolver
+    from pinner.resolve.job import Job, ResolvedPin, Resolver
 
 TRIES = 4  # segments tried when the preferred ones fail
 RAISES = 4  # direct requirements raised in file order (one resolver run each)
-FAMILY = ("torch", "torchvision", "torchaudio")
 NOTES = ("held-back", "newer-than-knowledge")
 
 
@@ -138,7 +138,7 @@ def _kept(locked: TargetLock, previous: TargetLock) -> TargetLock | None:
     entry's resolution step and notes (held back, newer than the knowledge): nothing they say
     has changed, and the comparison runs that found them are not run again. None when an input
     or a package moved: then the comparison runs again."""
-    from pinner.lint import lint_lock
+    from pinner.knowledge.lint import lint_lock
 
     same = {(p.name, p.version) for p in locked.pins} == {
         (p.name, p.version) for p in previous.pins
@@ -156,10 +156,6 @@ def _kept(locked: TargetLock, previous: TargetLock) -> TargetLock | None:
     )
 
 
-def _name_of(text: str) -> str:
-    return canonical(_req_name(text))
-
-
 def _with_pypi_way_out(
     error: PinnerError, segments: Sequence[tuple[str, ...]], origin: str
 ) -> PinnerError:
@@ -174,20 +170,6 @@ def _with_pypi_way_out(
         f"{error}, or use PyPI's own build, which needs no PyTorch index: "
         f'torch = "=={pypi}" on {origin}'
     )
-
-
-def direct_names(job: Job) -> list[str]:
-    """The user's direct requirements that name a range (not an exact pin, URL or path), in
-    file order: the ones that can be held back."""
-    out = []
-    for text in job.requirements:
-        head = text.split(";")[0]
-        if "@" in head or "==" in head:
-            continue
-        name = _name_of(text)
-        if name not in FAMILY and name not in out:
-            out.append(name)
-    return out
 
 
 def _alone(resolver: Resolver, free_job: Job) -> tuple[ResolvedPin, ...]:
@@ -350,7 +332,7 @@ def _conflict(locked: TargetLock, release: ResolvedPin) -> tuple[str, str, Speci
     from packaging.requirements import InvalidRequirement
     from packaging.requirements import Requirement as Parsed
 
-    from pinner.requirements import marker_environment
+    from pinner.load.requirements import marker_environment
 
     target = locked.plan.target
     env = {**marker_environment(target.python, target.platform), "extra": ""}
@@ -465,13 +447,6 @@ def _file_of(pins: Sequence[ResolvedPin] | Sequence[Pin], name: str) -> str:
     """A file of the release a run took: the public locator of what it says (a PyPI file name)."""
     pin = next((p for p in pins if p.name == name), None)
     return next((f.name for f in pin.files if f.name), "") if pin is not None else ""
-
-
-def _req_name(text: str) -> str:
-    import re
-
-    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
-    return match.group(1) if match else ""
 
 
 def _step(

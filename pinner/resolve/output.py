@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from pinner.errors import NetworkError
-from pinner.resolve import canonical
+from pinner.resolve.job import canonical
 
 
 @dataclass(frozen=True)

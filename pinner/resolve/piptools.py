@@ -23,16 +23,10 @@ from pathlib import Path
 
 from pinner.errors import ResolveError
 from pinner.model import File
-from pinner.resolve import (
-    Job,
-    ResolvedPin,
-    canonical,
-    family_closure,
-    is_family_name,
-    normalize_via,
-)
 from pinner.resolve.environment import resolver_environment
+from pinner.resolve.job import Job, ResolvedPin, canonical, family_closure, is_family_name
 from pinner.resolve.output import page_hashes, parse_compiled, probe_index
+from pinner.resolve.resolve import normalize_via
 from pinner.resolve.uv import job_key
 
 MACHINES = {

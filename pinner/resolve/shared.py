@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11; pinner supports 3.10
 
     from pinner.model import TargetLock
-    from pinner.resolve import Job, ResolvedPin, Resolver
+    from pinner.resolve.job import Job, ResolvedPin, Resolver
 
 AHEAD = 4  # runs started ahead at once (each is an engine process that mostly waits)
 
@@ -118,7 +118,7 @@ def probe_job(free_job: Job) -> Job | None:
     for the same Python and platform. None when nothing can be held back."""
     from dataclasses import replace
 
-    from pinner.resolve.choose import direct_names
+    from pinner.resolve.job import direct_names
 
     direct = direct_names(free_job)
     if not direct:
@@ -143,7 +143,7 @@ def settled(resolver: Resolver, locked: TargetLock, free_job: Job) -> bool:
     from packaging.version import InvalidVersion, Version
 
     from pinner.errors import PinnerError
-    from pinner.resolve.choose import direct_names
+    from pinner.resolve.job import direct_names
 
     job = probe_job(free_job)
     if job is None or resolver.name != "uv":  # pip-compile has no --no-deps: no probe
@@ -164,7 +164,7 @@ def settled(resolver: Resolver, locked: TargetLock, free_job: Job) -> bool:
 def _name(text: str) -> str:
     import re
 
-    from pinner.resolve import canonical
+    from pinner.resolve.job import canonical
 
     match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
     return canonical(match.group(1)) if match else ""

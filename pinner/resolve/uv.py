@@ -28,12 +28,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from pinner.errors import NetworkError, ResolveError
-from pinner.fingerprint import sha256
+from pinner.lock.fingerprint import sha256
 from pinner.model import File
-from pinner.resolve import PLATFORMS, Job, ResolvedPin
 from pinner.resolve.answer import Indexes, Located, merge_files, read_pylock
 from pinner.resolve.environment import resolver_environment
 from pinner.resolve.graph import Node
+from pinner.resolve.job import PLATFORMS, Job, ResolvedPin
 from pinner.resolve.output import probe_index
 
 # The newest manylinux tag uv knows: the files pass lists every wheel up to it.
@@ -297,7 +297,7 @@ def _graph(
 ) -> tuple[dict[str, Node], dict[str, set[str]]]:
     """Each package's Requires-Dist (its own metadata, or pinner's for an sdist-only
     extension), and what requires it."""
-    from pinner.requirements import marker_environment
+    from pinner.load.requirements import marker_environment
     from pinner.resolve.graph import fetch_metadata, parents, requires_of
 
     wanted = {}

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from pinner.model import File
-from pinner.resolve import Job, ResolvedPin
+from pinner.resolve.job import Job, ResolvedPin
 
 if TYPE_CHECKING:
     from pathlib import Path

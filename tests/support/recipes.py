@@ -57,9 +57,9 @@ def render_lock(
     lock: Path, installer: str = "pip", templates: Path | None = None
 ) -> dict[str, tuple[Artifact, ...]]:
     """Every target of a lock file rendered as `pinner generate` does: {target: artifacts}."""
-    from pinner.fingerprint import lock_sections
-    from pinner.lock import read_lock
-    from pinner.render import render_target
+    from pinner.lock.fingerprint import lock_sections
+    from pinner.lock.lockfile import read_lock
+    from pinner.render.render import render_target
 
     sections = lock_sections(lock.read_text(encoding="utf-8"))
     return {
@@ -75,7 +75,7 @@ def render_lock(
 
 
 def target_lock(lock: Path, name: str) -> TargetLock:
-    from pinner.lock import read_lock
+    from pinner.lock.lockfile import read_lock
 
     (found,) = [t for t in read_lock(lock).targets if t.plan.target.name == name]
     return found
@@ -86,9 +86,9 @@ def restamp(project: Path) -> None:
     inputs (matrix tables, requirements files, knowledge, pinner version), as `pinner lock` would
     after re-resolving to the same pins. The committed test locks go stale whenever pinner's
     knowledge changes; tests that need a fresh lock (`--frozen`, `check`) restamp a copy."""
-    from pinner.fingerprint import input_digests, knowledge_digest
-    from pinner.lock import dump_lock, read_lock
-    from pinner.matrix import read_matrix
+    from pinner.load.matrix import read_matrix
+    from pinner.lock.fingerprint import input_digests, knowledge_digest
+    from pinner.lock.lockfile import dump_lock, read_lock
 
     raw = read_matrix(project / "pinner.toml")
     digest = knowledge_digest()

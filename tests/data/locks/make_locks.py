@@ -24,13 +24,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from pinner import knowledge, pipeline
-from pinner.fingerprint import target_inputs
-from pinner.lint import lint_lock
-from pinner.lock import dump_lock, new_lock
-from pinner.matrix import load_matrix
+from pinner import pipeline
+from pinner.knowledge import knowledge
+from pinner.knowledge.lint import lint_lock
+from pinner.load.matrix import load_matrix
+from pinner.lock.fingerprint import target_inputs
+from pinner.lock.lockfile import dump_lock, new_lock
 from pinner.model import File
-from pinner.resolve import ResolvedPin, assemble, build_job, normalize_via
+from pinner.resolve.job import ResolvedPin
+from pinner.resolve.resolve import assemble, build_job, normalize_via
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parents[2] / "examples" / "llm-service"
