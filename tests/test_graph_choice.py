@@ -244,6 +244,24 @@ def test_direct_requirement_held_back_by_an_earlier_one_is_said(
     assert "asking fakeunsloth>=2.0: no solution" in why, why
 
 
+def test_relock_without_upgrade_keeps_a_locked_version_it_could_raise(
+    tmp_path: Path, graph: LocalIndex, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Run]
+) -> None:
+    """A pin relaxed in the requirements keeps its locked version, as uv and pip-compile do
+    (the lock is a preference, not a hold-back); -P frees it."""
+    project = graph_project(tmp_path, graph, monkeypatch, "fakeunsloth==1.0\n")
+    assert cli("lock").code == 0
+    project.write("requirements.in", "fakeunsloth\n")
+
+    result = cli("lock")
+
+    assert result.code == 0, result.err
+    assert versions(project)["fakeunsloth"] == "1.0"
+    assert not [f for f in findings(project) if f["message"].startswith("fakeunsloth")]
+    assert cli("lock", "-P", "fakeunsloth").code == 0
+    assert versions(project)["fakeunsloth"] == "2.0"
+
+
 # --- another segment: the newest direct requirement needs a torch of another segment ----------
 
 

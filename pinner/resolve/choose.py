@@ -113,6 +113,11 @@ def choose(
         more = f"\n  tried {len(tried)} segments of fitting torch builds" if len(tried) > 1 else ""
         raise ResolveError(first + more)
     newest = _newest(free, alone, direct)
+    # a relock without --upgrade keeps the locked versions, as uv and pip-compile do: a direct
+    # requirement still at its previous version is kept there by the lock, not held back
+    before = {p.name: p.version for p in keep.pins} if keep is not None else {}
+    have = {p.name: p.version for p in best.pins}
+    direct = [n for n in direct if n not in before or before[n] != have.get(n)]
     held = held_back(best, newest, direct)
     if held and wanted is not None and all(t.segment != segments[wanted] for t in tried):
         alternative = attempt(wanted)
