@@ -760,6 +760,7 @@ class RunInfo:
     lock: LockResult | None = None  # the locking step, when one ran
     lock_changed: bool = False  # the lock file was (with dry_run: would be) rewritten
     written: list[Path] = field(default_factory=list)  # (with dry_run: would be written)
+    removed: list[Path] = field(default_factory=list)  # index files left over (dry_run: would be)
 
 
 @_locked
@@ -788,6 +789,7 @@ def generate(
     `lock_text`: render from this lock text (update's new lock), not from the file."""
     from pinner.errors import ConfigError
     from pinner.lock.lockfile import read_lock, with_renders
+    from pinner.render.output import leftovers
     from pinner.render.render import INSTALLERS
 
     if not (frozen or locked or dry_run or lock_text is not None):
@@ -839,10 +841,13 @@ def generate(
 
         info.lock_changed = bool(text) and not unchanged(matrix.lock, text or "")
         written = [root / a.path for a in artifacts if not unchanged(root / a.path, a.text)]
+        info.removed += leftovers(artifacts, root)
     else:
-        from pinner.render.output import write_artifacts
+        from pinner.render.output import remove_leftovers, write_artifacts
 
         written = write_artifacts(artifacts, root)
+        info.removed += leftovers(artifacts, root)
+        remove_leftovers(info.removed)
         if text:  # the lock last: a crash before this leaves the old lock, and check says so
             known = lockfile or (result.lockfile if result is not None else None)
             before = known.generated if known is not None else ()

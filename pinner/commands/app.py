@@ -385,17 +385,24 @@ def update(
     if pr_body is not None and not dry_run:
         write_text_atomic(pr_body, diff.pr_body(changes))
     shown = [pipeline._shown(p, m.root) for p in written]
+    removed = [pipeline._shown(p, m.root) for p in info.removed]
     if json_out:
         data = diff.to_json(changes) | {
             "dry_run": dry_run,
             "written": [] if dry_run else shown,
             "would_write": shown if dry_run else [],
+            "removed": [] if dry_run else removed,
+            "would_remove": removed if dry_run else [],
             "failed": info.lock.failed if info.lock else {},
         }
         print(console.dump_json(data), end="")
     else:
         summary.print_notes(info.notes)
         summary.update_summary(changes, m, shown, dry_run=dry_run)
+        for path in removed:
+            console.out(
+                f"{'would remove' if dry_run else 'removed'} {path} (an index no longer used)"
+            )
         if pr_body is not None and not dry_run:
             console.out(f"pull-request body: {pr_body}")
     if info.lock is not None:

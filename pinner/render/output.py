@@ -127,6 +127,33 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
     return [path for _, path in staged]
 
 
+def leftovers(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
+    """The `index-<name>.txt` files pinner generated in the artifacts' target folders that the
+    targets no longer render (they stopped using that index), with their seal intact: what
+    `remove_leftovers` removes. A file edited since, or without pinner's seal, is left."""
+    from pinner.render.check import leftover_index_files
+
+    files: dict[Path, set[str]] = {}
+    for a in artifacts:
+        path = root / a.path
+        files.setdefault(path.parent, set()).add(path.name)
+    return [
+        folder / file
+        for folder, names in sorted(files.items())
+        for file, intact in leftover_index_files(folder, tuple(names))
+        if intact
+    ]
+
+
+def remove_leftovers(paths: Iterable[Path]) -> None:
+    """Remove the files `leftovers` found (under the project's write lock)."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            raise _output_error(e, path, "the files were written; it was left") from None
+
+
 def sweep_staged(paths: Iterable[Path]) -> None:
     """Remove the temporary files a killed run left next to `paths` (`.<name>.<random>.tmp`,
     as `_stage` names them). Called under the project's write lock, so no live run is staging
