@@ -521,3 +521,15 @@ def doctor(matrix: MatrixOpt = None, json_out: JsonOpt = False) -> None:
             if len(diagnosis.errors) == 1
             else f"{len(diagnosis.errors)} targets cannot run on this host"
         )
+
+
+# -q, -v and --color are taken off the arguments before typer sees them (`cli.main`), so no
+# command declares them: each command's --help names them in its epilog.
+GLOBAL_OPTIONS = (
+    "Global options, before or after the command: -q/--quiet (errors and warnings only), "
+    "-v/--verbose (also which matrix, lock and output folder were used, and each file written), "
+    "--color auto|always|never (auto: colour on a terminal; NO_COLOR turns it off and "
+    "FORCE_COLOR on)."
+)
+for _command in app.registered_commands:
+    _command.epilog = _command.epilog or GLOBAL_OPTIONS
