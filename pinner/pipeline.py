@@ -789,7 +789,7 @@ def generate(
     `lock_text`: render from this lock text (update's new lock), not from the file."""
     from pinner.errors import ConfigError
     from pinner.lock.lockfile import read_lock, with_renders
-    from pinner.render.output import leftovers
+    from pinner.render.check import leftovers
     from pinner.render.render import INSTALLERS
 
     if not (frozen or locked or dry_run or lock_text is not None):
@@ -841,12 +841,12 @@ def generate(
 
         info.lock_changed = bool(text) and not unchanged(matrix.lock, text or "")
         written = [root / a.path for a in artifacts if not unchanged(root / a.path, a.text)]
-        info.removed += leftovers(artifacts, root)
+        info.removed += leftovers([root / a.path for a in artifacts])
     else:
         from pinner.render.output import remove_leftovers, write_artifacts
 
         written = write_artifacts(artifacts, root)
-        info.removed += leftovers(artifacts, root)
+        info.removed += leftovers([root / a.path for a in artifacts])
         remove_leftovers(info.removed)
         if text:  # the lock last: a crash before this leaves the old lock, and check says so
             known = lockfile or (result.lockfile if result is not None else None)

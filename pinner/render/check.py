@@ -431,6 +431,22 @@ def _leftovers(folder: Path, files: tuple[str, ...], root: Path, command: str) -
 _INDEX_FILE = re.compile(r"index-([a-z0-9][a-z0-9_-]*)\.txt")
 
 
+def leftovers(paths: list[Path]) -> list[Path]:
+    """The `index-<name>.txt` files pinner generated in the target folders of `paths` (the files
+    just rendered) that the targets no longer render (they stopped using that index), with
+    their seal intact: what `generate` removes. A file edited since, or without pinner's seal,
+    is left."""
+    files: dict[Path, set[str]] = {}
+    for path in paths:
+        files.setdefault(path.parent, set()).add(path.name)
+    return [
+        folder / file
+        for folder, names in sorted(files.items())
+        for file, intact in leftover_index_files(folder, tuple(names))
+        if intact
+    ]
+
+
 def leftover_index_files(folder: Path, files: tuple[str, ...]) -> list[tuple[str, bool]]:
     """(file, whether its seal is intact) for each `index-<name>.txt` in a target's folder that
     is not among `files` (what the target renders now) and that pinner generated for this

@@ -127,26 +127,8 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
     return [path for _, path in staged]
 
 
-def leftovers(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
-    """The `index-<name>.txt` files pinner generated in the artifacts' target folders that the
-    targets no longer render (they stopped using that index), with their seal intact: what
-    `remove_leftovers` removes. A file edited since, or without pinner's seal, is left."""
-    from pinner.render.check import leftover_index_files
-
-    files: dict[Path, set[str]] = {}
-    for a in artifacts:
-        path = root / a.path
-        files.setdefault(path.parent, set()).add(path.name)
-    return [
-        folder / file
-        for folder, names in sorted(files.items())
-        for file, intact in leftover_index_files(folder, tuple(names))
-        if intact
-    ]
-
-
 def remove_leftovers(paths: Iterable[Path]) -> None:
-    """Remove the files `leftovers` found (under the project's write lock)."""
+    """Remove the files `check.leftovers` found (under the project's write lock)."""
     for path in paths:
         try:
             path.unlink(missing_ok=True)
