@@ -1050,6 +1050,22 @@ def stale_diffs(
         shown = [dataclasses.replace(a, path=prefix / a.path) for a in arts]
         base = matrix.root if not prefix.is_absolute() else Path("/")
         diffs += [s.diff for s in diff_artifacts(shown, base) if s.diff]
+        diffs += _removal_diffs(base, [a.path.as_posix() for a in shown])
+    return diffs
+
+
+def _removal_diffs(base: Path, paths: list[str]) -> list[str]:
+    """A diff that deletes each index file left over next to `paths` (what `generate` removes)."""
+    import difflib
+    from pathlib import PurePosixPath
+
+    from pinner.render.check import leftovers
+
+    diffs = []
+    for path in leftovers([base / p for p in paths]):
+        shown = PurePosixPath(paths[0]).parent / path.name
+        old = path.read_text(encoding="utf-8", errors="replace").splitlines(True)
+        diffs.append("".join(difflib.unified_diff(old, [], f"a/{shown}", "/dev/null")))
     return diffs
 
 

@@ -343,6 +343,10 @@ def test_an_index_file_left_over_is_named_by_check_and_removed_by_generate(
         "  refresh: pinner generate --target cpu"
     ) in found.text
     assert "index-mine.txt" not in found.text
+    diff = cli("check", "--diff")
+    assert diff.code == 1
+    assert diff.out.startswith("--- a/pinned/cpu/index-flash.txt\n+++ /dev/null\n@@ -1,")
+    assert "\n-fast-kernels==0.3 \\\n" in diff.out
     dry = cli("generate", "--dry-run", "--json")
     assert json.loads(dry.out)["would_remove"] == ["pinned/cpu/index-flash.txt"]
     assert leftover.read_bytes() == generated
