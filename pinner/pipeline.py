@@ -760,6 +760,7 @@ class RunInfo:
     lock: LockResult | None = None  # the locking step, when one ran
     lock_changed: bool = False  # the lock file was (with dry_run: would be) rewritten
     written: list[Path] = field(default_factory=list)  # (with dry_run: would be written)
+    removed: list[Path] = field(default_factory=list)  # index files left over (dry_run: would be)
 
 
 @_locked
@@ -788,6 +789,7 @@ def generate(
     `lock_text`: render from this lock text (update's new lock), not from the file."""
     from pinner.errors import ConfigError
     from pinner.lock.lockfile import read_lock, with_renders
+    from pinner.render.check import leftovers
     from pinner.render.render import INSTALLERS
 
     if not (frozen or locked or dry_run or lock_text is not None):
@@ -839,10 +841,13 @@ def generate(
 
         info.lock_changed = bool(text) and not unchanged(matrix.lock, text or "")
         written = [root / a.path for a in artifacts if not unchanged(root / a.path, a.text)]
+        info.removed += leftovers([root / a.path for a in artifacts])
     else:
-        from pinner.render.output import write_artifacts
+        from pinner.render.output import remove_leftovers, write_artifacts
 
         written = write_artifacts(artifacts, root)
+        info.removed += leftovers([root / a.path for a in artifacts])
+        remove_leftovers(info.removed)
         if text:  # the lock last: a crash before this leaves the old lock, and check says so
             known = lockfile or (result.lockfile if result is not None else None)
             before = known.generated if known is not None else ()
@@ -1045,6 +1050,22 @@ def stale_diffs(
         shown = [dataclasses.replace(a, path=prefix / a.path) for a in arts]
         base = matrix.root if not prefix.is_absolute() else Path("/")
         diffs += [s.diff for s in diff_artifacts(shown, base) if s.diff]
+        diffs += _removal_diffs(base, [a.path.as_posix() for a in shown])
+    return diffs
+
+
+def _removal_diffs(base: Path, paths: list[str]) -> list[str]:
+    """A diff that deletes each index file left over next to `paths` (what `generate` removes)."""
+    import difflib
+    from pathlib import PurePosixPath
+
+    from pinner.render.check import leftovers
+
+    diffs = []
+    for path in leftovers([base / p for p in paths]):
+        shown = PurePosixPath(paths[0]).parent / path.name
+        old = path.read_text(encoding="utf-8", errors="replace").splitlines(True)
+        diffs.append("".join(difflib.unified_diff(old, [], f"a/{shown}", "/dev/null")))
     return diffs
 
 

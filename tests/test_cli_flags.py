@@ -388,6 +388,24 @@ def test_quiet_verbose_and_color(project, capsys):
     assert run(capsys, "check", "--color", "sometimes")[0] == 2
 
 
+def test_every_commands_help_names_the_global_options(capsys):
+    """-q, -v and --color are parsed before typer (no command declares them): each command's
+    --help names them, `check`'s too (its --help goes through typer; its run does not)."""
+    from pinner.commands.app import app
+
+    names = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
+    assert {"check", "lock", "generate", "update", "explain", "verify", "doctor"} <= set(names)
+    for name in names:
+        code, out, _ = run(capsys, name, "--help")
+        assert code == 0, name
+        text = " ".join(out.replace("│", " ").split())
+        assert (
+            "Global options, before or after the command: -q/--quiet (errors and warnings "
+            "only), -v/--verbose (also which matrix, lock and output folder were used, and "
+            "each file written), --color auto|always|never"
+        ) in text, name
+
+
 @pytest.mark.usefixtures("project")
 def test_completion_scripts_and_completing(capsys):
     for shell in ("bash", "zsh", "fish"):

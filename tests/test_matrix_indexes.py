@@ -310,3 +310,59 @@ def test_check_covers_the_bound_layer_file(flash_project: Project, cli: Callable
     missing = cli("check")
     assert missing.code == 1
     assert "index-flash.txt" in missing.text
+
+
+def test_an_index_file_left_over_is_named_by_check_and_removed_by_generate(
+    flash_project: Project, cli: Callable[..., Run]
+) -> None:
+    """A target that stops using an index leaves its index-<name>.txt behind: `check` names it
+    with the command that refreshes it, `generate` removes it; only pinner's own unedited file."""
+    import json
+
+    assert cli("generate").code == 0
+    folder = flash_project.root / "pinned" / "cpu"
+    leftover = folder / "index-flash.txt"
+    generated = leftover.read_bytes()
+    mine = folder / "index-mine.txt"  # the user's, no seal: never touched nor reported
+    mine.write_text("fast-kernels==0.3\n")
+
+    flash_project.write("pinner.toml", CPU_MATRIX)  # the [indexes] table is gone
+    regenerated = cli("generate")
+
+    assert regenerated.code == 0, regenerated.err
+    assert "removed pinned/cpu/index-flash.txt (an index no longer used)" in regenerated.out
+    assert not leftover.exists()
+    assert mine.read_text() == "fast-kernels==0.3\n"
+    assert cli("check").code == 0
+
+    leftover.write_bytes(generated)  # as a checkout of an older commit would bring it back
+    found = cli("check")
+    assert found.code == 1
+    assert (
+        "pinned/cpu/index-flash.txt: left over: target cpu no longer uses [indexes.flash]\n"
+        "  refresh: pinner generate --target cpu"
+    ) in found.text
+    assert "index-mine.txt" not in found.text
+    diff = cli("check", "--diff")
+    assert diff.code == 1
+    assert diff.out.startswith("--- a/pinned/cpu/index-flash.txt\n+++ /dev/null\n@@ -1,")
+    assert "\n-fast-kernels==0.3 \\\n" in diff.out
+    dry = cli("generate", "--dry-run", "--json")
+    assert json.loads(dry.out)["would_remove"] == ["pinned/cpu/index-flash.txt"]
+    assert leftover.read_bytes() == generated
+    done = cli("generate", "--json")
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["removed"] == ["pinned/cpu/index-flash.txt"]
+    assert not leftover.exists()
+    assert cli("check").code == 0
+
+    # edited since it was generated: reported, for the user to remove
+    leftover.write_bytes(generated.replace(b"fast-kernels==0.3", b"fast-kernels==0.4"))
+    edited = cli("check")
+    assert edited.code == 1
+    assert "left over: target cpu no longer uses [indexes.flash] (edited by hand since" in (
+        edited.text
+    )
+    assert "refresh: rm -- pinned/cpu/index-flash.txt" in edited.text
+    assert cli("generate").code == 0
+    assert leftover.exists()

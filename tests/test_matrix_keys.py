@@ -179,6 +179,82 @@ def test_defaults_merge_entry_by_entry(tmp_path: Path) -> None:
     assert b.indexes == ()
 
 
+def test_explain_and_targets_show_the_bindings(
+    tmp_path: Path, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`explain` and `targets`, text and --json, show what the matrix adds to a target's
+    recipes: its apt packages, env variables and the [indexes] tables that serve it."""
+    (tmp_path / "pinner.toml").write_text(
+        textwrap.dedent(
+            """\
+            [defaults]
+            apt = ["ffmpeg"]
+
+            [targets.a]
+            gpu = "A100"
+            cuda = "cu128"
+            torch = "==2.7.1"
+            env = { HF_HOME = "/data/hf cache" }
+
+            [targets.b]
+            gpu = "cpu"
+
+            [indexes.fi]
+            url = "https://h.example/whl/{variant}"
+            packages = ["flashinfer-python"]
+            targets = ["a"]
+            """
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    index = {
+        "url": "https://h.example/whl/{variant}/",
+        "resolved": "https://h.example/whl/cu128",
+        "packages": ["flashinfer-python"],
+        "mirror": "PINNER_INDEX_FI_URL",
+    }
+
+    explained = cli("explain", "--target", "a")
+    assert explained.code == 0, explained.err
+    assert (
+        "from the matrix (system packages, environment, [indexes]):\n"
+        "  apt: ffmpeg\n"
+        '  env: HF_HOME="/data/hf cache"\n'
+        "  [indexes.fi]: flashinfer-python from https://h.example/whl/cu128 "
+        "(mirror: $PINNER_INDEX_FI_URL)\n"
+    ) in explained.out
+    doc = json.loads(cli("explain", "--target", "a", "--json").out)
+    assert (doc["apt"], doc["env"], doc["indexes"]) == (
+        ["ffmpeg"],
+        {"HF_HOME": "/data/hf cache"},
+        {"fi": index},
+    )
+    b = json.loads(cli("explain", "--target", "b", "--json").out)
+    assert (b["apt"], b["env"], b["indexes"]) == (["ffmpeg"], {}, {})
+
+    listed = cli("targets")
+    assert listed.code == 0, listed.err
+    assert listed.out.endswith(
+        "system packages, environment and [indexes] of the matrix:\n"
+        "  a:\n"
+        "    apt: ffmpeg\n"
+        '    env: HF_HOME="/data/hf cache"\n'
+        "    [indexes.fi]: flashinfer-python from https://h.example/whl/cu128 "
+        "(mirror: $PINNER_INDEX_FI_URL)\n"
+        "  b:\n"
+        "    apt: ffmpeg\n"
+    )
+    entries = {t["name"]: t for t in json.loads(cli("targets", "--json").out)["targets"]}
+    assert entries["a"]["indexes"] == {"fi": index}
+    assert entries["a"]["env"] == {"HF_HOME": "/data/hf cache"}
+    assert (entries["b"]["apt"], entries["b"]["env"], entries["b"]["indexes"]) == (
+        ["ffmpeg"],
+        {},
+        {},
+    )
+
+
 HOSTILE = 'a "quoted" $HOME `id` \\ back; it\'s'
 KEYS = f"""
 apt = ["ffmpeg", "libsndfile1=1.2.2-1~rc1"]

@@ -268,6 +268,37 @@ def test_verify_in_this_environment_without_torch(make_target, kb, tmp_path, cap
     assert "torch" not in out
 
 
+def test_verify_env_json_carries_the_schema_of_every_json_output(make_target, kb, tmp_path, capsys):
+    """The rendered `verify_env.py --json` and `pinner verify --json`: the same `schema` as every
+    other JSON document (docs/json.md), the same results."""
+    from importlib import metadata
+
+    from pinner.console import JSON_SCHEMA
+
+    plan = plan_for(make_target, kb, "cpu", "==2.13.0")
+    plan = dataclasses.replace(
+        plan, target=dataclasses.replace(plan.target, python="{}.{}".format(*sys.version_info[:2]))
+    )
+    lock = tmp_path / "pinner.lock"
+    tl = write_lock(lock, plan, {"typer": metadata.version("typer")})
+    section = lock_sections(lock.read_text(encoding="utf-8"))["cpu"]
+    script = next(a for a in render_target(tl, section=section) if a.path.name == "verify_env.py")
+    path = tmp_path / "verify_env.py"
+    path.write_text(script.text, encoding="utf-8")
+
+    proc = subprocess.run(
+        [sys.executable, str(path), "--json"], capture_output=True, text=True, check=False
+    )
+    code, out, _ = verify(lock, "cpu", Path(sys.executable), capsys, "--json")
+
+    assert (proc.returncode, code) == (0, 0), proc.stderr
+    rendered, ours = json.loads(proc.stdout), json.loads(out)
+    assert list(rendered)[:2] == ["schema", "target"]
+    assert rendered["schema"] == ours["schema"] == JSON_SCHEMA == 1
+    assert rendered["results"] == ours["results"]
+    assert verify_checks.JSON_SCHEMA == JSON_SCHEMA
+
+
 def test_verify_unknown_target_and_missing_python(make_target, kb, tmp_path, capsys):
     lock = tmp_path / "pinner.lock"
     write_lock(lock, plan_for(make_target, kb, "cpu", "==2.13.0"), {"six": "1.17.0"})

@@ -385,17 +385,24 @@ def update(
     if pr_body is not None and not dry_run:
         write_text_atomic(pr_body, diff.pr_body(changes))
     shown = [pipeline._shown(p, m.root) for p in written]
+    removed = [pipeline._shown(p, m.root) for p in info.removed]
     if json_out:
         data = diff.to_json(changes) | {
             "dry_run": dry_run,
             "written": [] if dry_run else shown,
             "would_write": shown if dry_run else [],
+            "removed": [] if dry_run else removed,
+            "would_remove": removed if dry_run else [],
             "failed": info.lock.failed if info.lock else {},
         }
         print(console.dump_json(data), end="")
     else:
         summary.print_notes(info.notes)
         summary.update_summary(changes, m, shown, dry_run=dry_run)
+        for path in removed:
+            console.out(
+                f"{'would remove' if dry_run else 'removed'} {path} (an index no longer used)"
+            )
         if pr_body is not None and not dry_run:
             console.out(f"pull-request body: {pr_body}")
     if info.lock is not None:
@@ -514,3 +521,15 @@ def doctor(matrix: MatrixOpt = None, json_out: JsonOpt = False) -> None:
             if len(diagnosis.errors) == 1
             else f"{len(diagnosis.errors)} targets cannot run on this host"
         )
+
+
+# -q, -v and --color are taken off the arguments before typer sees them (`cli.main`), so no
+# command declares them: each command's --help names them in its epilog.
+GLOBAL_OPTIONS = (
+    "Global options, before or after the command: -q/--quiet (errors and warnings only), "
+    "-v/--verbose (also which matrix, lock and output folder were used, and each file written), "
+    "--color auto|always|never (auto: colour on a terminal; NO_COLOR turns it off and "
+    "FORCE_COLOR on)."
+)
+for _command in app.registered_commands:
+    _command.epilog = _command.epilog or GLOBAL_OPTIONS

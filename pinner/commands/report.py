@@ -49,6 +49,46 @@ def finding_dict(finding: Finding) -> dict[str, str]:
     return dataclasses.asdict(finding)
 
 
+def bindings(target: Target, plan: Plan | None) -> dict[str, Any]:
+    """What the matrix adds to a target's recipes: `apt` packages, `env` variables and the
+    [indexes] tables that serve it (URL as written and, with a plan, for its torch variant; the
+    packages bound to it; the variable that names a mirror)."""
+    from pinner.load.matrix import index_env
+
+    variant = plan.torch.variant if plan is not None else ""
+    return {
+        "apt": list(target.apt),
+        "env": dict(target.env),
+        "indexes": {
+            name: {
+                "url": url,
+                "resolved": url.replace("{variant}", variant).rstrip("/") if variant else "",
+                "packages": list(packages),
+                "mirror": index_env(name),
+            }
+            for name, url, packages in target.indexes
+        },
+    }
+
+
+def bindings_lines(target: Target, plan: Plan | None, indent: str = "  ") -> list[str]:
+    """`bindings` as text, one line per binding; [] when the target has none."""
+    import json
+
+    data = bindings(target, plan)
+    out = []
+    if data["apt"]:
+        out.append(f"{indent}apt: {', '.join(data['apt'])}")
+    for name, value in data["env"].items():
+        out.append(f"{indent}env: {name}={json.dumps(value, ensure_ascii=False)}")
+    for name, index in data["indexes"].items():
+        out.append(
+            f"{indent}[indexes.{name}]: {', '.join(index['packages'])} from "
+            f"{index['resolved'] or index['url']} (mirror: ${index['mirror']})"
+        )
+    return out
+
+
 def targets(matrix: Matrix, results: list[tuple[Target, PlanResult]], *, as_json: bool) -> str:
     if as_json:
         return _json(
@@ -60,6 +100,7 @@ def targets(matrix: Matrix, results: list[tuple[Target, PlanResult]], *, as_json
                         "target": dataclasses.asdict(t),
                         "plan": plan_dict(r.plan) if r.plan else None,
                         "findings": [finding_dict(f) for f in r.findings],
+                        **bindings(t, r.plan),
                     }
                     for t, r in results
                 ],
@@ -75,9 +116,18 @@ def targets(matrix: Matrix, results: list[tuple[Target, PlanResult]], *, as_json
         where = "PyPI" if p.torch.on_pypi else p.index_url
         rows.append([t.name, p.gpu_name, t.python, p.torch.pin, p.torch.variant, where])
     source = str(matrix.path) if matrix.path else "built-in presets"
-    return f"targets of {source}\n" + _table(
-        rows, ["target", "gpu", "python", "torch", "variant", "index"]
-    )
+    extra = [
+        line
+        for t, r in results
+        for line in (
+            [f"  {t.name}:", *bindings_lines(t, r.plan, "    ")]
+            if bindings_lines(t, r.plan)
+            else []
+        )
+    ]
+    table = _table(rows, ["target", "gpu", "python", "torch", "variant", "index"])
+    more = "\nsystem packages, environment and [indexes] of the matrix:\n" if extra else ""
+    return f"targets of {source}\n" + table + more + "".join(f"{x}\n" for x in extra)
 
 
 def explain(matrix: Matrix, result: tuple[Target, PlanResult], *, as_json: bool) -> str:
@@ -90,6 +140,7 @@ def explain(matrix: Matrix, result: tuple[Target, PlanResult], *, as_json: bool)
                 "plan": plan_dict(outcome.plan) if outcome.plan else None,
                 "segments": [list(s) for s in outcome.segments],
                 "findings": [finding_dict(f) for f in outcome.findings],
+                **bindings(target, outcome.plan),
             }
         )
     plan = outcome.plan
@@ -107,6 +158,9 @@ def explain(matrix: Matrix, result: tuple[Target, PlanResult], *, as_json: bool)
             out.append(f"  {'':<{len(c.requirement)}}     source: {c.source}")
     if plan.env:
         out += ["", "environment:"] + [f"  {k}={v}" for k, v in plan.env]
+    matrix_lines = bindings_lines(target, plan)
+    if matrix_lines:
+        out += ["", "from the matrix (system packages, environment, [indexes]):", *matrix_lines]
     if len(outcome.segments) > 1 or any(len(s) > 1 for s in outcome.segments):
         shown = [
             s[0] if len(s) == 1 else f"{s[-1]} .. {s[0]} ({len(s)} builds)"

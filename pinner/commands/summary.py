@@ -83,6 +83,7 @@ def generate_report(m: Matrix, root: Path, info: RunInfo, *, json_out: bool, dry
     from pinner import pipeline
 
     shown = [pipeline._shown(p, m.root) for p in info.written]
+    removed = [pipeline._shown(p, m.root) for p in info.removed]
     where = pipeline._shown(root, m.root)
     if json_out:
         lock = info.lock
@@ -91,6 +92,8 @@ def generate_report(m: Matrix, root: Path, info: RunInfo, *, json_out: bool, dry
             "dry_run": dry_run,
             "written": [] if dry_run else shown,
             "would_write": shown if dry_run else [],
+            "removed": [] if dry_run else removed,
+            "would_remove": removed if dry_run else [],
             "lock": pipeline._shown(m.lock, m.root),
             "lock_changed": info.lock_changed,
             "resolved": lock.resolved if lock else [],
@@ -105,13 +108,16 @@ def generate_report(m: Matrix, root: Path, info: RunInfo, *, json_out: bool, dry
     print_findings(info.findings, info.warnings)
     for path in shown:
         console.detail(f"{'would write' if dry_run else 'wrote'} {path}")
+    for path in removed:  # said at any verbosity but -q: a file disappears
+        console.out(f"{'would remove' if dry_run else 'removed'} {path} (an index no longer used)")
     if dry_run:
         lock_name = pipeline._shown(m.lock, m.root)
         also = f" and {lock_name}" if info.lock_changed else ""
         console.out(f"generate --dry-run: would write {len(shown)} files in {where}/{also}")
         return
     console.out(
-        f"generated {where}/: {len(shown)} files written" + ("" if shown else " (all up to date)")
+        f"generated {where}/: {len(shown)} files written"
+        + ("" if shown or removed else " (all up to date)")
     )
 
 

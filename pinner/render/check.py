@@ -406,7 +406,67 @@ def file_problems(
         if behind_files:
             what = "out of date with pinner.lock: " + ", ".join(behind_files)
             problems.append((shown(folder / name, root) + "/", what, command))
+        problems += _leftovers(folder / name, files, root, command)
     return problems
+
+
+def _leftovers(folder: Path, files: tuple[str, ...], root: Path, command: str) -> list[Problem]:
+    """An `index-<name>.txt` pinner generated for this target that it no longer renders (the
+    target stopped using that index): `generate` removes it; one edited since is for the user."""
+    problems: list[Problem] = []
+    for file, intact in leftover_index_files(folder, files):
+        index = file[len("index-") : -len(".txt")]
+        what = f"left over: target {folder.name} no longer uses [indexes.{index}]"
+        if intact:
+            problems.append((shown(folder / file, root), what, command))
+        else:
+            import shlex
+
+            path = shown(folder / file, root)
+            what += " (edited by hand since: pinner leaves it to you)"
+            problems.append((path, what, f"rm -- {shlex.quote(path)}"))
+    return problems
+
+
+_INDEX_FILE = re.compile(r"index-([a-z0-9][a-z0-9_-]*)\.txt")
+
+
+def leftovers(paths: list[Path]) -> list[Path]:
+    """The `index-<name>.txt` files pinner generated in the target folders of `paths` (the files
+    just rendered) that the targets no longer render (they stopped using that index), with
+    their seal intact: what `generate` removes. A file edited since, or without pinner's seal,
+    is left."""
+    files: dict[Path, set[str]] = {}
+    for path in paths:
+        files.setdefault(path.parent, set()).add(path.name)
+    return [
+        folder / file
+        for folder, names in sorted(files.items())
+        for file, intact in leftover_index_files(folder, tuple(names))
+        if intact
+    ]
+
+
+def leftover_index_files(folder: Path, files: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """(file, whether its seal is intact) for each `index-<name>.txt` in a target's folder that
+    is not among `files` (what the target renders now) and that pinner generated for this
+    target: it carries pinner's seal naming the target. Any other file is not pinner's."""
+    try:
+        names = sorted(p.name for p in folder.iterdir())
+    except OSError:
+        return []
+    found = []
+    for file in names:
+        path = folder / file
+        if file in files or not _INDEX_FILE.fullmatch(file) or path.is_symlink():
+            continue
+        try:
+            parsed = read_seal(path.read_bytes()) if path.is_file() else None
+        except OSError:
+            continue
+        if parsed is not None and parsed[0].get("target") == folder.name:
+            found.append((file, parsed[1]))
+    return found
 
 
 def _read_files(folder: Path, files: tuple[str, ...]) -> list[tuple[str, str, tuple[str, str]]]:

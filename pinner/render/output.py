@@ -127,6 +127,15 @@ def write_artifacts(artifacts: Iterable[Artifact], root: Path) -> list[Path]:
     return [path for _, path in staged]
 
 
+def remove_leftovers(paths: Iterable[Path]) -> None:
+    """Remove the files `check.leftovers` found (under the project's write lock)."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            raise _output_error(e, path, "the files were written; it was left") from None
+
+
 def sweep_staged(paths: Iterable[Path]) -> None:
     """Remove the temporary files a killed run left next to `paths` (`.<name>.<random>.tmp`,
     as `_stage` names them). Called under the project's write lock, so no live run is staging

@@ -19,6 +19,9 @@ from typing import Any
 
 OK, FAIL, SKIP, WARN = "ok", "FAIL", "skip", "warn"
 SHOWN = 8  # report() lists this many wrong packages, then summarises the rest
+# `"schema"` of verify_env.py --json: pinner.console.JSON_SCHEMA, which this file cannot import
+# (a test keeps them equal; docs/json.md)
+JSON_SCHEMA = 1
 NO_GPU = "not checked: no GPU"
 MACHINES = {
     "x86_64": "linux-x86_64",
@@ -713,7 +716,8 @@ def main(argv: list[str], expected: dict[str, Any]) -> int:
         expected = {**expected, "require_gpu": True}
     results = run_checks(expected)
     if "--json" in argv:
-        print(json.dumps({"target": expected["target"], "results": results}, indent=2))
+        doc = {"schema": JSON_SCHEMA, "target": expected["target"], "results": results}
+        print(json.dumps(doc, indent=2))
     else:
         print(report(results, expected["target"]), end="")
     return 1 if any(r["status"] == FAIL for r in results) else 0
