@@ -391,24 +391,20 @@ def _target(
     # resolving and installing, never part of a target's inputs
     index = text("torch-index-url", DEFAULT_TORCH_INDEX)
     index_key = f"{where}.torch-index-url"
-    try:
-        safe.url(index, template=True)
-    except safe.Unsafe as e:
-        problems.append(
-            f"{index_key}: {e}; give the index's URL, e.g. https://mirror.example/whl/{{variant}}"
-        )
+    if _has_password(index):  # said without the URL: the message must not show the password
+        problems.append(_credentials(index_key, TORCH_INDEX_ENV))
     else:
-        if "{variant}" not in index:
+        try:
+            safe.url(index, template=True)
+        except safe.Unsafe as e:
             problems.append(
-                f"{index_key}: {index!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
+                f"{index_key}: {e}; give the index's URL, e.g. https://mirror.example/whl/{{variant}}"
             )
-        userinfo = index.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
-        if ":" in userinfo:  # a password (a user name alone is what netrc and keyring look up)
-            problems.append(
-                f"{index_key}: credentials in a URL would be written into pinner.lock and every "
-                "recipe; set PINNER_TORCH_INDEX_URL (a mirror, never written) where pinner and "
-                "the recipes run, or give the installer a netrc"
-            )
+        else:
+            if "{variant}" not in index:
+                problems.append(
+                    f"{index_key}: {index!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
+                )
     base_image = text("base-image", "")
     if base_image:
         checked(
@@ -448,6 +444,22 @@ def _target(
         "apt": apt,
         "env": env,
     }
+
+
+def _has_password(url: object) -> bool:
+    """Whether a URL carries a password (a user name alone is what netrc and keyring look up)."""
+    if not isinstance(url, str):
+        return False
+    userinfo = url.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
+    return ":" in userinfo
+
+
+def _credentials(key: str, variable: str) -> str:
+    return (
+        f"{key}: credentials in a URL would be written into pinner.lock and every recipe; set "
+        f"{variable} (a mirror, never written) where pinner and the recipes run, or give the "
+        "installer a netrc"
+    )
 
 
 def _cuda(value: str, where: str, problems: list[str]) -> str:
@@ -606,6 +618,7 @@ def _indexes(
         return []
     out = []
     owner: dict[str, str] = {}
+    variables: dict[str, str] = {}  # PINNER_INDEX_<NAME>_URL -> the table that has it
     for name, table in doc.items():
         here = f"{where}.{_key(name)}"
         try:
@@ -622,8 +635,19 @@ def _indexes(
         before = len(problems)
         _unknown_keys(table, INDEX_KEYS, f"{here}.", problems)
         url = table.get("url")
+        variable = index_env(name)
+        if variable in variables:  # flash-infer and flash_infer: one mirror, one recipe variable
+            problems.append(
+                f"{here}: its variables {variable} and {variable.removeprefix('PINNER_')} are "
+                f"those of [indexes.{variables[variable]}]; rename one of the tables"
+            )
+            continue
+        variables[variable] = name
         try:
-            safe.url(url, template=True)
+            if _has_password(url):
+                problems.append(_credentials(f"{here}.url", variable))
+            else:
+                safe.url(url, template=True)
         except safe.Unsafe as e:
             problems.append(
                 f"{here}.url: {e}; give the index's simple URL, e.g. "
