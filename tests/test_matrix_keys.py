@@ -76,6 +76,10 @@ def matrix_error(tmp_path: Path, cli: Callable[..., Run], text: str) -> str:
             ),
         ),
         ('env = { PATH = "/x" }', "targets.a100.env.PATH: pinner sets PATH itself"),
+        (
+            'env = { UID = "1000" }',
+            "targets.a100.env.UID: UID is read-only in bash, so install.sh would stop at it",
+        ),
         ('env = "HF_HOME=/x"', "targets.a100.env: must be a table such as"),
     ],
 )

@@ -53,6 +53,8 @@ RESERVED_INDEXES = ("default", "pytorch", "url", "local", "torch")
 # what pinner itself sets in the recipes, or what steers the installer to another index
 RESERVED_ENV = ("PATH", "VIRTUAL_ENV", "PYTHONHOME", "TORCH_INDEX_URL", "DEBIAN_FRONTEND")
 RESERVED_ENV_PREFIXES = ("PIP_", "UV_", "PINNER_", "INDEX_")
+# read-only in bash (its manual, "Shell Variables"): `export UID=...` stops install.sh (set -e)
+BASH_READONLY = ("UID", "EUID", "PPID", "SHELLOPTS", "BASHOPTS", "BASH_VERSINFO")
 BUILD_VALUES = ("auto", "wheel", "source")
 PLATFORMS = {
     "linux-x86_64": "linux-x86_64",
@@ -596,6 +598,12 @@ def _env(tables: list[tuple[object, str]], problems: list[str]) -> tuple[tuple[s
             except safe.Unsafe as e:
                 problems.append(
                     f"{key}: {e}; use a name of letters, digits and '_' and a one-line string"
+                )
+                continue
+            if name in BASH_READONLY:
+                problems.append(
+                    f"{key}: {name} is read-only in bash, so install.sh would stop at it; remove "
+                    "it, or set it where the recipe runs (docker run -e, the shell)"
                 )
                 continue
             if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
