@@ -106,7 +106,7 @@ def discover(explicit: Path | None, cwd: Path) -> Found:
     root (a folder with .git) or the home folder, else the built-in presets."""
     if explicit is not None:
         if not explicit.is_file():
-            msg = f"{explicit}: no such matrix file (given with --matrix)"
+            msg = f"{safe.comment(explicit)}: no such matrix file (given with --matrix)"
             raise ConfigError(msg)
         table = "tool.pinner" if explicit.name == "pyproject.toml" else ""
         return Found(explicit, table, f"{explicit} (given with --matrix)")
