@@ -600,20 +600,28 @@ def _env(tables: list[tuple[object, str]], problems: list[str]) -> tuple[tuple[s
                     f"{key}: {e}; use a name of letters, digits and '_' and a one-line string"
                 )
                 continue
-            if name in BASH_READONLY:
-                problems.append(
-                    f"{key}: {name} is read-only in bash, so install.sh would stop at it; remove "
-                    "it, or set it where the recipe runs (docker run -e, the shell)"
-                )
-                continue
-            if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
-                problems.append(
-                    f"{key}: pinner sets {name} itself, or it would steer the installer; remove "
-                    "it (an index belongs in torch-index-url or an [indexes] table)"
-                )
+            refused = reserved_env(name)
+            if refused:
+                problems.append(f"{key}: {refused}")
                 continue
             merged[name] = value
     return tuple(merged.items())
+
+
+def reserved_env(name: str) -> str:
+    """Why `env` may not set this variable, with the fix ("" when it may): the matrix refuses
+    it, and so does `generate` reading it from a hand-edited lock."""
+    if name in BASH_READONLY:
+        return (
+            f"{name} is read-only in bash, so install.sh would stop at it; remove it, or set it "
+            "where the recipe runs (docker run -e, the shell)"
+        )
+    if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
+        return (
+            f"pinner sets {name} itself, or it would steer the installer; remove it (an index "
+            "belongs in torch-index-url or an [indexes] table)"
+        )
+    return ""
 
 
 def _indexes(
