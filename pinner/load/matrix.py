@@ -242,6 +242,14 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
                 f"{shown}: {prefix}{key}: {safe.comment(repr(value))} contains a control "
                 "character; write a plain relative path"
             )
+        elif value is not None and (outside := _outside_repository(Path(value), root)):
+            # pinner writes the lock and the out folder: a matrix (from a pull request, say)
+            # must not make `pinner lock` overwrite a file elsewhere
+            problems.append(
+                f"{shown}: {prefix}{key}: {safe.comment(repr(value))} is {outside}; name a path "
+                "inside the project's repository"
+                + (" (generate --out DIR writes elsewhere)" if key == "out" else "")
+            )
     if problems:  # a bad [defaults] entry is found once per target: said once
         raise ConfigError("\n".join(dict.fromkeys(problems)))
     templates = settings["templates"]
