@@ -280,10 +280,8 @@ def generate(
     """Lock when needed, then render constraints, requirements, Dockerfile, install.sh, Modal
     image and verify step for each target into OUT/<target>/."""
     from pinner import console, pipeline
-    from pinner.commands.check import checked_out
 
     _exclusive(locked=locked, frozen=frozen)
-    out = checked_out(out)
     m = _load(matrix)
     info = pipeline.RunInfo()
     console.detail(f"lock: {m.lock}\nout: {out or m.out}")

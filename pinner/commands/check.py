@@ -5,32 +5,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pinner.errors import ConfigError, StaleError
+from pinner.errors import StaleError
 
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
 
-def checked_out(out: Path | None) -> Path | None:
-    """--out, refused (exit 2) with a control character in it, as the matrix's `out` is: it
-    would name a folder with a newline, and reach the terminal raw."""
-    from pinner.safe import CONTROL, comment
-
-    if out is not None and CONTROL.search(str(out)):
-        msg = (
-            f"--out: {comment(repr(str(out)))} contains a control character; "
-            "name a folder without newlines or control characters"
-        )
-        raise ConfigError(msg)
-    return out
-
-
 def run_check(matrix: Path | None, out: Path | None, *, diff: bool, as_json: bool = False) -> None:
     from pinner.load.matrix import read_matrix
     from pinner.render.check import never_generated, stale
 
-    out = checked_out(out)
     raw = read_matrix(matrix)
     _say_matrix(raw["found"])
     problems = stale(raw, out)
