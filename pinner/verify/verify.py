@@ -136,7 +136,6 @@ def target_lock(lock_path: Path, name: str) -> TargetLock:
     import difflib
 
     from pinner.lock.lockfile import read_lock
-    from pinner.safe import comment
 
     lockfile = read_lock(lock_path)
     by_name = {t.plan.target.name: t for t in lockfile.targets}
@@ -144,8 +143,7 @@ def target_lock(lock_path: Path, name: str) -> TargetLock:
         close = difflib.get_close_matches(name, list(by_name), n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"it has: {', '.join(by_name) or 'none'}"
         msg = (
-            f"{lock_path}: no target {name!r} ({hint}); lock it with "
-            f"`pinner lock --target {comment(name)}`"
+            f"{lock_path}: no target {name!r} ({hint}); lock it with `pinner lock --target {name}`"
         )
         raise ConfigError(msg)
     return by_name[name]
