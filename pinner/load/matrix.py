@@ -192,7 +192,13 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
     fallback = _default_requirements(doc, table, root)
     if table:
         tool = doc.get("tool", {})
-        doc = tool.get("pinner", {}) if isinstance(tool, dict) else {}
+        if not isinstance(tool, dict) or "pinner" not in tool:  # --matrix pyproject.toml
+            msg = (
+                f"{path}: no [tool.pinner] table; add one with [tool.pinner.targets.<name>] "
+                "tables, or give --matrix a pinner.toml"
+            )
+            raise ConfigError(msg)
+        doc = tool["pinner"]
         if not isinstance(doc, dict):
             msg = f"{path}: tool.pinner: must be a table ([tool.pinner])"
             raise ConfigError(msg)
