@@ -103,22 +103,32 @@ def out(text: str) -> None:
 def note(text: str) -> None:
     """A note on stderr (not with -q)."""
     if not quiet():
-        print(f"{paint('note', 'dim', sys.stderr)}: {text}", file=sys.stderr)
+        print(f"{paint('note', 'dim', sys.stderr)}: {_printable(text)}", file=sys.stderr)
 
 
 def warn(text: str) -> None:
     """A warning on stderr (with -q too)."""
-    print(f"{paint('warning', 'yellow', sys.stderr)}: {text}", file=sys.stderr)
+    print(f"{paint('warning', 'yellow', sys.stderr)}: {_printable(text)}", file=sys.stderr)
 
 
 def detail(text: str) -> None:
     """A line on stderr with -v only."""
     if verbose():
-        print(text, file=sys.stderr)
+        print(_printable(text), file=sys.stderr)
 
 
 def error(text: str) -> None:
-    print(f"pinner: {paint('error', 'red', sys.stderr)}: {text}", file=sys.stderr)
+    print(f"pinner: {paint('error', 'red', sys.stderr)}: {_printable(text)}", file=sys.stderr)
+
+
+def _printable(text: str) -> str:
+    """The last fence before the terminal: control characters other than newline and tab (an
+    escape sequence in a value some message quotes) shown as escapes, never raw."""
+    import re
+
+    return re.sub(
+        r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]", lambda m: json.dumps(m.group())[1:-1], text
+    )
 
 
 def dump_json(data: dict[str, Any]) -> str:

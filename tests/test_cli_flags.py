@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -404,6 +406,23 @@ def test_every_commands_help_names_the_global_options(capsys):
             "only), -v/--verbose (also which matrix, lock and output folder were used, and "
             "each file written), --color auto|always|never"
         ) in text, name
+
+
+def test_quiet_check_prints_nothing_when_fresh(project, capsys):
+    """-q is "errors and warnings only": `check` (its fast path, and typer's) still printed
+    "pinner check: 1 targets fresh" and its notes."""
+    assert run(capsys, "generate")[0] == 0
+    assert run(capsys, "check")[1] == "pinner check: 1 targets fresh\n"
+    for args in (("-q", "check"), ("check", "--quiet"), ("check", "-q", "--out", "pinned")):
+        assert run(capsys, *args) == (0, "", "")
+    shutil.rmtree(project / "pinned")  # a target with no generated files is a note
+    (project / "pinner.lock").write_text(
+        re.sub(r"\n\[generated\]\n[^\[]*", "\n", (project / "pinner.lock").read_text("utf-8")),
+        encoding="utf-8",
+    )
+    assert "note: target a100 has no generated files" in run(capsys, "check")[1]
+    assert run(capsys, "check", "-q") == (0, "", "")
+    assert run(capsys, "check", "-q", "--json")[1].startswith('{\n  "schema": 1,')
 
 
 @pytest.mark.usefixtures("project")

@@ -76,6 +76,10 @@ def matrix_error(tmp_path: Path, cli: Callable[..., Run], text: str) -> str:
             ),
         ),
         ('env = { PATH = "/x" }', "targets.a100.env.PATH: pinner sets PATH itself"),
+        (
+            'env = { UID = "1000" }',
+            "targets.a100.env.UID: UID is read-only in bash, so install.sh would stop at it",
+        ),
         ('env = "HF_HOME=/x"', "targets.a100.env: must be a table such as"),
     ],
 )
@@ -136,6 +140,23 @@ def test_a_bad_defaults_entry_is_named_once(tmp_path: Path, cli: Callable[..., R
             '[indexes.a]\nurl = "https://h/a"\npackages = ["x"]\n[indexes.b]\nurl = "https://h/b"\npackages = ["X"]',
             "indexes.b.packages: x is already bound to [indexes.a]; bind each package to one index",
         ),
+        (
+            '[indexes.fi]\nurl = "https://me:s3cret@h/simple"\npackages = ["x"]',
+            (
+                "indexes.fi.url: credentials in a URL would be written into pinner.lock and every "
+                "recipe; set PINNER_INDEX_FI_URL"
+            ),
+        ),
+        (
+            (
+                '[indexes.flash-infer]\nurl = "https://h/a"\npackages = ["x"]\n'
+                '[indexes.flash_infer]\nurl = "https://h/b"\npackages = ["y"]'
+            ),
+            (
+                "indexes.flash_infer: its variables PINNER_INDEX_FLASH_INFER_URL and "
+                "INDEX_FLASH_INFER_URL are those of [indexes.flash-infer]; rename one of the tables"
+            ),
+        ),
     ],
 )
 def test_bad_indexes_tables(
@@ -144,6 +165,7 @@ def test_bad_indexes_tables(
     err = matrix_error(tmp_path, cli, BASE + "\n" + table + "\n")
     assert f"pinner: error: pinner.toml: {expected}" in err
     assert err.count("\n") == 1
+    assert "s3cret" not in err
 
 
 def test_defaults_merge_entry_by_entry(tmp_path: Path) -> None:

@@ -23,9 +23,11 @@ def run_check(matrix: Path | None, out: Path | None, *, diff: bool, as_json: boo
         _check_json(raw, out, problems)
         return
     if not problems:
-        print(f"pinner check: {len(raw['targets'])} targets fresh")
+        from pinner.console import out as say  # stdout, and nothing with -q
+
+        say(f"pinner check: {len(raw['targets'])} targets fresh")
         for name in never_generated(raw, out):
-            print(f"note: target {name} has no generated files (pinner generate --target {name})")
+            say(f"note: target {name} has no generated files (pinner generate --target {name})")
         return
     lines = [f"{path}: {what}\n  refresh: {cmd}" for path, what, cmd in problems]
     if diff:  # the diffs on stdout (for a pager or a patch), the verdict on stderr

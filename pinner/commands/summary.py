@@ -106,6 +106,9 @@ def generate_report(m: Matrix, root: Path, info: RunInfo, *, json_out: bool, dry
         return
     print_notes(info.notes)
     print_findings(info.findings, info.warnings)
+    from pinner.safe import comment  # a folder named with a newline is shown on one line
+
+    shown, where = [comment(p) for p in shown], comment(where)
     for path in shown:
         console.detail(f"{'would write' if dry_run else 'wrote'} {path}")
     for path in removed:  # said at any verbosity but -q: a file disappears

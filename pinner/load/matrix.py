@@ -53,6 +53,8 @@ RESERVED_INDEXES = ("default", "pytorch", "url", "local", "torch")
 # what pinner itself sets in the recipes, or what steers the installer to another index
 RESERVED_ENV = ("PATH", "VIRTUAL_ENV", "PYTHONHOME", "TORCH_INDEX_URL", "DEBIAN_FRONTEND")
 RESERVED_ENV_PREFIXES = ("PIP_", "UV_", "PINNER_", "INDEX_")
+# read-only in bash (its manual, "Shell Variables"): `export UID=...` stops install.sh (set -e)
+BASH_READONLY = ("UID", "EUID", "PPID", "SHELLOPTS", "BASHOPTS", "BASH_VERSINFO")
 BUILD_VALUES = ("auto", "wheel", "source")
 PLATFORMS = {
     "linux-x86_64": "linux-x86_64",
@@ -104,7 +106,7 @@ def discover(explicit: Path | None, cwd: Path) -> Found:
     root (a folder with .git) or the home folder, else the built-in presets."""
     if explicit is not None:
         if not explicit.is_file():
-            msg = f"{explicit}: no such matrix file (given with --matrix)"
+            msg = f"{safe.comment(explicit)}: no such matrix file (given with --matrix)"
             raise ConfigError(msg)
         table = "tool.pinner" if explicit.name == "pyproject.toml" else ""
         return Found(explicit, table, f"{explicit} (given with --matrix)")
@@ -190,7 +192,13 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
     fallback = _default_requirements(doc, table, root)
     if table:
         tool = doc.get("tool", {})
-        doc = tool.get("pinner", {}) if isinstance(tool, dict) else {}
+        if not isinstance(tool, dict) or "pinner" not in tool:  # --matrix pyproject.toml
+            msg = (
+                f"{path}: no [tool.pinner] table; add one with [tool.pinner.targets.<name>] "
+                "tables, or give --matrix a pinner.toml"
+            )
+            raise ConfigError(msg)
+        doc = tool["pinner"]
         if not isinstance(doc, dict):
             msg = f"{path}: tool.pinner: must be a table ([tool.pinner])"
             raise ConfigError(msg)
@@ -239,6 +247,14 @@ def _load(path: Path, table: str, *, root: Path, preset: bool) -> dict[str, Any]
             problems.append(
                 f"{shown}: {prefix}{key}: {safe.comment(repr(value))} contains a control "
                 "character; write a plain relative path"
+            )
+        elif value is not None and (outside := _outside_repository(Path(value), root)):
+            # pinner writes the lock and the out folder: a matrix (from a pull request, say)
+            # must not make `pinner lock` overwrite a file elsewhere
+            problems.append(
+                f"{shown}: {prefix}{key}: {safe.comment(repr(value))} is {outside}; name a path "
+                "inside the project's repository"
+                + (" (generate --out DIR writes elsewhere)" if key == "out" else "")
             )
     if problems:  # a bad [defaults] entry is found once per target: said once
         raise ConfigError("\n".join(dict.fromkeys(problems)))
@@ -391,24 +407,20 @@ def _target(
     # resolving and installing, never part of a target's inputs
     index = text("torch-index-url", DEFAULT_TORCH_INDEX)
     index_key = f"{where}.torch-index-url"
-    try:
-        safe.url(index, template=True)
-    except safe.Unsafe as e:
-        problems.append(
-            f"{index_key}: {e}; give the index's URL, e.g. https://mirror.example/whl/{{variant}}"
-        )
+    if _has_password(index):  # said without the URL: the message must not show the password
+        problems.append(_credentials(index_key, TORCH_INDEX_ENV))
     else:
-        if "{variant}" not in index:
+        try:
+            safe.url(index, template=True)
+        except safe.Unsafe as e:
             problems.append(
-                f"{index_key}: {index!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
+                f"{index_key}: {e}; give the index's URL, e.g. https://mirror.example/whl/{{variant}}"
             )
-        userinfo = index.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
-        if ":" in userinfo:  # a password (a user name alone is what netrc and keyring look up)
-            problems.append(
-                f"{index_key}: credentials in a URL would be written into pinner.lock and every "
-                "recipe; set PINNER_TORCH_INDEX_URL (a mirror, never written) where pinner and "
-                "the recipes run, or give the installer a netrc"
-            )
+        else:
+            if "{variant}" not in index:
+                problems.append(
+                    f"{index_key}: {index!r} must contain {{variant}} (e.g. .../whl/{{variant}})"
+                )
     base_image = text("base-image", "")
     if base_image:
         checked(
@@ -448,6 +460,22 @@ def _target(
         "apt": apt,
         "env": env,
     }
+
+
+def _has_password(url: object) -> bool:
+    """Whether a URL carries a password (a user name alone is what netrc and keyring look up)."""
+    if not isinstance(url, str):
+        return False
+    userinfo = url.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
+    return ":" in userinfo
+
+
+def _credentials(key: str, variable: str) -> str:
+    return (
+        f"{key}: credentials in a URL would be written into pinner.lock and every recipe; set "
+        f"{variable} (a mirror, never written) where pinner and the recipes run, or give the "
+        "installer a netrc"
+    )
 
 
 def _cuda(value: str, where: str, problems: list[str]) -> str:
@@ -586,14 +614,28 @@ def _env(tables: list[tuple[object, str]], problems: list[str]) -> tuple[tuple[s
                     f"{key}: {e}; use a name of letters, digits and '_' and a one-line string"
                 )
                 continue
-            if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
-                problems.append(
-                    f"{key}: pinner sets {name} itself, or it would steer the installer; remove "
-                    "it (an index belongs in torch-index-url or an [indexes] table)"
-                )
+            refused = reserved_env(name)
+            if refused:
+                problems.append(f"{key}: {refused}")
                 continue
             merged[name] = value
     return tuple(merged.items())
+
+
+def reserved_env(name: str) -> str:
+    """Why `env` may not set this variable, with the fix ("" when it may): the matrix refuses
+    it, and so does `generate` reading it from a hand-edited lock."""
+    if name in BASH_READONLY:
+        return (
+            f"{name} is read-only in bash, so install.sh would stop at it; remove it, or set it "
+            "where the recipe runs (docker run -e, the shell)"
+        )
+    if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
+        return (
+            f"pinner sets {name} itself, or it would steer the installer; remove it (an index "
+            "belongs in torch-index-url or an [indexes] table)"
+        )
+    return ""
 
 
 def _indexes(
@@ -606,6 +648,7 @@ def _indexes(
         return []
     out = []
     owner: dict[str, str] = {}
+    variables: dict[str, str] = {}  # PINNER_INDEX_<NAME>_URL -> the table that has it
     for name, table in doc.items():
         here = f"{where}.{_key(name)}"
         try:
@@ -622,8 +665,19 @@ def _indexes(
         before = len(problems)
         _unknown_keys(table, INDEX_KEYS, f"{here}.", problems)
         url = table.get("url")
+        variable = index_env(name)
+        if variable in variables:  # flash-infer and flash_infer: one mirror, one recipe variable
+            problems.append(
+                f"{here}: its variables {variable} and {variable.removeprefix('PINNER_')} are "
+                f"those of [indexes.{variables[variable]}]; rename one of the tables"
+            )
+            continue
+        variables[variable] = name
         try:
-            safe.url(url, template=True)
+            if _has_password(url):
+                problems.append(_credentials(f"{here}.url", variable))
+            else:
+                safe.url(url, template=True)
         except safe.Unsafe as e:
             problems.append(
                 f"{here}.url: {e}; give the index's simple URL, e.g. "

@@ -148,30 +148,31 @@ def changed_inputs(
     recorded: Mapping[str, Any], current: Mapping[str, Any], source: str
 ) -> list[str]:
     """What changed between the input digests a lock entry records and the current ones, in
-    words; [] when they agree. `source` names the matrix file."""
+    words; [] when they agree. `source` names the matrix file. What the lock recorded is shown
+    on one line, its control characters escaped (a hand-edited head may carry any)."""
     said: list[str] = []
     if recorded.get("matrix") != current["matrix"]:
         said.append(f"its matrix table in {source} changed")
     before, now = recorded.get("torch-index-url"), current["torch-index-url"]
     if before != now:
-        said.append(f"torch-index-url changed ({before or 'unset'} -> {now})")
+        said.append(f"torch-index-url changed ({one_line(before or 'unset')} -> {now})")
     old = recorded.get("requirements")
     old_files: Mapping[str, Any] = old if isinstance(old, Mapping) else {}
     new_files: Mapping[str, str] = current["requirements"]
     for path in sorted(set(old_files) | set(new_files)):
         if path not in new_files:
-            said.append(f"{path} is no longer read")
+            said.append(f"{one_line(path)} is no longer read")
         elif path not in old_files:
             said.append(f"{path} is new")
         elif old_files[path] != new_files[path]:
             said.append(f"{path} changed")
     if recorded.get("knowledge") != current["knowledge"]:
-        then, now = recorded.get("knowledge-as-of", "?"), current["knowledge-as-of"]
+        then, now = one_line(recorded.get("knowledge-as-of", "?")), current["knowledge-as-of"]
         dates = f"as of {then} -> {now}" if then != now else f"same date {now}, new content"
         said.append(f"pinner's knowledge changed ({dates})")
     if recorded.get("pinner") != current["pinner"]:
         said.append(
-            f"pinner version changed ({recorded.get('pinner', '?')} -> {current['pinner']})"
+            f"pinner version changed ({one_line(recorded.get('pinner', '?'))} -> {current['pinner']})"
         )
     return said
 

@@ -47,13 +47,25 @@ def _digits(value: object) -> object:
     return value
 
 
-def _env(where: str, pairs: object) -> Iterator[Check]:
+def _matrix_env_name(value: object) -> object:
+    """A name of the matrix's `env`: one the matrix itself would take."""
+    from pinner.load.matrix import reserved_env
+
+    refused = reserved_env(safe.env_name(value))
+    if refused:
+        raise safe.Unsafe(refused)
+    return value
+
+
+def _env(
+    where: str, pairs: object, name_check: Callable[[object], object] = safe.env_name
+) -> Iterator[Check]:
     for i, pair in enumerate(pairs if isinstance(pairs, tuple | list) else [pairs]):
         if not (isinstance(pair, tuple | list) and len(pair) == 2):
             yield f"{where}[{i}]", pair, _one_of(())
             continue
         name, value = pair
-        yield f"{where}[{i}][0]", name, safe.env_name
+        yield f"{where}[{i}][0]", name, name_check
         check = _digits if name == "MAX_JOBS" else safe.env_value
         yield f"{where}[{i}][1]", value, check
 
@@ -135,7 +147,7 @@ def _target_keys(tl: TargetLock, key: str) -> Iterator[Check]:
     target = tl.plan.target
     for i, apt in enumerate(target.apt):
         yield f"{key}.plan.target.apt[{i}]", apt, _apt_entry
-    yield from _env(f"{key}.plan.target.env", target.env)
+    yield from _env(f"{key}.plan.target.env", target.env, _matrix_env_name)
     for i, (name, url, packages) in enumerate(target.indexes):
         yield f"{key}.plan.target.indexes[{i}][0]", name, safe.target_name
         yield f"{key}.plan.target.indexes[{i}][1]", url, lambda v: safe.url(v, template=True)
