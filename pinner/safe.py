@@ -85,9 +85,10 @@ _IMAGE = re.compile(
     re.ASCII,
 )
 _URL_SCHEMES = ("http", "https", "file")
-# Characters that end a line somewhere (Python's str.splitlines, shells, Dockerfiles), and every
-# other control character: none of them belongs in a value that is rendered.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Characters that end a line somewhere (Python's str.splitlines, shells, Dockerfiles), every other
+# control character, and the bidirectional controls (a name must read as it runs):
+# none of them belongs in a value that is rendered.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _shown(value: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import shlex
 import shutil
 import subprocess
@@ -210,3 +211,12 @@ def test_comments_never_carry_a_line_break_or_control_character(value: str) -> N
     assert len(shown.splitlines()) == 1
     assert not safe.CONTROL.search(shown)
     assert len(ast.parse(f"# {shown}\nX = 1\n").body) == 1  # the comment ends at its line
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200f"])
+def test_bidirectional_controls_are_shown_as_escapes(char: str) -> None:
+    """Trojan Source: a right-to-left override in a name would make a comment or a message read
+    other than it runs; it is shown escaped, and refused where a name is checked."""
+    assert safe.comment(f"a{char}b") == "a" + json.dumps(char)[1:-1] + "b"
+    with pytest.raises(safe.Unsafe):
+        safe.package_name(f"six{char}")
