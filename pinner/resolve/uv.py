@@ -26,15 +26,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pinner.errors import NetworkError, ResolveError
 from pinner.lock.fingerprint import sha256
 from pinner.model import File
 from pinner.resolve.answer import Indexes, Located, merge_files, read_pylock
 from pinner.resolve.environment import resolver_environment
-from pinner.resolve.graph import Node
 from pinner.resolve.job import PLATFORMS, Job, ResolvedPin
 from pinner.resolve.output import probe_index
+
+if TYPE_CHECKING:
+    # imported when the graph is read, while the files pass runs: not before uv starts
+    from pinner.resolve.graph import Node
 
 # The newest manylinux tag uv knows: the files pass lists every wheel up to it.
 NEWEST_LINUX = {"linux-x86_64": "x86_64-manylinux_2_40", "linux-aarch64": "aarch64-manylinux_2_40"}
@@ -319,7 +323,7 @@ def _graph(
     """Each package's Requires-Dist (its own metadata, or pinner's for an sdist-only
     extension), and what requires it."""
     from pinner.load.requirements import marker_environment
-    from pinner.resolve.graph import fetch_metadata, parents, requires_of
+    from pinner.resolve.graph import Node, fetch_metadata, parents, requires_of
 
     wanted = {}
     for p in located:
