@@ -51,7 +51,8 @@ def _fast_check(args: list[str]) -> bool:
 
 
 # `lock`, `generate` and `explain` with only these options skip typer's parsing too (0.2 s: it
-# builds a pydantic adapter per option) and call the same command functions; any other argument
+# builds a pydantic adapter per option) and its import, and call the functions the typer commands
+# call (pinner.commands.run); any other argument
 # (--help, a flag not listed, a typo) goes through typer. Each option -> its long name ("" for a
 # flag, which takes no value).
 FAST = {
@@ -84,7 +85,7 @@ def _fast_command(args: list[str]) -> bool:
         if not value or value.startswith("-"):
             return False
         got.setdefault(key, []).append(value)
-    from pinner.commands import app as commands
+    from pinner.commands import run as commands  # the command bodies, without typer
 
     targets = got.get("--target", [])
     matrix = Path(got["--matrix"][-1]) if "--matrix" in got else None

@@ -16,7 +16,7 @@ from pinner.model import File, Pin, TargetLock
 from pinner.resolve.job import Job, ResolvedPin
 from pinner.resolve.output import parse_compiled
 from pinner.resolve.resolve import build_job, resolve_target
-from pinner.resolve.uv import _error, argv, pyproject
+from pinner.resolve.uv import _error, argv, build_interpreter, pyproject
 from tests.support.projects import CPU_MATRIX, Project, hashes_of, index_hashes
 
 if sys.version_info >= (3, 11):
@@ -125,6 +125,33 @@ def test_argv_resolves_for_the_target_not_the_host(
         a for a in cmd if a.startswith(("--index", "--extra-index", "--default-index", "-i"))
     ]
     assert "--python" not in cmd  # never an interpreter: uv resolves for the numbers given
+
+
+def test_uv_is_named_pinners_interpreter_only_for_the_targets_python() -> None:
+    """uv resolves for --python-version; an interpreter only spares it the search for one (slow
+    behind pyenv's shims). pinner's own is named when it is the target's version, never another."""
+    own = f"{sys.version_info.major}.{sys.version_info.minor}"
+    other = "3.9" if own != "3.9" else "3.10"
+
+    assert build_interpreter(own) == sys.executable
+    assert build_interpreter(other) == ""
+
+    job = make_job(python=own, platform="linux-x86_64", upgrade=False, offline=False)
+    cmd = argv(job, "/bin/uv", Path("/cache/jobs/abc"), build_interpreter(own))
+    assert cmd[cmd.index("--python") + 1] == sys.executable
+    assert cmd[cmd.index("--python-version") + 1] == own  # still resolved for the target
+    other_job = make_job(python=other, platform="linux-x86_64", upgrade=False, offline=False)
+    assert "--python" not in argv(other_job, "/bin/uv", Path("/w"), build_interpreter(other))
+
+
+def test_uv_is_not_named_an_interpreter_of_another_implementation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import types
+
+    own = f"{sys.version_info.major}.{sys.version_info.minor}"
+    monkeypatch.setattr(sys, "implementation", types.SimpleNamespace(name="pypy"))
+    assert build_interpreter(own) == ""
 
 
 # --- parsing compiled output ---------------------------------------------------------------------

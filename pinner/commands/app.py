@@ -6,19 +6,15 @@ them. `pinner.cli.main` is the entry point and the only exit.
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from pinner import __version__
-from pinner.commands import report, summary
-from pinner.errors import PinnerError, TargetsFailed
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from pinner.model import Matrix, Target
-    from pinner.progress import Progress
+from pinner.commands import report, run, summary
+from pinner.commands.run import load as _load
+from pinner.commands.run import packages as _packages
+from pinner.commands.run import progress as _progress
 
 app = typer.Typer(
     name="pinner",
@@ -83,20 +79,6 @@ def _root(
     """pinner: GPU-aware, hash-locked install recipes."""
 
 
-def _load(matrix: Path | None) -> "Matrix":
-    """The matrix, saying once which requirements a default chose."""
-    from pinner import console, pipeline
-
-    m = pipeline.load(matrix)
-    if console.verbose():
-        from pinner.load.matrix import discover
-
-        console.detail(f"pinner: matrix: {discover(matrix, Path.cwd()).why}")
-    for note in m.notes:
-        console.note(note)
-    return m
-
-
 @app.command()
 def gpus(json_out: JsonOpt = False) -> None:
     """List the GPUs pinner knows, with their compute capability."""
@@ -139,13 +121,7 @@ def explain(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a target's plan and the reason for each choice: GPU, arch, CUDA variant, torch, ..."""
-    from pinner import pipeline
-
-    m = _load(matrix)
-    results = pipeline.with_resolution(m, pipeline.plan_all(m, (target,)))
-    if json_out or results[0][1].plan is not None:
-        print(report.explain(m, results[0], as_json=json_out), end="")
-    pipeline.require_plans(results)
+    run.explain(target=target, matrix=matrix, json_out=json_out)
 
 
 EngineOpt = Annotated[str, typer.Option("--resolver", help="Resolver engine: uv or pip-tools.")]
@@ -194,39 +170,11 @@ def lock(
     json_out: JsonOpt = False,
 ) -> None:
     """Resolve every target (or the named ones) and write pinner.lock."""
-    from pinner import pipeline
-
-    _exclusive(locked=locked, upgrade=upgrade, upgrade_package=bool(upgrade_package))
-    m = _load(matrix)
-    names = target or ()
-    if locked:
-        summary.lock_locked(m, [t.name for t in _selected(m, names)], json_out=json_out)
-        return
-    with _progress(len(target or m.targets)) as progress:
-        result = pipeline.lock_targets(
-            m,
-            names,
-            engine=resolver,
-            upgrade=upgrade,
-            offline=offline,
-            progress=progress,
-            timeout=timeout,
-            always_note=True,  # `pinner lock` names ignored variables even with nothing to do
-            upgrade_packages=_packages(upgrade_package),
-            dry_run=dry_run,
-        )
-    summary.lock_report(m, result, json_out=json_out, dry_run=dry_run)
-    pipeline.raise_failures(result)
-
-
-def _exclusive(**flags: bool) -> None:
-    """--locked and --frozen keep the lock as it is: refused with a flag that changes it."""
-    given = [f"--{name.replace('_', '-')}" for name, on in flags.items() if on]
-    if len(given) > 1:
-        from pinner.errors import ConfigError
-
-        msg = f"{given[0]} cannot be combined with {', '.join(given[1:])}; choose one"
-        raise ConfigError(msg)
+    run.lock(
+        target=target, matrix=matrix, upgrade=upgrade, upgrade_package=upgrade_package,
+        locked=locked, dry_run=dry_run, resolver=resolver, offline=offline, timeout=timeout,
+        json_out=json_out,
+    )  # fmt: skip
 
 
 @app.command()
@@ -279,65 +227,10 @@ def generate(
 ) -> None:
     """Lock when needed, then render constraints, requirements, Dockerfile, install.sh, Modal
     image and verify step for each target into OUT/<target>/."""
-    from pinner import console, pipeline
-
-    _exclusive(locked=locked, frozen=frozen)
-    m = _load(matrix)
-    info = pipeline.RunInfo()
-    console.detail(f"lock: {m.lock}\nout: {out or m.out}")
-    failed = None
-    try:
-        with _progress(len(target or m.targets)) as progress:
-            pipeline.generate(
-                m,
-                target or (),
-                out=out,
-                installer=installer,
-                frozen=frozen,
-                locked=locked,
-                engine=resolver,
-                offline=offline,
-                progress=progress,
-                timeout=timeout,
-                dry_run=dry_run,
-                info=info,
-            )
-    except TargetsFailed as e:  # the others were written: said as for a run without failures
-        failed = e
-    except PinnerError:
-        summary.print_findings(info.findings, info.warnings)
-        raise
-    summary.generate_report(m, out or m.out, info, json_out=json_out, dry_run=dry_run)
-    if failed is not None:
-        raise failed
-
-
-def _selected(m: "Matrix", names: "Sequence[str]") -> tuple["Target", ...]:
-    from pinner.load.matrix import select_targets
-
-    return select_targets(m, tuple(names))
-
-
-def _packages(names: list[str] | None) -> tuple[str, ...]:
-    """-P names, checked and normalized (PEP 503)."""
-    import re
-
-    from pinner.errors import ConfigError
-
-    out = []
-    for name in names or ():
-        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
-            msg = f"--upgrade-package: {name!r} is not a package name (e.g. -P transformers)"
-            raise ConfigError(msg)
-        out.append(re.sub(r"[-_.]+", "-", name).lower())
-    return tuple(out)
-
-
-def _progress(total: int) -> "Progress":
-    """Progress on stderr (with --json too: the document alone is on stdout); none with -q."""
-    from pinner.progress import Progress
-
-    return Progress(total=total)
+    run.generate(
+        target=target, matrix=matrix, out=out, installer=installer, locked=locked, frozen=frozen,
+        dry_run=dry_run, resolver=resolver, offline=offline, timeout=timeout, json_out=json_out,
+    )  # fmt: skip
 
 
 # --- update, init, verify, doctor (issue 6) ------------------------------------------------------

@@ -26,15 +26,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pinner.errors import NetworkError, ResolveError
 from pinner.lock.fingerprint import sha256
 from pinner.model import File
 from pinner.resolve.answer import Indexes, Located, merge_files, read_pylock
 from pinner.resolve.environment import resolver_environment
-from pinner.resolve.graph import Node
 from pinner.resolve.job import PLATFORMS, Job, ResolvedPin
 from pinner.resolve.output import probe_index
+
+if TYPE_CHECKING:
+    # imported when the graph is read, while the files pass runs: not before uv starts
+    from pinner.resolve.graph import Node
 
 # The newest manylinux tag uv knows: the files pass lists every wheel up to it.
 NEWEST_LINUX = {"linux-x86_64": "x86_64-manylinux_2_40", "linux-aarch64": "aarch64-manylinux_2_40"}
@@ -109,9 +113,10 @@ def pyproject(job: Job) -> str:
     return "\n".join(lines) + "\n"
 
 
-def argv(job: Job, uv: str, work: Path) -> list[str]:
+def argv(job: Job, uv: str, work: Path, interpreter: str = "") -> list[str]:
     """The command line (pure, for tests). pinner writes every input file itself, and uv reads
-    no configuration (`--no-config`): the indexes are pinner's to choose."""
+    no configuration (`--no-config`): the indexes are pinner's to choose. `interpreter` (see
+    `build_interpreter`) only spares uv its search for one."""
     cmd = [uv, "pip", "compile", str(work / "pyproject.toml"), str(work / "requirements.in")]
     cmd += [
         "-c",
@@ -136,7 +141,27 @@ def argv(job: Job, uv: str, work: Path) -> list[str]:
         cmd.append("--offline")
     if job.no_deps:
         cmd.append("--no-deps")
+    if interpreter:
+        cmd += ["--python", interpreter]
     return cmd
+
+
+def build_interpreter(python: str) -> str:
+    """pinner's own interpreter when it is a CPython of the target's version, else "".
+
+    uv resolves for `--python-version` and the platform given; an interpreter serves it only to
+    build a source distribution's metadata, and it looks for one of that version on each run.
+    Found through pyenv's shims, that search runs shell scripts and an interpreter query every
+    time (0.1-0.3 s a run). pinner's own interpreter, of the same version, is the one the search
+    would find or its equal, so naming it changes no answer; any other version leaves uv to its
+    search.
+    """
+    import sys
+
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if sys.implementation.name != "cpython" or version != python or not sys.executable:
+        return ""
+    return sys.executable
 
 
 def job_key(job: Job) -> str:
@@ -172,7 +197,7 @@ class UvResolver:
             )
             if job.preferences:
                 (work / "pylock.toml").write_text(_preferences(job), encoding="utf-8")
-            self._run(job, argv(job, uv_binary(), work))
+            self._run(job, argv(job, uv_binary(), work, build_interpreter(job.python)))
             located = read_pylock((work / "pylock.toml").read_text(encoding="utf-8"), _indexes(job))
             if job.files_pass:  # the files of each chosen version, while the graph is read
                 with ThreadPoolExecutor(max_workers=1) as pool:
@@ -226,7 +251,7 @@ class UvResolver:
         (folder / "constraints.txt").write_text("", encoding="utf-8")
         for cached in (True, False) if not job.offline else (True,):
             run = replace(second, offline=cached)
-            cmd = argv(run, uv_binary(), folder)
+            cmd = argv(run, uv_binary(), folder, build_interpreter(job.python))
             cmd[cmd.index("--python-platform") + 1] = NEWEST_LINUX[job.platform]
             try:
                 self._run(run, [*cmd, "--no-deps"])
@@ -298,7 +323,7 @@ def _graph(
     """Each package's Requires-Dist (its own metadata, or pinner's for an sdist-only
     extension), and what requires it."""
     from pinner.load.requirements import marker_environment
-    from pinner.resolve.graph import fetch_metadata, parents, requires_of
+    from pinner.resolve.graph import Node, fetch_metadata, parents, requires_of
 
     wanted = {}
     for p in located:
