@@ -129,6 +129,10 @@ def test_a_bad_defaults_entry_is_named_once(tmp_path: Path, cli: Callable[..., R
             "indexes.fi.targets: h100 is not a [targets.<name>] table",
         ),
         (
+            '[indexes.fi]\nurl = "https://h/simple"\npackages = ["x"]\ntargets = []',
+            "indexes.fi.targets: an empty list binds no target; name the targets",
+        ),
+        (
             '[indexes.fi]\nurl = "https://h/simple"\npackages = ["x"]\nextra = true',
             "indexes.fi.extra: unknown key",
         ),

@@ -716,6 +716,11 @@ def _indexes(
         if not isinstance(only, list) or not all(isinstance(t, str) for t in only):
             problems.append(f'{here}.targets: must be a list of target names, e.g. ["h100"]')
             only = []
+        elif "targets" in table and not only:  # [] read as "every target" would surprise
+            problems.append(
+                f"{here}.targets: an empty list binds no target; name the targets, e.g. "
+                '["h100"], or remove the key to bind the packages for every target'
+            )
         for t in only:
             if t not in targets:
                 problems.append(f"{here}.targets: {_key(t)} is not a [targets.<name>] table")
