@@ -117,14 +117,16 @@ def choose(
     # requirement still at its previous version is kept there by the lock, not held back
     before = {p.name: p.version for p in keep.pins} if keep is not None else {}
     have = {p.name: p.version for p in best.pins}
-    direct = [n for n in direct if n not in before or before[n] != have.get(n)]
-    held = held_back(best, newest, direct)
+    by_lock = {n for n in direct if n in before and before[n] == have.get(n)}
+    movable = [n for n in direct if n not in by_lock]
+    held = held_back(best, newest, movable)
     if held and wanted is not None and all(t.segment != segments[wanted] for t in tried):
         alternative = attempt(wanted)
-        if alternative is not None and _better(alternative, best, direct):
+        if alternative is not None and _better(alternative, best, movable):
             best, at = alternative, wanted
-    best = _raise_in_order(best, at, newest, direct, attempt)
-    held = held_back(best, newest, direct)
+    best = _raise_in_order(best, at, newest, direct, attempt, by_lock)
+    held = held_back(best, newest, movable)
+    direct = movable
     notes = [_held_note(best, name, have, newest[name], free, segments) for name, have, _ in held]
     newer = _newer_torch(best, _version(free, "torch"), _file_of(free, "torch"), *knowledge)
     if newer is not None:
@@ -235,17 +237,20 @@ def _raise_in_order(
     newest: dict[str, ResolvedPin],
     direct: Sequence[str],
     attempt: Callable[[int, tuple[str, ...]], TargetLock | None],
+    kept: set[str] | frozenset[str] = frozenset(),
 ) -> TargetLock:
     """Between two direct requirements, file order decides: each one held below its newest
     release is asked for it (in the segment chosen), the ones listed before it kept at least
-    where they are. A raise that has no solution leaves the lock as it was (and a note)."""
+    where they are. A raise that has no solution leaves the lock as it was (and a note). `kept`:
+    requirements the previous lock holds where they are (not raised, but kept at least there)."""
     floors: tuple[str, ...] = ()
     raises = 0
     for name in direct:
         have = {p.name: p.version for p in best.pins}
         if name not in have:
             continue
-        if name in newest and _newer(newest[name].version, have[name]) and raises < RAISES:
+        movable = name not in kept and name in newest
+        if movable and _newer(newest[name].version, have[name]) and raises < RAISES:
             raises += 1
             trial = attempt(at, (*floors, f"{name}>={_plain(newest[name].version)}"))
             if trial is not None:
