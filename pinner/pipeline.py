@@ -903,17 +903,11 @@ def _render(
     return artifacts
 
 
-def lock_problems(matrix: Matrix, names: Sequence[str]) -> list[tuple[str, str, str]]:
-    """What `check` finds wrong with the lock itself for the named targets: a missing lock or
-    entry, inputs that changed, a package edited by hand."""
-    return check_lock(matrix, list(names))
-
-
 def require_locked(matrix: Matrix, names: Sequence[str]) -> None:
     """--locked: exit 1 when the lock would change for the named targets; nothing is resolved."""
     from pinner.errors import StaleError
 
-    problems = lock_problems(matrix, names)
+    problems = check_lock(matrix, list(names))
     if problems:
         detail = "\n".join(f"{p}: {what}\n  refresh: {cmd}" for p, what, cmd in problems)
         msg = f"--locked: the lock does not match its inputs:\n{detail}"
@@ -927,7 +921,7 @@ def _frozen_stale(matrix: Matrix, names: Sequence[str]) -> list[str]:
 
     if not matrix.lock.is_file():
         return []  # reading it fails next, naming the fix
-    problems = lock_problems(matrix, names)
+    problems = check_lock(matrix, list(names))
     if not problems:
         return []
     stale = [m.group(1) for p in problems if (m := re.search(r"--target (\S+)", p[2]))]

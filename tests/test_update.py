@@ -18,6 +18,7 @@ from pinner.cli import main
 from pinner.lock.diff import NO_CHANGES
 from pinner.lock.lockfile import read_lock
 from pinner.model import File
+from pinner.render.output import ARTIFACTS
 from pinner.resolve.job import Job, ResolvedPin
 
 if TYPE_CHECKING:
@@ -203,21 +204,7 @@ def test_update_against_pypi_in_a_git_repository(tmp_path, monkeypatch, capsys):
     assert moved == {"packaging", "six"}  # nothing else: everything else was already newest
     changed = set(git(root, "diff", "--name-only").split())
     assert "pinner.lock" in changed
-    assert changed <= {"pinner.lock"} | {
-        f"pinned/a100/{f}"
-        for f in (
-            "constraints.txt",
-            "torch-requirements.txt",
-            "requirements.txt",
-            "extensions.txt",
-            "Dockerfile",
-            "install.sh",
-            "modal_image.py",
-            "verify_env.py",
-            "pylock.toml",
-            "sbom.cdx.json",
-        )
-    }
+    assert changed <= {"pinner.lock"} | {f"pinned/a100/{f}" for f in ARTIFACTS}
     assert "pinned/a100/requirements.txt" in changed
     assert "??" not in git(root, "status", "--porcelain", "--untracked-files=all")
     text = body.read_text(encoding="utf-8")

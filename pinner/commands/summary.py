@@ -62,7 +62,7 @@ def lock_locked(m: Matrix, names: list[str], *, json_out: bool) -> None:
         n = len(names)
         console.out(f"{lock_name} matches its inputs ({n} target{'s' if n != 1 else ''})")
         return
-    problems = pipeline.lock_problems(m, names)
+    problems = pipeline.check_lock(m, list(names))
     rows = [{"path": p, "problem": what, "refresh": cmd} for p, what, cmd in problems]
     print(console.dump_json({"lock": lock_name, "fresh": not problems, "problems": rows}), end="")
     if problems:

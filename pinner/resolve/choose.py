@@ -19,7 +19,7 @@ from pinner.errors import PinnerError, ResolveError
 from pinner.model import Finding, Step
 from pinner.resolve.job import FAMILY, canonical, direct_names
 from pinner.resolve.resolve import resolve_target
-from pinner.resolve.shared import settled
+from pinner.resolve.shared import probe, settled
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -98,7 +98,7 @@ def choose(
         # the probe (each direct requirement and torch alone, started with the resolution):
         # the newest release of each; when the lock holds those, the comparison run can tell
         # nothing and is not made
-        alone = _alone(resolver, free_job) if direct else ()
+        alone = probe(resolver, free_job)
         if best is None or not settled(resolver, best, free_job):
             try:
                 free = resolver.resolve(free_job)
@@ -177,22 +177,6 @@ def _with_pypi_way_out(
         f"{error}, or use PyPI's own build, which needs no PyTorch index: "
         f'torch = "=={pypi}" on {origin}'
     )
-
-
-def _alone(resolver: Resolver, free_job: Job) -> tuple[ResolvedPin, ...]:
-    """The newest release of each direct requirement installable on the target (a file for its
-    Python and platform, within the user's range): the probe's answer, each requirement (and
-    torch) resolved alone, without its dependencies; a run started ahead is answered from it.
-    () where the engine cannot (pip-compile has no --no-deps) or the run fails."""
-    from pinner.resolve.shared import probe_job
-
-    job = probe_job(free_job)
-    if job is None or resolver.name != "uv":
-        return ()
-    try:
-        return resolver.resolve(job)
-    except PinnerError:
-        return ()
 
 
 def _newest(

@@ -201,21 +201,20 @@ def parents(
     """name -> what requires it (package names, or the roots' labels), walking from the roots
     (name, extras, label) through each package's Requires-Dist for the extras asked of it."""
     import contextlib
-    import re
 
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
-    leading = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+    from pinner.resolve.job import requirement_name
+
     parsed: dict[str, Requirement | None] = {}
 
     def parse(line: str) -> Requirement | None:
         """The requirement, parsed once; None for one that cannot matter (a package the
         resolution does not hold: most optional dependencies) or cannot be read."""
         if line not in parsed:
-            head = leading.match(line)
             parsed[line] = None
-            if head is not None and canonicalize_name(head.group(1)) in nodes:
+            if requirement_name(line) in nodes:
                 with contextlib.suppress(InvalidRequirement):
                     parsed[line] = Requirement(line)
         return parsed[line]

@@ -125,8 +125,10 @@ def torch_layer(pins: Sequence[ResolvedPin]) -> set[str]:
 FAMILY = ("torch", "torchvision", "torchaudio")
 
 
-def _name_of(text: str) -> str:
-    return canonical(_req_name(text))
+def requirement_name(text: str) -> str:
+    """The canonical name a requirement line starts with ("" for none: a URL, a path)."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
+    return canonical(match.group(1)) if match else ""
 
 
 def direct_names(job: Job) -> list[str]:
@@ -137,14 +139,7 @@ def direct_names(job: Job) -> list[str]:
         head = text.split(";")[0]
         if "@" in head or "==" in head:
             continue
-        name = _name_of(text)
+        name = requirement_name(text)
         if name not in FAMILY and name not in out:
             out.append(name)
     return out
-
-
-def _req_name(text: str) -> str:
-    import re
-
-    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
-    return match.group(1) if match else ""

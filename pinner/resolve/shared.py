@@ -118,19 +118,38 @@ def probe_job(free_job: Job) -> Job | None:
     for the same Python and platform. None when nothing can be held back."""
     from dataclasses import replace
 
-    from pinner.resolve.job import direct_names
+    from pinner.resolve.job import direct_names, requirement_name
 
     direct = direct_names(free_job)
     if not direct:
         return None
     return replace(
         free_job,
-        requirements=(*(t for t in free_job.requirements if _name(t) in direct), "torch"),
+        requirements=(
+            *(t for t in free_job.requirements if requirement_name(t) in direct),
+            "torch",
+        ),
         constraints=tuple(c for c in free_job.constraints if "@" not in c.split(";")[0]),
         roots=tuple(r for r in free_job.roots if r[0] in direct),
         urls=(),
         no_deps=True,
     )
+
+
+def probe(resolver: Resolver, free_job: Job) -> tuple[ResolvedPin, ...]:
+    """The probe's answer: the newest release of each direct requirement that can be held back,
+    and of torch, installable on the target (answered from the run started ahead, when one was).
+    () where there is nothing to probe, the engine cannot (pip-compile has no --no-deps) or the
+    run fails."""
+    from pinner.errors import PinnerError
+
+    job = probe_job(free_job)
+    if job is None or resolver.name != "uv":
+        return ()
+    try:
+        return resolver.resolve(job)
+    except PinnerError:
+        return ()
 
 
 def settled(resolver: Resolver, locked: TargetLock, free_job: Job) -> bool:
@@ -142,16 +161,9 @@ def settled(resolver: Resolver, locked: TargetLock, free_job: Job) -> bool:
     name it did not answer, a version it cannot compare) says no."""
     from packaging.version import InvalidVersion, Version
 
-    from pinner.errors import PinnerError
     from pinner.resolve.job import direct_names
 
-    job = probe_job(free_job)
-    if job is None or resolver.name != "uv":  # pip-compile has no --no-deps: no probe
-        return False
-    try:
-        newest = {p.name: p.version for p in resolver.resolve(job)}
-    except PinnerError:
-        return False
+    newest = {p.name: p.version for p in probe(resolver, free_job)}
     have = {p.name: p.version for p in locked.pins}
     wanted = [(n, have[n]) for n in direct_names(free_job) if n in have]
     wanted.append(("torch", locked.plan.torch.version))
@@ -159,12 +171,3 @@ def settled(resolver: Resolver, locked: TargetLock, free_job: Job) -> bool:
         return all(n in newest and Version(newest[n]) <= Version(v) for n, v in wanted)
     except InvalidVersion:
         return False
-
-
-def _name(text: str) -> str:
-    import re
-
-    from pinner.resolve.job import canonical
-
-    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
-    return canonical(match.group(1)) if match else ""
