@@ -85,7 +85,7 @@ def test_check_fresh_right_after_generate(
 ) -> None:
     result = cli("check")
 
-    assert (result.code, result.out, result.err) == (0, "pinner check: 1 targets fresh\n", "")
+    assert (result.code, result.out, result.err) == (0, "pinner check: 1 target fresh\n", "")
     assert no_network == []
 
 
@@ -448,7 +448,7 @@ def test_check_imports_no_typer_jinja2_packaging_filelock_or_engine(generated: P
     )
 
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout == "pinner check: 1 targets fresh\n"
+    assert proc.stdout == "pinner check: 1 target fresh\n"
     imported = {
         line.split("|")[-1].strip()
         for line in proc.stderr.splitlines()
@@ -594,7 +594,7 @@ def test_check_finds_the_matrix_from_a_subfolder(
 ) -> None:
     monkeypatch.chdir(generated.root / where)
 
-    assert cli("check").out == "pinner check: 1 targets fresh\n"
+    assert cli("check").out == "pinner check: 1 target fresh\n"
     (generated.root / "pinned" / "cpu" / "Dockerfile").unlink()
     shown = "Dockerfile" if where == "pinned/cpu" else "cpu/Dockerfile"  # from where it ran
     assert problems(cli("check")) == [(f"{shown}: missing", "pinner generate --target cpu")]
@@ -611,7 +611,7 @@ def test_check_finds_tool_pinner_in_a_pyproject_above(
     )
     monkeypatch.chdir(generated.root / "pinned" / "cpu")
 
-    assert cli("check").out == "pinner check: 1 targets fresh\n"
+    assert cli("check").out == "pinner check: 1 target fresh\n"
 
 
 @pytest.mark.parametrize("boundary", [".git", "HOME"])

@@ -410,9 +410,9 @@ def test_every_commands_help_names_the_global_options(capsys):
 
 def test_quiet_check_prints_nothing_when_fresh(project, capsys):
     """-q is "errors and warnings only": `check` (its fast path, and typer's) still printed
-    "pinner check: 1 targets fresh" and its notes."""
+    "pinner check: 1 target fresh" and its notes."""
     assert run(capsys, "generate")[0] == 0
-    assert run(capsys, "check")[1] == "pinner check: 1 targets fresh\n"
+    assert run(capsys, "check")[1] == "pinner check: 1 target fresh\n"
     for args in (("-q", "check"), ("check", "--quiet"), ("check", "-q", "--out", "pinned")):
         assert run(capsys, *args) == (0, "", "")
     shutil.rmtree(project / "pinned")  # a target with no generated files is a note

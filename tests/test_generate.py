@@ -84,7 +84,7 @@ def test_generate_writes_every_file_and_check_passes(project, capsys):
     files = tree(project / "pinned")
 
     assert sorted(files) == sorted(f"cpu/{f}" for f in ARTIFACTS)
-    assert run(capsys, "check") == (0, "pinner check: 1 targets fresh\n", "")
+    assert run(capsys, "check") == (0, "pinner check: 1 target fresh\n", "")
     assert os.access(project / "pinned" / "cpu" / "install.sh", os.X_OK)
 
     # fresh lock, fresh files: nothing to resolve (the indexes are gone), nothing to write
@@ -238,7 +238,7 @@ def test_a_project_template_overrides_one_file(tmp_path, monkeypatch, capsys):
     for name in ARTIFACTS:
         if name != "Dockerfile":  # the rest come from the packaged templates
             assert unseal(files[name])[1] == unseal(default[name])[1], name  # type: ignore[index]
-    assert run(capsys, "check") == (0, "pinner check: 1 targets fresh\n", "")
+    assert run(capsys, "check") == (0, "pinner check: 1 target fresh\n", "")
 
     own.write_text(own.read_text().replace("ml-platform", "ml-infra"))
     code, _, err = run(capsys, "check")

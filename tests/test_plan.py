@@ -325,6 +325,21 @@ def test_plan_target_torchaudio_pairs_newest_admitting_release(
     assert [f.code for f in result.findings if f.severity == "warning"] == warnings
 
 
+@pytest.mark.parametrize(
+    ("asked", "companions"),
+    [
+        # the project's own pin wins over the newer ranged release: torch 2.11.0 pairs exactly
+        # with torchaudio 2.11.0 (the H200 host's image); 2.11.1 would contradict the pin
+        ("torchaudio==2.11.0", ("torchvision==0.26.0", "torchaudio==2.11.0")),
+        ("torchaudio<2.11.1", ("torchvision==0.26.0", "torchaudio==2.11.0")),
+        ("torchaudio>=2.11", ("torchvision==0.26.0", "torchaudio==2.11.1")),
+    ],
+)
+def test_plan_target_torchaudio_pin_within_the_projects_requirement(plan_for, asked, companions):
+    result = plan_for("H200", "torch==2.11.0", asked, cuda="cu130")
+    assert chosen(result).companions == companions
+
+
 # --- companion constraints (facts.md 1b and 7) ---------------------------------------------
 
 

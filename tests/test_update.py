@@ -191,7 +191,7 @@ def test_update_against_pypi_in_a_git_repository(tmp_path, monkeypatch, capsys):
     run(["lock"], capsys)
     old = versions(root)
     assert (old["packaging"], old["six"]) == ("23.0", "1.15.0")
-    assert run(["check"], capsys).startswith("pinner check: 1 targets fresh")
+    assert run(["check"], capsys).startswith("pinner check: 1 target fresh")
     git(root, "init", "-q")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "old lock")
@@ -211,7 +211,7 @@ def test_update_against_pypi_in_a_git_repository(tmp_path, monkeypatch, capsys):
     assert f"| packaging | 23.0 | {new['packaging']} | " in text
     assert f"| six | 1.15.0 | {new['six']} | minor |" in text
     assert text.count("\n| ") == 3  # the header row and the two packages
-    assert run(["check"], capsys).startswith("pinner check: 1 targets fresh")
+    assert run(["check"], capsys).startswith("pinner check: 1 target fresh")
 
     git(root, "commit", "-q", "-am", "pinner update")
     out = run(["update", "--pr-body", str(body)], capsys)

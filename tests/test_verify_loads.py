@@ -146,3 +146,23 @@ def test_a_missing_extension_module(site):
         "FAIL flash-attn: flash-attn 2.8.3 fails to load: ModuleNotFoundError: No module named "
         "'flash_attn_2_cuda'"
     ) in got
+
+
+@pytest.mark.parametrize(
+    ("version", "library"),
+    [
+        # torchaudio-2.11.0-cp312-cp312-manylinux_2_28_x86_64.whl names it .abi3.so; a real H200
+        # host (PyPI's torch 2.11.0, 2026-11-30) failed "no lib/libtorchaudio.so" before
+        ("2.11.0", "libtorchaudio.abi3.so"),
+        ("2.11.1", "libtorchaudio.so"),  # torchaudio-2.11.1-py3-none-manylinux_2_28_x86_64.whl
+    ],
+)
+def test_torchaudio_library_under_either_wheel_name(site, version, library):
+    python, sp = site
+    add_dist(
+        sp, "torchaudio", version, {"torchaudio/__init__.py": f"__version__ = '{version}+cu130'\n"}
+    )
+    compile_so(sp / "torchaudio" / "lib" / library)
+    assert f"ok torchaudio: torchaudio {version}: loads torchaudio, {library}" in run(
+        python, {"torchaudio": version}
+    )

@@ -25,7 +25,8 @@ def run_check(matrix: Path | None, out: Path | None, *, diff: bool, as_json: boo
     if not problems:
         from pinner.console import out as say  # stdout, and nothing with -q
 
-        say(f"pinner check: {len(raw['targets'])} targets fresh")
+        count = len(raw["targets"])
+        say(f"pinner check: {count} target{'' if count == 1 else 's'} fresh")
         for name in never_generated(raw, out):
             say(f"note: target {name} has no generated files (pinner generate --target {name})")
         return

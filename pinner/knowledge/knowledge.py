@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,15 +104,22 @@ class TorchRelease:
     pypi_cuda_aarch64: str = ""  # CUDA of PyPI's aarch64 wheel; "" = a CPU-only wheel
     torchaudio_ranged: tuple[RangedCompanion, ...] = ()  # newest first, each admitting this torch
 
-    def torchaudio_for(self, variant: str, on_pypi: bool) -> tuple[str, RangedCompanion | None]:
-        """The newest torchaudio for this release's build: (version, the ranged entry or None
-        when it is the exact pair of torch.toml); ("", None) when none is known."""
+    def torchaudio_for(
+        self, variant: str, on_pypi: bool, accept: Callable[[str], bool] = lambda _: True
+    ) -> tuple[str, RangedCompanion | None]:
+        """The newest torchaudio for this release's build that `accept` (the project's own
+        torchaudio requirement) admits: (version, the ranged entry or None when it is the exact
+        pair of torch.toml); ("", None) when none is known."""
+        exact = self.torchaudio if self.torchaudio and accept(self.torchaudio) else ""
         for ranged in self.torchaudio_ranged:
-            if ranged.pypi if on_pypi else variant in ranged.index_variants:
-                if not self.torchaudio or _vkey(ranged.version) > _vkey(self.torchaudio):
-                    return ranged.version, ranged
-                break
-        return self.torchaudio, None
+            if not (ranged.pypi if on_pypi else variant in ranged.index_variants):
+                continue
+            if not accept(ranged.version):
+                continue
+            if not exact or _vkey(ranged.version) > _vkey(exact):
+                return ranged.version, ranged
+            break
+        return exact, None
 
     @property
     def minor(self) -> str:

@@ -26,6 +26,8 @@ class Context:
     spec_text: str
     bounds: list[tuple[str, SpecifierSet]] = field(default_factory=list)  # (why, spec)
     extension_check: Callable[[Option], Failure | None] | None = None
+    # the project's own torchaudio requirement: the companion pin is chosen within it
+    torchaudio: SpecifierSet | None = None
 
 
 def context(
@@ -48,6 +50,8 @@ def context(
         if req.name not in ("torch", "torchvision", "torchaudio") or not req.specifier:
             continue
         req_spec = SpecifierSet(req.specifier)
+        if req.name == "torchaudio":
+            ctx.torchaudio = req_spec if ctx.torchaudio is None else ctx.torchaudio & req_spec
         if req.name == "torch":
             ctx.bounds.append((f"{req.origin} asks for {req.text}", req_spec))
         else:  # a companion pin implies the torch release it was built for

@@ -52,6 +52,8 @@ from pinner.plan.builds import options as build_options
 from pinner.plan.wheels import find_wheel
 
 if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
+
     from pinner.plan.fit import Context
 
 PYPI = "PyPI (the installer's configured index)"
@@ -181,7 +183,13 @@ def _finish(
     )
     steps = _steps(ctx, chosen, build, index_url)
     companions = _companions(
-        release, torch, reqs_names=ext_plan.requested, target=target, findings=findings, steps=steps
+        release,
+        torch,
+        reqs_names=ext_plan.requested,
+        torchaudio=ctx.torchaudio,
+        target=target,
+        findings=findings,
+        steps=steps,
     )
     constraints = _constraints(kb, release, torch, ext_plan)
     extensions, ext_findings, ext_env, ext_apt, devel = ext_plan.finish(chosen, torch)
@@ -326,6 +334,7 @@ def _companions(
     torch: TorchBuild,
     *,
     reqs_names: frozenset[str],
+    torchaudio: SpecifierSet | None,
     target: Target,
     findings: list[Finding],
     steps: list[Step],
@@ -333,7 +342,11 @@ def _companions(
     local = "" if torch.on_pypi else f"+{torch.variant}"
     pins = [f"torchvision=={release.torchvision}{local}"]
     why = f"torchvision {release.torchvision} is built for torch {release.version}"
-    audio, ranged = release.torchaudio_for(torch.variant, torch.on_pypi)
+    audio, ranged = release.torchaudio_for(
+        torch.variant,
+        torch.on_pypi,
+        (lambda v: torchaudio.contains(v, prereleases=True)) if torchaudio else lambda _: True,
+    )
     source = release.source
     if audio and ranged is None:
         pins.append(f"torchaudio=={audio}{local}")
