@@ -100,7 +100,7 @@ def test_four_parallel_generates_end_as_one_run_would(served: CpuProject, tmp_pa
         timeout=60,
         check=False,
     )
-    assert (check.returncode, check.stdout) == (0, "pinner check: 1 targets fresh\n"), check.stderr
+    assert (check.returncode, check.stdout) == (0, "pinner check: 1 target fresh\n"), check.stderr
     assert leftovers(together) == []
     assert leftovers(cache) == []
     assert not any((cache / "pinner" / "jobs").iterdir())  # every work folder removed
@@ -136,3 +136,46 @@ def test_parallel_locks_of_different_targets_lose_no_entry(
     text = (project / "pinner.lock").read_text(encoding="utf-8")
     assert "\n[targets.cpu]\n" in text
     assert "\n[targets.cpu2]\n" in text
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from pinner.render.output import project_lock
+with project_lock(Path(sys.argv[1]), Path(sys.argv[2])):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[3]))
+"""
+
+
+def test_the_write_lock_waits_for_another_process_and_nests_within_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The OS lock (flock, stdlib: no third-party lock package) is held across processes, said
+    on stderr while waiting, reentrant within a process, and gone when its holder exits."""
+    import time
+
+    from pinner.render.output import project_lock
+
+    root, cache = tmp_path / "project", tmp_path / "cache"
+    root.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(root), str(cache), "1.0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "held\n"
+    start_at = time.monotonic()
+    with project_lock(root, cache), project_lock(root, cache):  # nested: no self-deadlock
+        waited = time.monotonic() - start_at
+    assert holder.wait(timeout=30) == 0
+    holder.stdout.close()
+    assert waited > 0.3  # the holder slept 1.0 s holding it
+    assert f"pinner: waiting for another pinner run in {root} to finish" in capsys.readouterr().err
+    with project_lock(root, cache):  # released on the way out: taken again at once
+        pass
+    assert "waiting" not in capsys.readouterr().err
+    assert [p.name for p in (cache / "locks").iterdir()] == [
+        hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24] + ".lock"
+    ]

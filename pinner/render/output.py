@@ -6,7 +6,7 @@ import contextlib
 import errno
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pinner.errors import OutputError
 
@@ -47,36 +47,72 @@ def project_lock(root: Path, cache: Path) -> Iterator[None]:
     the lock fresh). Reentrant within a process (generate -> lock, update -> generate).
 
     The lock file lives in pinner's cache, keyed by the project's resolved root, not in the
-    user's repository. The OS lock (flock) dies with its process: a killed run never leaves
-    the project locked. `filelock` is imported here only, never on the `check` path.
+    user's repository. The OS lock (flock; a byte-range lock on Windows) dies with its process:
+    a killed run never leaves the project locked.
     """
     import hashlib
-    import sys
-
-    from filelock import FileLock, Timeout
 
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
     folder = cache / "locks"
+    path = folder / f"{key}.lock"
+    held = _HELD.get(str(path))
+    if held is not None:  # nested in this process: already ours
+        held[1] += 1
+        try:
+            yield
+        finally:
+            held[1] -= 1
+        return
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise _output_error(e, folder, "nothing was changed") from None
-    path = folder / f"{key}.lock"
-    lock = _LOCKS.setdefault(str(path), FileLock(str(path)))
+        raise _output_error(e, path if folder.is_dir() else folder, "nothing was changed") from None
     try:
-        lock.acquire(timeout=0.2)
-    except Timeout:
-        print(f"pinner: waiting for another pinner run in {root} to finish", file=sys.stderr)
-        lock.acquire()
-    except OSError as e:
-        raise _output_error(e, path, "nothing was changed") from None
-    try:
-        yield
+        try:
+            _os_lock(fd, root)
+        except OSError as e:  # no locks on this file system (ENOLCK)
+            raise _output_error(e, path, "nothing was changed") from None
+        _HELD[str(path)] = [fd, 1]
+        try:
+            yield
+        finally:
+            del _HELD[str(path)]
     finally:
-        lock.release()
+        os.close(fd)  # closing the descriptor releases the OS lock
 
 
-_LOCKS: dict[str, Any] = {}  # one FileLock per lock file in a process, so nesting is reentrant
+_HELD: dict[str, list[int]] = {}  # lock file -> [descriptor, depth] held by this process
+
+
+def _os_lock(fd: int, root: Path) -> None:
+    """Take the exclusive OS lock on `fd`, saying on stderr when another run holds it."""
+    import sys
+
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import msvcrt
+        import time
+
+        said = False
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                return
+            except OSError:
+                if not said:
+                    print(
+                        f"pinner: waiting for another pinner run in {root} to finish",
+                        file=sys.stderr,
+                    )
+                    said = True
+                time.sleep(0.1)
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"pinner: waiting for another pinner run in {root} to finish", file=sys.stderr)
+        fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 def write_text_atomic(path: Path, text: str, *, executable: bool = False) -> None:
