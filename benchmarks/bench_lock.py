@@ -195,6 +195,10 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def stalls(values: list[float]) -> int:
+    return sum(1 for v in values if v > 2 * median(values))
+
+
 class Report:
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -226,6 +230,11 @@ def lock_cases(tmp: Path, runs: int, out: Report) -> None:
         goal = verdict(ratio, GOALS["one"]) if headline else "(other path, printed)"
         out.row("  ratio pinner / bare uv, wall time", f"{ratio:.2f}", goal)
         out.row("  ratio pinner / bare uv, CPU time", f"{cpu:.2f}")
+        out.row(
+            "  runs over 2x their median (stalls), pinner / bare uv",
+            f"{stalls(ours)}/{len(ours)} {stalls(bare)}/{len(bare)}",
+            "(a stalled run, such as a 5 s DNS retry, hides in a median)",
+        )
 
 
 def command_times(tmp: Path, runs: int, out: Report) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     )
     from pinner.progress import Progress
     from pinner.resolve.job import Job, ResolvedPin, Resolver
+    from pinner.resolve.shared import Shared
 
 
 def load(matrix_path: Path | None, cwd: Path | None = None) -> Matrix:
@@ -69,6 +70,7 @@ def with_resolution(
     from pinner.knowledge import knowledge
     from pinner.lock.fingerprint import target_inputs
     from pinner.lock.lockfile import read_lock
+    from pinner.model import plain
 
     if not matrix.lock.is_file():
         return results
@@ -80,7 +82,7 @@ def with_resolution(
     for target, result in results:
         entry = locked.get(target.name)
         fresh = entry is not None and entry.inputs == target_inputs(
-            dataclasses.asdict(target), matrix.root, knowledge.digest()
+            plain(target), matrix.root, knowledge.digest()
         )
         if entry is None or not fresh or result.plan is None:
             out.append((target, result))
@@ -183,6 +185,7 @@ def lock_targets(
     from pinner.knowledge import knowledge
     from pinner.lock import lockfile as lock
     from pinner.lock.fingerprint import input_digests
+    from pinner.model import plain
     from pinner.resolve.engines import get_resolver
     from pinner.resolve.environment import ignored
 
@@ -191,9 +194,7 @@ def lock_targets(
     old = _read_old_lock(matrix.lock, upgrade=upgrade)
     old_by_name = {t.plan.target.name: t for t in old.targets} if old else {}
     digest = knowledge.digest()
-    digests = {
-        t.name: input_digests(dataclasses.asdict(t), matrix.root, digest) for t in matrix.targets
-    }
+    digests = {t.name: input_digests(plain(t), matrix.root, digest) for t in matrix.targets}
     inputs = {name: both[0] for name, both in digests.items()}
     if old is not None and old.legacy:
         selected = matrix.targets  # a previous format: every entry is re-resolved, versions kept
@@ -575,7 +576,6 @@ def _resolve_parallel(
 ) -> tuple[dict[str, TargetLock], dict[str, str]]:
     """Resolve jobs on a thread pool; identical jobs (same builds, Python, platform and
     requirements) are resolved once. A failed job fails its targets only."""
-    import functools
     from concurrent.futures import ThreadPoolExecutor
 
     from pinner.errors import PinnerError
@@ -612,9 +612,8 @@ def _resolve_parallel(
         names = [w.target.name for w in group]
         if progress:
             progress.start(names)
-        ahead = _ahead(first) if resolver.name == "uv" else None
-        if ahead is not None:  # the comparison run's probe overlaps the resolution
-            shared.prefetch(ahead, then=functools.partial(_comparison_needed, first))
+        if resolver.name == "uv":
+            _start_probe(shared, first)
         try:
             locked = run(first)
             pulled = pulled_extensions(kb, locked)
@@ -647,13 +646,26 @@ def _resolve_parallel(
     return out, failed
 
 
-def _ahead(work: Work) -> Job | None:
-    """The probe of the comparison run, when a fresh resolution (no old entry to keep, or
-    --upgrade) will ask for it (see pinner.resolve.shared)."""
+def _start_probe(shared: Shared, work: Work) -> None:
+    """Start the comparison run's probe (see pinner.resolve.shared) when a fresh resolution (no
+    old entry to keep, or --upgrade) will ask for it. For a PyTorch index's build, with the
+    resolution; its answer can start the comparison run early. For PyPI's build, as soon as the
+    resolution has read the indexes, from uv's cache, beside the files pass: two uv clients
+    started together made one of them wait out a 5 s DNS retry in 23 of 30 runs on a resolver
+    that drops simultaneous queries (0 of 30 one after the other), as container DNS often does."""
+    import functools
+    from dataclasses import replace
+
     from pinner.resolve.shared import probe_job
 
     fresh = work.settings.upgrade or work.previous is None
-    return probe_job(work.free_job) if work.free_job is not None and fresh else None
+    probe = probe_job(work.free_job) if work.free_job is not None and fresh else None
+    if probe is None:
+        return
+    if work.job.torch_index:
+        shared.prefetch(probe, then=functools.partial(_comparison_needed, work))
+    else:
+        shared.prefetch(replace(probe, cache_first=True), after=work.job)
 
 
 def _comparison_needed(work: Work, newest: tuple[ResolvedPin, ...]) -> Job | None:
@@ -699,7 +711,7 @@ def check_lock(matrix: Matrix, names: list[str]) -> list[tuple[str, str, str]]:
 
 
 def _raw(matrix: Matrix) -> dict[str, Any]:
-    import dataclasses
+    from pinner.model import plain
 
     return {
         "path": matrix.path,
@@ -707,7 +719,7 @@ def _raw(matrix: Matrix) -> dict[str, Any]:
         "lock": matrix.lock,
         "out": matrix.out,
         "templates": matrix.templates,
-        "targets": [dataclasses.asdict(t) for t in matrix.targets],
+        "targets": [plain(t) for t in matrix.targets],
     }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 from pinner.download import DownloadError
 from pinner.resolve import graph
 from tests.support.index import LocalIndex, sha256_file
@@ -12,8 +14,6 @@ from tests.support.wheels import build_wheel
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
 
 def test_wheel_metadata_is_read_by_range_requests(tmp_path: Path) -> None:
@@ -55,3 +55,21 @@ def test_a_missing_metadata_file_falls_back_to_the_wheel_and_is_cached(
     assert graph.requires_of(first["rangeapp"]) == ("six>=1.0",)
     assert again == first  # from the cache: offline, no request
     assert calls == [url]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Name: x\nRequires-Dist: a>=1\nRequires-Dist: b; extra == 'c'\n\nRequires-Dist: body\n",
+        "Name: x\r\nrequires-dist:   d>1\r\nREQUIRES-DIST:e\r\n\r\nRequires-Dist: body\r\n",
+        "Name: x\nRequires-Dist: folded\n  ; extra == 'b'\nRequires-Dist: c",
+        "Metadata-Version: 2.1\n Requires-Dist: a continuation, not a field\nSummary: s\n",
+        "\nRequires-Dist: after an empty first line: the body\n",
+        "",
+    ],
+)
+def test_requires_of_reads_what_the_email_header_parser_reads(text: str) -> None:
+    from email.parser import HeaderParser
+
+    expected = tuple(HeaderParser().parsestr(text).get_all("Requires-Dist") or ())
+    assert graph.requires_of(text) == expected

@@ -7,6 +7,7 @@ are what the slower path gives. benchmarks/bench_lock.py prints the figures.
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from dataclasses import replace
@@ -118,6 +119,57 @@ def test_a_failed_run_started_ahead_fails_where_it_is_asked_for() -> None:
             shared.resolve(make_job())
 
 
+class Fetching:
+    """A uv-like resolver that says when a resolution has read the indexes, and records every
+    run in order, with whether it was asked to read the engine's cache first."""
+
+    name = "uv"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.on_fetched: Callable[[Job], None] | None = None
+        self.order: list[tuple[str, bool]] = []
+        self.fail = fail
+
+    def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
+        kind = "resolution" if job.files_pass else "probe"
+        self.order.append((kind, job.cache_first))
+        if job.files_pass:
+            if self.fail:
+                msg = f"target {job.target}: no solution"
+                raise ResolveError(msg)
+            assert self.on_fetched is not None
+            self.on_fetched(job)  # the indexes are read; the files pass follows
+            self.order.append(("files pass", False))
+        return (ResolvedPin(name="demo-app", version="1.0", files=(), source="default"),)
+
+
+def test_a_cache_first_probe_starts_once_the_resolution_has_read_the_indexes() -> None:
+    inner = Fetching()
+    resolution = make_job(files_pass=True)
+    probe = make_job(no_deps=True, cache_first=True)
+    with Shared(inner) as shared:
+        shared.prefetch(probe, after=resolution)
+        shared.resolve(resolution)
+        shared.resolve(probe)  # answered by the run started after the resolution's fetch
+
+    assert inner.order[0] == ("resolution", False)  # not before: no two clients on the network
+    assert ("probe", True) in inner.order
+    assert len(inner.order) == 3
+
+
+def test_a_cache_first_probe_after_a_failed_resolution_reads_the_network() -> None:
+    inner = Fetching(fail=True)
+    resolution = make_job(files_pass=True)
+    probe = make_job(no_deps=True, cache_first=True)
+    with Shared(inner) as shared:
+        shared.prefetch(probe, after=resolution)
+        with pytest.raises(ResolveError):
+            shared.resolve(resolution)
+        shared.resolve(probe)
+
+    assert inner.order == [("resolution", False), ("probe", False)]  # the cache may be stale
+
+
 @pytest.fixture(scope="module")
 def graph_wheels(tmp_path_factory: pytest.TempPathFactory) -> GraphWheels:
     return build_graph_wheels(tmp_path_factory.mktemp("graph-wheels"))
@@ -203,7 +255,7 @@ def test_no_comparison_run_when_nothing_can_be_held_back(
     assert [r for r in runs if r[1].no_deps]  # the probe ran
     assert not [r for r in runs if not r[1].files_pass and not r[1].no_deps]
 
-    monkeypatch.setattr(pinner.resolve.choose, "settled", lambda *_: False)
+    monkeypatch.setattr(pinner.resolve.choose, "settled", lambda *_, **__: False)
     (project.root / "pinner.lock").unlink()
     assert cli("lock").code == 0
 
@@ -472,3 +524,77 @@ def test_settled_only_when_the_lock_is_at_every_newest_release(
     assert probe is not None
     assert probe.requirements == ("demo-app", "other-app>=1", "torch")  # no exact pins
     assert settled(Newest(newest, engine), locked, free) is expected
+
+
+def test_the_result_cache_entry_is_what_asdict_would_write_and_reads_back(tmp_path: Path) -> None:
+    import dataclasses
+
+    from pinner.model import File
+    from pinner.resolve import uv
+
+    pin = ResolvedPin(
+        name="torch",
+        version="2.15.0",
+        files=(
+            File(name="torch-2.15.0-cp311-cp311-manylinux_2_28_x86_64.whl", hashes=("sha256:ab",)),
+        ),
+        source="default",
+        via=("-r requirements.in",),
+        requires=("filelock",),
+    )
+    assert json.dumps(uv._dump(pin)) == json.dumps(dataclasses.asdict(pin))
+    saved = tmp_path / "result.json"
+    saved.write_text(json.dumps([uv._dump(pin)]), encoding="utf-8")
+    assert uv._load_result(saved) == (pin,)
+
+
+def test_plain_is_asdict_on_every_value_of_a_real_lock() -> None:
+    """model.plain replaces dataclasses.asdict where the lock is written and fingerprinted: the
+    same dicts, tuples kept as tuples, for every target of the shipped example."""
+    import dataclasses
+
+    from pinner.lock.lockfile import read_lock
+    from pinner.model import plain
+
+    root = Path(__file__).parent.parent
+    for path in (
+        root / "examples/llm-service/pinner.lock",
+        root / "tests/data/locks/extensions/pinner.lock",
+    ):
+        lock = read_lock(path)
+        assert repr(plain(lock)) == repr(dataclasses.asdict(lock))
+
+
+@pytest.mark.network
+def test_after_a_pypi_torch_resolution_the_probe_reads_uvs_cache_beside_the_files_pass(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+    runs: list[tuple[str, Job, list[str]]],
+) -> None:
+    """The default path (PyPI's torch build, real PyPI): the probe is not started with the
+    resolution but once it has read the indexes, from uv's cache (`--offline`), so one lock
+    never has two uv clients on the network at once; nothing is held back, so no comparison."""
+    from tests.support.projects import run_retrying
+
+    (tmp_path / "pinner.toml").write_text(
+        '[targets.rtx5090]\ngpu = "RTX 5090"\npython = "3.11"\nrequirements = ["requirements.in"]\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "requirements.in").write_text("packaging\n", encoding="utf-8")
+    (tmp_path / ".git").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PINNER_CACHE_DIR", str(tmp_path / "cache"))
+
+    result = run_retrying(cli, "lock")
+
+    assert result.code == 0, result.err
+    resolutions = [
+        i for i, (_, job, cmd) in enumerate(runs) if job.files_pass and "--no-deps" not in cmd
+    ]
+    probes = [i for i, (_, job, _) in enumerate(runs) if job.no_deps]
+    assert probes, runs
+    assert probes[0] > resolutions[-1]  # after the resolution, not with it
+    assert "--offline" in runs[probes[-1]][2]  # answered from uv's cache
+    assert runs[probes[-1]][0].startswith("pinner-ahead")  # beside the files pass
+    assert not [r for r in runs if not r[1].files_pass and not r[1].no_deps]  # no comparison

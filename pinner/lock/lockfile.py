@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pinner import __version__
 from pinner.errors import ConfigError
-from pinner.model import File, Finding, LockFile, Pin, Plan, TargetLock
+from pinner.model import File, Finding, LockFile, Pin, Plan, TargetLock, plain
 
 if typing.TYPE_CHECKING:
     from pathlib import Path
@@ -46,7 +46,7 @@ def pin_digest(pin: Pin) -> str:
     """Integrity digest of one locked package: everything it says, in canonical JSON."""
     from pinner.lock.fingerprint import package_digest
 
-    return package_digest(dataclasses.asdict(pin))
+    return package_digest(plain(pin))
 
 
 def sealed(pin: Pin) -> Pin:
@@ -74,14 +74,15 @@ def dump_lock(
             f"targets.{name}",
             {
                 "plan": _plan_dict(tl.plan),
-                "findings": [dataclasses.asdict(f) for f in tl.findings],
+                "findings": [plain(f) for f in tl.findings],
             },
         )
         pins = [sealed(pin) for pin in sorted(tl.pins, key=lambda p: p.name)]
-        entries[tl.plan.target.name] = dataclasses.asdict(dataclasses.replace(tl, pins=tuple(pins)))
-        for pin in pins:
+        entry = plain(dataclasses.replace(tl, pins=tuple(pins)))
+        entries[tl.plan.target.name] = entry
+        for pin_data in entry["pins"]:
             body += ["", f"[[targets.{name}.packages]]"]
-            data = dataclasses.asdict(pin)
+            data = dict(pin_data)  # the entry keeps its own (the renders digests read it)
             files = data.pop("files")
             body += _emit_table(f"targets.{name}.packages", data, flat=True)
             body.append(
@@ -133,9 +134,7 @@ def with_renders(text: str, lock: LockFile) -> str:
     others = [b for b in blocks[1:] if not b.startswith("generated]")]
     have = {b.split("]", 1)[0].removeprefix("renders.") for b in others if b.startswith("renders.")}
     entries = {
-        t.plan.target.name: dataclasses.asdict(
-            dataclasses.replace(t, pins=tuple(sealed(p) for p in t.pins))
-        )
+        t.plan.target.name: plain(dataclasses.replace(t, pins=tuple(sealed(p) for p in t.pins)))
         for t in lock.targets
         if _key(t.plan.target.name) not in have
     }
@@ -192,7 +191,7 @@ _LATER_TARGET_KEYS = ("apt", "env", "indexes")
 
 
 def _plan_dict(plan: Plan) -> dict[str, Any]:
-    data = dataclasses.asdict(plan)
+    data: dict[str, Any] = plain(plan)
     target = data["target"]
     for key in _LATER_TARGET_KEYS:
         if not target.get(key):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pinner import safe
 from pinner.errors import ConfigError
 from pinner.lock import fingerprint
-from pinner.model import Artifact, Pin, TargetLock
+from pinner.model import Artifact, Pin, TargetLock, plain
 from pinner.render.output import template_folders
 from pinner.verify import verify
 
@@ -479,11 +479,10 @@ def file_inputs(
 ) -> dict[str, str]:
     """Each file's header fingerprint: what that file renders from (the lock head keeps the same
     digests, so `check` compares strings), so a change rewrites only the files it reaches."""
-    import dataclasses
 
     from pinner.render.output import ARTIFACTS
 
-    fields = fingerprint.render_digests(dataclasses.asdict(tl), section)
+    fields = fingerprint.render_digests(plain(tl), section)
     out = {}
     every = (*ARTIFACTS, "index-requirements.txt")  # the template of each index-<name>.txt
     for file, (template, own) in fingerprint.template_digests(folders, every).items():

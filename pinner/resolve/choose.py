@@ -95,11 +95,13 @@ def choose(
     free: tuple[ResolvedPin, ...] = ()
     alone: tuple[ResolvedPin, ...] = ()
     if free_job is not None and (best is None or direct):
-        # the probe (each direct requirement and torch alone, started with the resolution):
-        # the newest release of each; when the lock holds those, the comparison run can tell
-        # nothing and is not made
-        alone = probe(resolver, free_job)
-        if best is None or not settled(resolver, best, free_job):
+        # the probe (each direct requirement and torch alone): the newest release of each; when
+        # the lock holds those, the comparison run can tell nothing and is not made. After a
+        # resolution of PyPI's torch build it reads the pages that resolution has just read,
+        # from the engine's cache (started once it had read them; for an index build, with it)
+        fresh = best is not None and best.plan.torch.on_pypi
+        alone = probe(resolver, free_job, cache_first=fresh)
+        if best is None or not settled(resolver, best, free_job, cache_first=fresh):
             try:
                 free = resolver.resolve(free_job)
             except PinnerError:

@@ -8,17 +8,19 @@ the file's sha256, so a repeated lock asks nothing of the network.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.parser import HeaderParser
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
+
+    from packaging.markers import Marker
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +31,29 @@ class Node:
 
 
 def requires_of(text: str) -> tuple[str, ...]:
-    return tuple(HeaderParser().parsestr(text).get_all("Requires-Dist") or ())
+    """The Requires-Dist values of core metadata, as `email`'s HeaderParser reads them (headers
+    up to the first empty line; a folded value keeps its line break), without its cost: the
+    parser took a third of the graph's time on an 81-package lock."""
+    out: list[str] = []
+    current: list[str] | None = None
+    ends = [i for i in (text.find("\n\n"), text.find("\n\r\n")) if i >= 0]
+    for raw in text[: min(ends) + 1 if ends else len(text)].split("\n"):
+        line = raw.removesuffix("\r")
+        if not line:
+            break  # the end of the headers: the body (the description) follows
+        if line[0] in " \t":
+            if current is not None:
+                current.append(line)
+            continue
+        if current is not None:
+            out.append("\n".join(current))
+            current = None
+        name, colon, value = line.partition(":")
+        if colon and name.strip().lower() == "requires-dist":
+            current = [value.lstrip(" \t")]
+    if current is not None:
+        out.append("\n".join(current))
+    return tuple(out)
 
 
 def fetch_metadata(
@@ -77,8 +101,16 @@ def fetch_metadata(
         _save(saved, text)
         return name, text
 
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        return dict(pool.map(one, files.items()))
+    found: dict[str, str | None] = {}
+    for name, (_, digest) in files.items():  # the cache first, without threads: most locks
+        saved = folder / (digest.removeprefix("sha256:") + ".metadata")
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            found[name] = saved.read_text(encoding="utf-8")
+    missing = [item for item in files.items() if item[0] not in found]
+    if missing:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            found.update(pool.map(one, missing))
+    return found
 
 
 def _read_metadata(url: str, stall: float) -> str:
@@ -200,23 +232,28 @@ def parents(
 ) -> dict[str, set[str]]:
     """name -> what requires it (package names, or the roots' labels), walking from the roots
     (name, extras, label) through each package's Requires-Dist for the extras asked of it."""
-    import contextlib
-
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
     from pinner.resolve.job import requirement_name
 
-    parsed: dict[str, Requirement | None] = {}
+    # line -> (child, its extras, marker); None for one that cannot matter (a package the
+    # resolution does not hold: most optional dependencies) or cannot be read
+    parsed: dict[str, tuple[str, tuple[str, ...], Marker | None] | None] = {}
 
-    def parse(line: str) -> Requirement | None:
-        """The requirement, parsed once; None for one that cannot matter (a package the
-        resolution does not hold: most optional dependencies) or cannot be read."""
+    def parse(line: str) -> tuple[str, tuple[str, ...], Marker | None] | None:
         if line not in parsed:
             parsed[line] = None
-            if requirement_name(line) in nodes:
+            name = requirement_name(line)
+            if name not in nodes:
+                pass
+            elif not any(c in line for c in ";[@"):  # a name and a range: nothing to evaluate
+                parsed[line] = (name, (), None)
+            else:
                 with contextlib.suppress(InvalidRequirement):
-                    parsed[line] = Requirement(line)
+                    req = Requirement(line)
+                    extras = tuple(canonicalize_name(e) for e in sorted(req.extras))
+                    parsed[line] = (canonicalize_name(req.name), extras, req.marker)
         return parsed[line]
 
     out: dict[str, set[str]] = {}
@@ -232,15 +269,15 @@ def parents(
             continue
         visited.add((name, extra))
         for line in node.requires:
-            req = parse(line)
-            if req is None:
+            item = parse(line)
+            if item is None:
                 continue
-            if req.marker is not None and not req.marker.evaluate({**env, "extra": extra}):
+            child, child_extras, marker = item
+            if marker is not None and not marker.evaluate({**env, "extra": extra}):
                 continue
-            child = canonicalize_name(req.name)
             if child in nodes:
                 out.setdefault(child, set()).add(name)
-                todo += [(child, ""), *((child, canonicalize_name(e)) for e in req.extras)]
+                todo += [(child, ""), *((child, e) for e in child_extras)]
     return out
 
 

@@ -61,6 +61,9 @@ class Job:
     timeout: float = 0.0  # seconds for the whole engine run, 0 for none
     files_pass: bool = True  # list every file an installer may pick (off for comparison runs)
     no_deps: bool = False  # each requirement alone: its newest release installable on the target
+    # engine's cache first (`--offline`), the network only when it lacks something: for a run
+    # whose index pages a resolution of this pinner run has just read (the probe after it)
+    cache_first: bool = False
     # [indexes] tables: (name, the run's URL (a mirror's when one is set), the committed URL,
     # the packages bound to it by an explicit source; each is in `direct`)
     indexes: tuple[tuple[str, str, str, tuple[str, ...]], ...] = ()

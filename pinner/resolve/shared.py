@@ -16,6 +16,7 @@ not enter them) share one run; so do targets whose first resolution is the same 
 
 from __future__ import annotations
 
+import functools
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -41,18 +42,37 @@ class Shared:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pinner-ahead")
         self._started: dict[str, Future[tuple[ResolvedPin, ...]]] = {}
         self._lock = threading.Lock()
+        # job key -> set once that job has read the indexes: True when it did (its engine run
+        # succeeded), False when it failed or the run ends first
+        self._fetched: dict[str, tuple[threading.Event, list[bool]]] = {}
+        if hasattr(inner, "on_fetched"):
+            inner.on_fetched = lambda job: self._gate(_key(job), ok=True)
+
+    def _gate(self, key: str, *, ok: bool | None = None) -> tuple[threading.Event, list[bool]]:
+        with self._lock:
+            gate = self._fetched.setdefault(key, (threading.Event(), []))
+        if ok is not None and not gate[0].is_set():
+            gate[1].append(ok)
+            gate[0].set()
+        return gate
 
     def prefetch(
         self,
         job: Job,
         then: Callable[[tuple[ResolvedPin, ...]], Job | None] | None = None,
+        after: Job | None = None,
     ) -> None:
         """Start `job` now (once per run, whichever target asks first); when it succeeds, start
-        the job `then` makes of its answer, if any."""
+        the job `then` makes of its answer, if any. With `after`, start it once `after` has
+        read the indexes (a `cache_first` job then reads them from the engine's cache); when
+        `after` failed instead, it runs from the network, so its answer is never stale."""
         key = _key(job)
+        run = self.inner.resolve
+        if after is not None:
+            run = functools.partial(self._after, self._gate(_key(after)))
         with self._lock:
             if key not in self._started:
-                self._started[key] = self._pool.submit(self.inner.resolve, job)
+                self._started[key] = self._pool.submit(run, job)
             started = self._started[key]
         if then is not None:
 
@@ -63,6 +83,12 @@ class Shared:
                         self.prefetch(following)
 
             started.add_done_callback(next_job)
+
+    def _after(self, gate: tuple[threading.Event, list[bool]], job: Job) -> tuple[ResolvedPin, ...]:
+        from dataclasses import replace
+
+        gate[0].wait()
+        return self.inner.resolve(job if gate[1] == [True] else replace(job, cache_first=False))
 
     def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
         """The answer to `job`, made once per run: targets whose plans differ only in the
@@ -85,6 +111,7 @@ class Shared:
             finally:  # interrupted: the others stop waiting
                 if not started.done():
                     started.cancel()
+                self._gate(key, ok=False)  # no-op when the engine said it read the indexes
             return started.result()
         try:
             return started.result()
@@ -103,6 +130,12 @@ class Shared:
         trace: TracebackType | None,
     ) -> None:
         # runs nobody asked for (a target that failed first) are not started; running ones end
+        with self._lock:
+            gates = list(self._fetched.values())
+        for event, said in gates:  # a run still waiting for a resolution that never came
+            if not event.is_set():
+                said.append(False)
+                event.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -136,23 +169,31 @@ def probe_job(free_job: Job) -> Job | None:
     )
 
 
-def probe(resolver: Resolver, free_job: Job) -> tuple[ResolvedPin, ...]:
+def probe(
+    resolver: Resolver, free_job: Job, *, cache_first: bool = False
+) -> tuple[ResolvedPin, ...]:
     """The probe's answer: the newest release of each direct requirement that can be held back,
     and of torch, installable on the target (answered from the run started ahead, when one was).
     () where there is nothing to probe, the engine cannot (pip-compile has no --no-deps) or the
-    run fails."""
+    run fails. `cache_first`: the resolution of this run has just read every index page the
+    probe reads (its direct requirements and torch, all from the default index), so the engine's
+    cache answers it without a second client on the network."""
+    from dataclasses import replace
+
     from pinner.errors import PinnerError
 
     job = probe_job(free_job)
     if job is None or resolver.name != "uv":
         return ()
     try:
-        return resolver.resolve(job)
+        return resolver.resolve(replace(job, cache_first=cache_first))
     except PinnerError:
         return ()
 
 
-def settled(resolver: Resolver, locked: TargetLock, free_job: Job) -> bool:
+def settled(
+    resolver: Resolver, locked: TargetLock, free_job: Job, *, cache_first: bool = False
+) -> bool:
     """Whether the comparison run of `free_job` cannot tell anything about `locked`: every
     direct requirement that can be held back, and torch, is locked at (or above) the newest
     release the probe found. The comparison run takes no release above those (it resolves the
@@ -163,7 +204,7 @@ def settled(resolver: Resolver, locked: TargetLock, free_job: Job) -> bool:
 
     from pinner.resolve.job import direct_names
 
-    newest = {p.name: p.version for p in probe(resolver, free_job)}
+    newest = {p.name: p.version for p in probe(resolver, free_job, cache_first=cache_first)}
     have = {p.name: p.version for p in locked.pins}
     wanted = [(n, have[n]) for n in direct_names(free_job) if n in have]
     wanted.append(("torch", locked.plan.torch.version))

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,8 @@ from pinner.resolve.job import PLATFORMS, Job, ResolvedPin
 from pinner.resolve.output import probe_index
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     # imported when the graph is read, while the files pass runs: not before uv starts
     from pinner.resolve.graph import Node
 
@@ -177,6 +179,8 @@ class UvResolver:
 
     def __init__(self, cache: Path) -> None:
         self.cache = cache
+        # told when a job's resolution has read the indexes (its network part is over)
+        self.on_fetched: Callable[[Job], None] | None = None
 
     def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
         key = job_key(job)
@@ -197,7 +201,17 @@ class UvResolver:
             )
             if job.preferences:
                 (work / "pylock.toml").write_text(_preferences(job), encoding="utf-8")
-            self._run(job, argv(job, uv_binary(), work, build_interpreter(job.python)))
+            interpreter = build_interpreter(job.python)
+            if job.cache_first and not job.offline:
+                cached = replace(job, offline=True)
+                try:  # a fraction of a network run, and no second client on the network
+                    self._run(cached, argv(cached, uv_binary(), work, interpreter))
+                except (ResolveError, NetworkError):
+                    self._run(job, argv(job, uv_binary(), work, interpreter))
+            else:
+                self._run(job, argv(job, uv_binary(), work, interpreter))
+            if self.on_fetched is not None and job.files_pass:
+                self.on_fetched(job)
             located = read_pylock((work / "pylock.toml").read_text(encoding="utf-8"), _indexes(job))
             if job.files_pass:  # the files of each chosen version, while the graph is read
                 with ThreadPoolExecutor(max_workers=1) as pool:
@@ -362,7 +376,16 @@ def _with_graph(
 
 
 def _dump(p: ResolvedPin) -> dict[str, object]:
-    return asdict(p)
+    """`dataclasses.asdict(p)`, written out: asdict deep-copies every leaf (10 ms a lock)."""
+    return {
+        "name": p.name,
+        "version": p.version,
+        "files": [{"name": f.name, "hashes": list(f.hashes), "url": f.url} for f in p.files],
+        "source": p.source,
+        "url": p.url,
+        "via": list(p.via),
+        "requires": list(p.requires),
+    }
 
 
 def _error(job: Job, stderr: str) -> ResolveError | NetworkError:
