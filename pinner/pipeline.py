@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from pinner.resolve.shared import Shared
 
 
+JOBS = 4  # resolutions at once (--jobs): each is a uv process that mostly waits on the network
+
+
 def load(matrix_path: Path | None, cwd: Path | None = None) -> Matrix:
     return load_matrix(matrix_path, cwd)
 
@@ -169,6 +172,7 @@ def lock_targets(
     write: bool = True,
     upgrade_packages: Sequence[str] = (),
     dry_run: bool = False,
+    jobs: int = JOBS,
 ) -> LockResult:
     """Plan, resolve (in parallel) and write the lock; return it, the targets re-resolved and the
     targets that failed.
@@ -227,14 +231,15 @@ def lock_targets(
         mirror=default_mirror,
         timeout=timeout,
         upgrade_packages=frozenset(upgrade_packages),
+        jobs=max(1, jobs),
     )
-    jobs = [
+    works = [
         make_work(
             target, result, requirements_of(matrix, target), old_by_name.get(target.name), settings
         )
         for target, result in results
     ]
-    resolved, failed = _resolve_parallel(resolver, jobs, inputs, progress)
+    resolved, failed = _resolve_parallel(resolver, works, inputs, progress, workers=settings.jobs)
     kept = {
         n: t
         for n, t in old_by_name.items()
@@ -396,6 +401,7 @@ class Settings:
     mirror: str
     timeout: float
     upgrade_packages: frozenset[str] = frozenset()  # -P: canonical names resolved afresh
+    jobs: int = JOBS  # --jobs: resolutions at once; 1: one uv client on the network at a time
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -573,9 +579,10 @@ def _resolve_parallel(
     jobs: list[Work],
     inputs: dict[str, str],
     progress: Progress | None,
+    workers: int = 4,
 ) -> tuple[dict[str, TargetLock], dict[str, str]]:
-    """Resolve jobs on a thread pool; identical jobs (same builds, Python, platform and
-    requirements) are resolved once. A failed job fails its targets only."""
+    """Resolve jobs on a thread pool of `workers`; identical jobs (same builds, Python, platform
+    and requirements) are resolved once. A failed job fails its targets only."""
     from concurrent.futures import ThreadPoolExecutor
 
     from pinner.errors import PinnerError
@@ -640,7 +647,7 @@ def _resolve_parallel(
         if progress:
             progress.done(names, len(locked.pins))
 
-    with shared, ThreadPoolExecutor(max_workers=max(1, min(4, len(groups)))) as pool:
+    with shared, ThreadPoolExecutor(max_workers=max(1, min(workers, len(groups)))) as pool:
         for future in [pool.submit(work, g) for g in groups.values()]:
             future.result()
     return out, failed
@@ -663,7 +670,8 @@ def _start_probe(shared: Shared, work: Work) -> None:
     if probe is None:
         return
     if work.job.torch_index:
-        shared.prefetch(probe, then=functools.partial(_comparison_needed, work))
+        if work.settings.jobs > 1:  # --jobs 1: the probe runs after the resolution instead
+            shared.prefetch(probe, then=functools.partial(_comparison_needed, work))
     else:
         shared.prefetch(replace(probe, cache_first=True), after=work.job)
 
@@ -791,6 +799,7 @@ def generate(
     dry_run: bool = False,
     info: RunInfo | None = None,
     lock_text: str | None = None,
+    jobs: int = JOBS,
 ) -> list[Path]:
     """Lock when needed, then render every selected target from the lock; return the files
     written (with `dry_run`, the files that would be: nothing is written). Targets that fail to
@@ -834,6 +843,7 @@ def generate(
             timeout=timeout,
             write=False,  # written last, after the files it renders
             dry_run=dry_run,
+            jobs=jobs,
         )
         info.lock = result
         info.notes += result.notes
@@ -1099,6 +1109,7 @@ def update(
     upgrade_packages: Sequence[str] = (),
     dry_run: bool = False,
     info: RunInfo | None = None,
+    jobs: int = JOBS,
 ) -> tuple[Changes, list[Path]]:
     """Re-resolve the selected targets to the newest versions allowed (with `upgrade_packages`,
     only those packages move), rewrite the lock, re-render the targets that have a generated
@@ -1121,6 +1132,7 @@ def update(
         upgrade_packages=upgrade_packages,
         progress=progress,
         dry_run=dry_run,
+        jobs=jobs,
     )
     info.lock, info.lock_changed = result, result.changed
     info.notes += result.notes

@@ -7,6 +7,7 @@ are what the slower path gives. benchmarks/bench_lock.py prints the figures.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import threading
@@ -598,3 +599,67 @@ def test_after_a_pypi_torch_resolution_the_probe_reads_uvs_cache_beside_the_file
     assert "--offline" in runs[probes[-1]][2]  # answered from uv's cache
     assert runs[probes[-1]][0].startswith("pinner-ahead")  # beside the files pass
     assert not [r for r in runs if not r[1].files_pass and not r[1].no_deps]  # no comparison
+
+
+TWO_JOBS = """\
+[targets.a]
+gpu = "cpu"
+torch = "==2.13.0"
+requirements = ["requirements.in"]
+
+[targets.b]
+gpu = "cpu"
+torch = "==2.13.0"
+requirements = ["other.in"]
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_jobs_sets_how_many_resolutions_run_at_once(
+    tmp_path: Path,
+    plain: LocalIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+    jobs: str,
+) -> None:
+    """Two targets that cannot share a resolution: with --jobs 1 no two uv runs on the network
+    overlap (a network whose DNS drops simultaneous queries stalls one of them 5 s); with more,
+    they start together. Each run is held long enough to overlap when it can."""
+    import time
+
+    from pinner.resolve.uv import UvResolver
+
+    spans: list[tuple[float, float, bool]] = []  # (start, end, a resolution)
+    real = UvResolver._run
+
+    def timed(self: UvResolver, job: Job, cmd: list[str]) -> None:
+        start = time.monotonic()
+        real(self, job, cmd)
+        if "--offline" not in cmd:
+            time.sleep(0.3)
+            spans.append((start, time.monotonic(), job.files_pass and "--no-deps" not in cmd))
+
+    monkeypatch.setattr(UvResolver, "_run", timed)
+    project = make_project(
+        tmp_path / "proj", plain, monkeypatch, matrix=TWO_JOBS, requirements="demo-app\n"
+    )
+    project.write("other.in", "other-app\n")
+
+    result = cli("lock", "--jobs", jobs)
+
+    assert result.code == 0, result.err
+    assert set(project.lock_doc()["targets"]) == {"a", "b"}
+
+    def overlap(runs: list[tuple[float, float, bool]]) -> bool:
+        return any(b[0] < a[1] for a, b in itertools.pairwise(sorted(runs)))
+
+    if jobs == "1":
+        assert not overlap(spans), spans  # no two runs on the network at once, of any kind
+    else:
+        assert overlap([s for s in spans if s[2]]), spans  # the two resolutions together
+
+
+def test_jobs_below_one_is_a_usage_error(cli: Callable[..., Run]) -> None:
+    result = cli("lock", "--jobs", "0")
+    assert result.code == 2
+    assert "--jobs" in result.err

@@ -129,6 +129,16 @@ TimeoutOpt = Annotated[
     float,
     typer.Option("--timeout", min=0, help="Seconds one resolver run may take (0: no limit)."),
 ]
+JobsOpt = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        help="Targets resolved at once (default 4). 1: one uv client on the network at a time, "
+        "for a network whose DNS drops simultaneous queries (5 s stalls).",
+    ),
+]
 OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Resolve from the lock and the caches only; no network.")
 ]
@@ -167,13 +177,14 @@ def lock(
     resolver: EngineOpt = "uv",
     offline: OfflineOpt = False,
     timeout: TimeoutOpt = 900,
+    jobs: JobsOpt = 4,
     json_out: JsonOpt = False,
 ) -> None:
     """Resolve every target (or the named ones) and write pinner.lock."""
     run.lock(
         target=target, matrix=matrix, upgrade=upgrade, upgrade_package=upgrade_package,
         locked=locked, dry_run=dry_run, resolver=resolver, offline=offline, timeout=timeout,
-        json_out=json_out,
+        json_out=json_out, jobs=jobs,
     )  # fmt: skip
 
 
@@ -223,6 +234,7 @@ def generate(
     resolver: EngineOpt = "uv",
     offline: OfflineOpt = False,
     timeout: TimeoutOpt = 900,
+    jobs: JobsOpt = 4,
     json_out: JsonOpt = False,
 ) -> None:
     """Lock when needed, then render constraints, requirements, Dockerfile, install.sh, Modal
@@ -230,6 +242,7 @@ def generate(
     run.generate(
         target=target, matrix=matrix, out=out, installer=installer, locked=locked, frozen=frozen,
         dry_run=dry_run, resolver=resolver, offline=offline, timeout=timeout, json_out=json_out,
+        jobs=jobs,
     )  # fmt: skip
 
 
@@ -248,6 +261,7 @@ def update(
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
     resolver: EngineOpt = "uv",
+    jobs: JobsOpt = 4,
 ) -> None:
     """Re-resolve to the newest versions the ranges, the knowledge and the extensions allow;
     rewrite pinner.lock and the generated files; describe what moved (and what was held back).
@@ -274,6 +288,7 @@ def update(
             upgrade_packages=_packages(upgrade_package),
             dry_run=dry_run,
             info=info,
+            jobs=jobs,
         )
     if pr_body is not None and not dry_run:
         write_text_atomic(pr_body, diff.pr_body(changes))

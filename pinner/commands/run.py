@@ -54,6 +54,7 @@ def lock(
     offline: bool = False,
     timeout: float = 900,
     json_out: bool = False,
+    jobs: int = 4,
 ) -> None:
     from pinner import pipeline
     from pinner.commands import summary
@@ -76,6 +77,7 @@ def lock(
             always_note=True,  # `pinner lock` names ignored variables even with nothing to do
             upgrade_packages=packages(upgrade_package),
             dry_run=dry_run,
+            jobs=jobs,
         )
     summary.lock_report(m, result, json_out=json_out, dry_run=dry_run)
     pipeline.raise_failures(result)
@@ -94,6 +96,7 @@ def generate(
     offline: bool = False,
     timeout: float = 900,
     json_out: bool = False,
+    jobs: int = 4,
 ) -> None:
     from pinner import console, pipeline
     from pinner.commands import summary
@@ -119,6 +122,7 @@ def generate(
                 timeout=timeout,
                 dry_run=dry_run,
                 info=info,
+                jobs=jobs,
             )
     except TargetsFailed as e:  # the others were written: said as for a run without failures
         failed = e
