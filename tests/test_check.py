@@ -418,6 +418,25 @@ def test_check_without_a_lock(generated: Project, cli: Callable[..., Run]) -> No
     assert problems(result) == [("pinner.lock: missing", "pinner lock")]
 
 
+@pytest.mark.parametrize("value", ["5", "[1, 2]", "{ a = 1 }"])
+def test_check_names_a_hand_edited_input_that_is_not_a_digest(
+    generated: Project, cli: Callable[..., Run], value: str
+) -> None:
+    text = generated.lock.read_text(encoding="utf-8")
+    edited = re.sub(
+        r'^cpu = "sha256:[0-9a-f]+"$', f"cpu = {value}", text, count=1, flags=re.MULTILINE
+    )
+    assert edited != text
+    generated.lock.write_text(edited, encoding="utf-8")
+
+    result = cli("check")
+
+    assert result.code == 1
+    (found,) = problems(result)
+    assert found[0].startswith("pinner.lock: inputs.cpu is "), found  # not "has no entry"
+    assert found[0].endswith(", not a digest (edited by hand)")
+
+
 def test_check_names_targets_missing_from_the_lock_and_gone_from_the_matrix(
     generated: Project, cli: Callable[..., Run]
 ) -> None:

@@ -215,6 +215,12 @@ class Head:
         text = read_text(path, "the lock", "regenerate it with `pinner lock`")
         doc = _parse_head(path, text)
         self.inputs = _strings(doc, "inputs")
+        table = doc.get("inputs", {})  # what the head says instead of a digest, per target
+        self.bad_inputs = (
+            {str(k): v for k, v in table.items() if not isinstance(v, str)}
+            if isinstance(table, dict)
+            else {}
+        )
         self.details = _tables(doc, "inputs-detail")
         self.renders = _tables(doc, "renders")
         self.generated = _strings(doc, "generated")
@@ -291,7 +297,10 @@ def lock_reasons(matrix: dict[str, Any], head: Head) -> dict[str, list[tuple[str
     for target in matrix["targets"]:
         name = target["name"]
         said: list[tuple[str, str]] = []
-        if name not in head.inputs:
+        if name in head.bad_inputs:
+            bad = safe_repr(head.bad_inputs[name])
+            said.append((f"inputs.{name} is {bad}, not a digest (edited by hand)", "inputs"))
+        elif name not in head.inputs:
             said.append((f"has no entry for target {name}", "inputs"))
         else:
             combined, parts = input_digests(target, root, digest, seen=seen)
