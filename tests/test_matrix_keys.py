@@ -62,6 +62,10 @@ def matrix_error(tmp_path: Path, cli: Callable[..., Run], text: str) -> str:
         ('apt = ["ffmpeg=6.1:1"]', "has a ':' but no epoch"),
         ('apt = ["ffmpeg\\nRUN touch pwned"]', "contains a newline"),
         (
+            'apt = ["ffmpeg=7:6.1.1-3", "ffmpeg"]',
+            "targets.a100.apt: ffmpeg is listed twice ('ffmpeg=7:6.1.1-3', 'ffmpeg'); keep one",
+        ),
+        (
             'apt = "ffmpeg"',
             'targets.a100.apt: must be a list of Debian package names, e.g. ["ffmpeg"]',
         ),

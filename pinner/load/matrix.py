@@ -574,9 +574,15 @@ def _apt(tables: list[tuple[object, str]], problems: list[str]) -> tuple[str, ..
         if not isinstance(table, list):
             problems.append(f'{where}: must be a list of Debian package names, e.g. ["ffmpeg"]')
             continue
+        seen: dict[str, str] = {}
         for entry in table:
             try:
-                merged[_apt_entry(entry)] = entry
+                name = _apt_entry(entry)
+                if name in seen:
+                    problems.append(
+                        f"{where}: {name} is listed twice ({seen[name]!r}, {entry!r}); keep one"
+                    )
+                seen[name] = merged[name] = entry
             except safe.Unsafe as e:
                 problems.append(
                     f"{where}: {e}; write a Debian package name, optionally with =version "
