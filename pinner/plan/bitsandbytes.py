@@ -49,8 +49,17 @@ FUTURE = "99999"  # stands for "a release newer than pinner knows" when testing 
 
 
 def _bnb_table(kb: Knowledge) -> list[tuple[Version, set[str]]]:
-    rows = [(Version(b["version"]), set(b["cuda"])) for b in kb.docs["packages"]["bitsandbytes"]]
-    return sorted(rows)
+    """The releases and their bundled CUDA libraries, parsed once per knowledge (each plan asks
+    for every fitting build: a few dozen times)."""
+    data = kb.docs["packages"]["bitsandbytes"]
+    cached = _TABLES.get(id(data))
+    if cached is None or cached[0] is not data:
+        rows = sorted((Version(b["version"]), set(b["cuda"])) for b in data)
+        cached = _TABLES[id(data)] = (data, rows)  # the data kept: its id is never reused
+    return cached[1]
+
+
+_TABLES: dict[int, tuple[object, list[tuple[Version, set[str]]]]] = {}
 
 
 def _bnb_ok(version: Version, libs: set[str], cuda: str, fallback_from: Version) -> bool:
