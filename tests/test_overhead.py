@@ -171,6 +171,27 @@ def test_a_cache_first_probe_after_a_failed_resolution_reads_the_network() -> No
     assert inner.order == [("resolution", False), ("probe", False)]  # the cache may be stale
 
 
+def test_a_run_started_ahead_that_ends_after_the_lock_run_starts_nothing_more(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A target that fails at once (an unreachable PyTorch index) ends the run while its probe
+    is still running; the probe's answer must not start the comparison run on a closed pool
+    (that printed a RuntimeError traceback)."""
+    import time
+
+    class Slow(Counting):
+        def resolve(self, job: Job) -> tuple[ResolvedPin, ...]:
+            time.sleep(0.3)
+            return super().resolve(job)
+
+    inner = Slow()
+    with Shared(inner) as shared:
+        shared.prefetch(make_job(no_deps=True), then=lambda _: make_job(requirements=("x",)))
+
+    assert len(inner.calls) == 1  # the probe ran; the comparison run was not started
+    assert not [r for r in caplog.records if r.name == "concurrent.futures"], caplog.text
+
+
 @pytest.fixture(scope="module")
 def graph_wheels(tmp_path_factory: pytest.TempPathFactory) -> GraphWheels:
     return build_graph_wheels(tmp_path_factory.mktemp("graph-wheels"))

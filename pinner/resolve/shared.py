@@ -45,6 +45,7 @@ class Shared:
         # job key -> set once that job has read the indexes: True when it did (its engine run
         # succeeded), False when it failed or the run ends first
         self._fetched: dict[str, tuple[threading.Event, list[bool]]] = {}
+        self._closed = False
         if hasattr(inner, "on_fetched"):
             inner.on_fetched = lambda job: self._gate(_key(job), ok=True)
 
@@ -71,6 +72,8 @@ class Shared:
         if after is not None:
             run = functools.partial(self._after, self._gate(_key(after)))
         with self._lock:
+            if self._closed:  # a run that ended early (a target failed): nothing more to start
+                return
             if key not in self._started:
                 self._started[key] = self._pool.submit(run, job)
             started = self._started[key]
@@ -131,6 +134,7 @@ class Shared:
     ) -> None:
         # runs nobody asked for (a target that failed first) are not started; running ones end
         with self._lock:
+            self._closed = True
             gates = list(self._fetched.values())
         for event, said in gates:  # a run still waiting for a resolution that never came
             if not event.is_set():
