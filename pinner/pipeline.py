@@ -672,8 +672,26 @@ def _start_probe(shared: Shared, work: Work) -> None:
     if work.job.torch_index:
         if work.settings.jobs > 1:  # --jobs 1: the probe runs after the resolution instead
             shared.prefetch(probe, then=functools.partial(_comparison_needed, work))
-    else:
-        shared.prefetch(replace(probe, cache_first=True), after=work.job)
+        return
+    shared.prefetch(replace(probe, cache_first=True), after=work.job)
+    builds = [b for s in work.result.segments for b in s]
+    if work.settings.jobs > 1 and beyond_every_build(work.settings.kb, work.target.python, builds):
+        # the probe will find a torch above every fitting build (the knowledge already has
+        # one): the comparison run it will ask for starts now, with the resolution
+        assert work.free_job is not None
+        shared.prefetch(work.free_job)
+
+
+def beyond_every_build(kb: Knowledge, python: str, builds: Sequence[str]) -> bool:
+    """Whether the knowledge's newest torch with a wheel for `python` is above every one of
+    `builds` (PyPI keeps its releases: the probe will find that one, or a newer)."""
+    from packaging.version import InvalidVersion, Version
+
+    newest = next((r.version for r in kb.releases if python in r.python), "")
+    try:
+        return bool(newest and builds) and all(Version(newest) > Version(b) for b in builds)
+    except InvalidVersion:
+        return False
 
 
 def _comparison_needed(work: Work, newest: tuple[ResolvedPin, ...]) -> Job | None:

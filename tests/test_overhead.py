@@ -684,3 +684,58 @@ def test_jobs_below_one_is_a_usage_error(cli: Callable[..., Run]) -> None:
     result = cli("lock", "--jobs", "0")
     assert result.code == 2
     assert "--jobs" in result.err
+
+
+@pytest.mark.parametrize(
+    ("python", "builds", "expected"),
+    [
+        ("3.11", ["2.14.1", "2.14.1+cu126"], True),  # 2.15.0 is known: the probe will find it
+        ("3.11", ["2.15.0", "2.14.1"], False),  # the newest fits: the probe may settle it
+        ("3.11", ["2.15.0+cu130"], False),
+        ("3.11", [], False),
+        ("2.7", ["2.0.1"], False),  # no release for that Python
+    ],
+)
+def test_the_comparison_run_starts_with_the_resolution_only_when_the_knowledge_says_so(
+    python: str, builds: list[str], expected: bool
+) -> None:
+    """For PyPI's build the probe runs after the resolution; the comparison run it would ask for
+    starts with the resolution when the knowledge already has a torch above every fitting build
+    (as axolotl's gh200 target: its bounds leave PyPI's newest torch out)."""
+    from pinner.knowledge.knowledge import load_knowledge
+    from pinner.pipeline import beyond_every_build
+
+    kb = load_knowledge()
+    assert kb.releases[0].version == "2.15.0"  # what the cases assume
+    assert beyond_every_build(kb, python, builds) is expected
+
+
+@pytest.mark.network
+def test_a_comparison_run_the_knowledge_foresees_starts_with_a_pypi_torch_resolution(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Run],
+    runs: list[tuple[str, Job, list[str]]],
+) -> None:
+    """torch < 2.15 leaves PyPI's newest torch out of every fitting build: the probe will ask for
+    the comparison run, so it starts with the resolution (real PyPI)."""
+    from tests.support.projects import run_retrying
+
+    (tmp_path / "pinner.toml").write_text(
+        '[targets.rtx5090]\ngpu = "RTX 5090"\npython = "3.11"\ntorch = ">=2.13,<2.15"\n'
+        'requirements = ["requirements.in"]\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "requirements.in").write_text("packaging\n", encoding="utf-8")
+    (tmp_path / ".git").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PINNER_CACHE_DIR", str(tmp_path / "cache"))
+
+    result = run_retrying(cli, "lock")
+
+    assert result.code == 0, result.err
+    comparisons = [r for r in runs if not r[1].files_pass and not r[1].no_deps]
+    assert comparisons, runs
+    assert comparisons[0][0].startswith("pinner-ahead")  # started ahead, not after the probe
+    probes = [r for r in runs if r[1].no_deps]
+    assert "--offline" in probes[-1][2]
