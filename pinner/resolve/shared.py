@@ -7,9 +7,11 @@ finds direct requirements the lock holds back. Most locks hold nothing back: eve
 requirement, and torch, is at its newest release for the target. The probe (`probe_job`) says
 so for a fraction of a comparison run: each direct requirement and torch resolved alone
 (`--no-deps`) within the user's ranges, which bounds from above what the comparison run can
-take. It needs nothing from the resolution, so it is started with it, on a thread of its own
-(the engine mostly waits on the indexes, so the two overlap); when the lock is at those
-releases (`settled`), nothing can be held back and the comparison run is not made. Targets with
+take. For PyPI's torch build it starts once the resolution has read the indexes (`prefetch(...,
+after=)`) and reads the same pages from the engine's cache, beside the files pass, so one lock
+has one engine client on the network; for a PyTorch index's build it starts with the
+resolution. When the lock is at those releases (`settled`), nothing can be held back and the
+comparison run is not made. Targets with
 the same probe or comparison run (same requirements, Python and platform; the torch build does
 not enter them) share one run; so do targets whose first resolution is the same job.
 """
@@ -50,10 +52,12 @@ class Shared:
             inner.on_fetched = lambda job: self._gate(_key(job), ok=True)
 
     def _gate(self, key: str, *, ok: bool | None = None) -> tuple[threading.Event, list[bool]]:
+        """The gate of `key`'s resolution; with `ok`, opened saying so (the first word stays)."""
         with self._lock:
             gate = self._fetched.setdefault(key, (threading.Event(), []))
-        if ok is not None and not gate[0].is_set():
-            gate[1].append(ok)
+            if ok is not None and not gate[1]:
+                gate[1].append(ok)
+        if ok is not None:
             gate[0].set()
         return gate
 
@@ -137,9 +141,10 @@ class Shared:
             self._closed = True
             gates = list(self._fetched.values())
         for event, said in gates:  # a run still waiting for a resolution that never came
-            if not event.is_set():
-                said.append(False)
-                event.set()
+            with self._lock:
+                if not said:
+                    said.append(False)
+            event.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
