@@ -340,6 +340,20 @@ def test_plan_target_torchaudio_pin_within_the_projects_requirement(plan_for, as
     assert chosen(result).companions == companions
 
 
+def test_plan_target_torchaudio_the_project_rules_out_is_named(plan_for):
+    # the cu126 index pairs torch 2.14.1 with torchaudio 2.11.0 only: a project asking for
+    # 2.11.1 gets no torchaudio pin, and is told which one pinner knows (not that it knows none)
+    result = plan_for("A100", "torchaudio==2.11.1", cuda="cu126")
+    plan = chosen(result)
+    assert plan.companions == ("torchvision==0.29.1+cu126",)
+    [warning] = [f for f in result.findings if f.code == "no-torchaudio"]
+    assert "torchaudio==2.11.1 is required" in warning.message
+    assert warning.message.endswith("on the cu126 index is 2.11.0")
+    assert "allow torchaudio 2.11.0" in warning.fix
+    assert "no torchaudio known to pinner" not in step(plan, "companions")
+    assert "pinner knows torchaudio 2.11.0 for it" in step(plan, "companions")
+
+
 # --- companion constraints (facts.md 1b and 7) ---------------------------------------------
 
 
