@@ -299,6 +299,25 @@ def test_plan_target_torchvision_pin_implies_torch(plan_for):
 def test_plan_target_torch_range_and_requirement_conflict(plan_for):
     found = error(plan_for("A100", "torch<2.5", torch=">=2.6"))
     assert found.code == "impossible-target"
+    # each way out is true: 2.15.0 is inside torch = ">=2.6" (the requirement rules it out)
+    assert "change the requirement (requirements.in:1 asks for torch<2.5): torch 2.15" in found.fix
+    assert "widen torch = '>=2.6': torch 2.4.1 would fit" in found.fix
+
+
+@pytest.mark.parametrize(
+    ("asked", "cause"),
+    [
+        # no torch release pinner knows pairs with torchaudio 2.12.0: the target's (empty) torch
+        # range is not what to widen
+        ("torchaudio==2.12.0", "requirements.in:1 asks for torchaudio==2.12.0, which no torch"),
+        ("torch>=9", "requirements.in:1 asks for torch>=9, which no torch release"),
+    ],
+)
+def test_plan_target_requirement_bound_fix_names_the_requirement(plan_for, asked, cause):
+    found = error(plan_for("A100", asked))
+    assert found.code == "impossible-target"
+    assert "widen torch" not in found.fix
+    assert f"change the requirement ({cause}" in found.fix
 
 
 @pytest.mark.parametrize(
