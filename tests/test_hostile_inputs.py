@@ -574,3 +574,37 @@ def test_torch_held_by_the_targets_own_range_is_said_so() -> None:
     assert "the target's torch range (==2.14.1, on pinner.toml: targets.a100) excludes it" in ranged
     assert "no build that fits" not in ranged
     assert "torch 2.99.0 has no build that fits this target and its requirements" in hardware
+
+
+def test_a_requirement_held_by_the_targets_own_range_is_said_so() -> None:
+    """xformers on an L4 with torch = "<2.10": `xformers stays at 0.0.33.post2: xformers 0.0.35
+    requires torch>=2.10, and torch 2.15.0 has no build that fits this target`, though PyPI's
+    2.15.0 runs there: the user's range held it (as the note on torch itself says)."""
+    import dataclasses
+
+    from pinner.resolve.choose import _held_note
+    from pinner.resolve.job import ResolvedPin
+
+    a100 = next(
+        t for t in read_lock(EXAMPLE / "pinner.lock").targets if t.plan.target.name == "a100"
+    )
+    plan = a100.plan
+    target = dataclasses.replace(plan.target, torch="<2.10")
+    torch = dataclasses.replace(plan.torch, version="2.9.1")
+    locked = dataclasses.replace(a100, plan=dataclasses.replace(plan, target=target, torch=torch))
+    newest = ResolvedPin(name="xformers", version="0.0.35", files=(), source="default",
+                         requires=("torch>=2.10",))  # fmt: skip
+    free = (ResolvedPin(name="torch", version="2.15.0", files=(), source="default"),)
+
+    ranged = _held_note(locked, "xformers", "0.0.33.post2", newest, free, (("2.9.1",),)).message
+    wider = dataclasses.replace(locked.plan, target=dataclasses.replace(target, torch="<2.99"))
+    hardware = _held_note(
+        dataclasses.replace(locked, plan=wider), "xformers", "0.0.33.post2", newest, free,
+        (("2.9.1",),),
+    ).message  # fmt: skip
+
+    assert ranged == (
+        "xformers stays at 0.0.33.post2: xformers 0.0.35 requires torch>=2.10, and the target's "
+        "torch range (<2.10, on pinner.toml: targets.a100) excludes every torch release it admits"
+    )
+    assert "torch 2.15.0 has no build that fits this target" in hardware
