@@ -359,6 +359,28 @@ def test_plan_target_torchaudio_pin_within_the_projects_requirement(plan_for, as
     assert chosen(result).companions == companions
 
 
+@pytest.mark.parametrize(
+    ("asked", "pin", "companions"),
+    [
+        # the usual pin of an index build: SpecifierSet("==2.10.0+cu128") admits no "2.10.0", so
+        # every release was ruled out ("no torch build fits"); the label names the index build
+        ("torch==2.10.0+cu128", "2.10.0+cu128", ("torchvision==0.25.0+cu128", "torchaudio==2.10.0+cu128")),
+        ("torchaudio==2.10.0+cu128", "2.10.0+cu128", ("torchvision==0.25.0+cu128", "torchaudio==2.10.0+cu128")),
+        ("torchaudio==2.11.0+cu126", "2.14.1+cu126", ("torchvision==0.29.1+cu126", "torchaudio==2.11.0+cu126")),
+    ],
+)  # fmt: skip
+def test_plan_target_local_label_pin_chooses_that_index_build(plan_for, asked, pin, companions):
+    plan = chosen(plan_for("A100", asked))
+    assert plan.torch.pin == pin
+    assert plan.companions == companions
+
+
+def test_plan_target_local_label_of_another_variant_is_said(plan_for):
+    found = error(plan_for("A100", "torchaudio==2.11.0+cu126", cuda="cu128"))
+    assert "the cu128 build is not the +cu126 build: requirements.in:1 asks for" in found.message
+    assert 'set cuda = "12.6" (torch 2.14.1)' in found.fix
+
+
 def test_plan_target_torchaudio_the_project_rules_out_is_named(plan_for):
     # the cu126 index pairs torch 2.14.1 with torchaudio 2.11.0 only: a project asking for
     # 2.11.1 gets no torchaudio pin, and is told which one pinner knows (not that it knows none)

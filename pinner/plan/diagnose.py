@@ -123,6 +123,8 @@ def _fixes(ctx: Context, options: list[Option]) -> str:
             # `_failures` checks extensions only when nothing else fails: check them here
             and (ctx.extension_check is None or ctx.extension_check(o) is None)
         ]
+        if code == "cuda" and ctx.local is not None:  # only the build the local label names
+            fits = [o for o in fits if not o.on_pypi and o.variant == ctx.local[0]]
         if not fits:
             continue
         best = fits[0]
