@@ -179,3 +179,36 @@ def test_the_write_lock_waits_for_another_process_and_nests_within_one(
     assert [p.name for p in (cache / "locks").iterdir()] == [
         hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24] + ".lock"
     ]
+
+
+@pytest.mark.parametrize("broken", ["a file", "no permission"])
+def test_a_cache_the_write_lock_cannot_live_in_names_the_cache_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
+    """PINNER_CACHE_DIR naming a file, or a folder pinner may not write: one line that names the
+    setting to change (not --out, which is the output's), and nothing is written."""
+    import errno
+    import os
+
+    from pinner.errors import OutputError
+    from pinner.render.output import project_lock
+
+    root, cache = tmp_path / "project", tmp_path / "cache"
+    root.mkdir()
+    if broken == "a file":
+        cache.write_text("", encoding="utf-8")
+    else:  # as root chmod does not stop a write: the refusal the OS gives a user, by hand
+
+        def refused(path: str, *_: object) -> int:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+        monkeypatch.setattr(os, "open", refused)
+    with pytest.raises(OutputError) as caught, project_lock(root, cache):
+        pass
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "pinner's cache" in message
+    assert message.endswith(
+        "nothing was changed; set PINNER_CACHE_DIR to a folder pinner can write"
+    )
+    assert "--out" not in message

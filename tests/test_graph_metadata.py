@@ -65,6 +65,10 @@ def test_a_missing_metadata_file_falls_back_to_the_wheel_and_is_cached(
         "Name: x\nRequires-Dist: folded\n  ; extra == 'b'\nRequires-Dist: c",
         "Metadata-Version: 2.1\n Requires-Dist: a continuation, not a field\nSummary: s\n",
         "\nRequires-Dist: after an empty first line: the body\n",
+        # bare CR line ends (old Mac text): email splits there; a folded CRLF keeps its CRLF
+        "Name: x\rRequires-Dist: a\rRequires-Dist: b\r\rRequires-Dist: body\r",
+        "Name: x\r\nRequires-Dist: a\r\n\t; extra == 'b'\r\nRequires-Dist: c\r\n",
+        "Requires-Dist: a\n\r\nRequires-Dist: body\n",
         "",
     ],
 )

@@ -230,11 +230,13 @@ def test_a_committed_torch_index_url_with_credentials_is_refused(
 
 
 def test_a_shared_resolution_that_fails_is_reported_once(
-    tmp_path: Path, run_cli: Callable[..., Run]
+    tmp_path: Path, run_cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Targets with identical inputs resolve once; when that run failed, the other target's
     line read `target a100: target rtx5090: offline resolution failed: ...` (the whole error
     again, under two names)."""
+    # an empty uv cache: the user's own (warm from a real lock of these pages) let it pass
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv"))
     root = example(tmp_path)
     matrix = root / "pinner.toml"
     matrix.write_text(matrix.read_text().replace('cuda = "auto"', 'cuda = "12.8"'))
@@ -574,3 +576,37 @@ def test_torch_held_by_the_targets_own_range_is_said_so() -> None:
     assert "the target's torch range (==2.14.1, on pinner.toml: targets.a100) excludes it" in ranged
     assert "no build that fits" not in ranged
     assert "torch 2.99.0 has no build that fits this target and its requirements" in hardware
+
+
+def test_a_requirement_held_by_the_targets_own_range_is_said_so() -> None:
+    """xformers on an L4 with torch = "<2.10": `xformers stays at 0.0.33.post2: xformers 0.0.35
+    requires torch>=2.10, and torch 2.15.0 has no build that fits this target`, though PyPI's
+    2.15.0 runs there: the user's range held it (as the note on torch itself says)."""
+    import dataclasses
+
+    from pinner.resolve.choose import _held_note
+    from pinner.resolve.job import ResolvedPin
+
+    a100 = next(
+        t for t in read_lock(EXAMPLE / "pinner.lock").targets if t.plan.target.name == "a100"
+    )
+    plan = a100.plan
+    target = dataclasses.replace(plan.target, torch="<2.10")
+    torch = dataclasses.replace(plan.torch, version="2.9.1")
+    locked = dataclasses.replace(a100, plan=dataclasses.replace(plan, target=target, torch=torch))
+    newest = ResolvedPin(name="xformers", version="0.0.35", files=(), source="default",
+                         requires=("torch>=2.10",))  # fmt: skip
+    free = (ResolvedPin(name="torch", version="2.15.0", files=(), source="default"),)
+
+    ranged = _held_note(locked, "xformers", "0.0.33.post2", newest, free, (("2.9.1",),)).message
+    wider = dataclasses.replace(locked.plan, target=dataclasses.replace(target, torch="<2.99"))
+    hardware = _held_note(
+        dataclasses.replace(locked, plan=wider), "xformers", "0.0.33.post2", newest, free,
+        (("2.9.1",),),
+    ).message  # fmt: skip
+
+    assert ranged == (
+        "xformers stays at 0.0.33.post2: xformers 0.0.35 requires torch>=2.10, and the target's "
+        "torch range (<2.10, on pinner.toml: targets.a100) excludes every torch release it admits"
+    )
+    assert "torch 2.15.0 has no build that fits this target" in hardware

@@ -299,6 +299,25 @@ def test_plan_target_torchvision_pin_implies_torch(plan_for):
 def test_plan_target_torch_range_and_requirement_conflict(plan_for):
     found = error(plan_for("A100", "torch<2.5", torch=">=2.6"))
     assert found.code == "impossible-target"
+    # each way out is true: 2.15.0 is inside torch = ">=2.6" (the requirement rules it out)
+    assert "change the requirement (requirements.in:1 asks for torch<2.5): torch 2.15" in found.fix
+    assert "widen torch = '>=2.6': torch 2.4.1 would fit" in found.fix
+
+
+@pytest.mark.parametrize(
+    ("asked", "cause"),
+    [
+        # no torch release pinner knows pairs with torchaudio 2.12.0: the target's (empty) torch
+        # range is not what to widen
+        ("torchaudio==2.12.0", "requirements.in:1 asks for torchaudio==2.12.0, which no torch"),
+        ("torch>=9", "requirements.in:1 asks for torch>=9, which no torch release"),
+    ],
+)
+def test_plan_target_requirement_bound_fix_names_the_requirement(plan_for, asked, cause):
+    found = error(plan_for("A100", asked))
+    assert found.code == "impossible-target"
+    assert "widen torch" not in found.fix
+    assert f"change the requirement ({cause}" in found.fix
 
 
 @pytest.mark.parametrize(
@@ -338,6 +357,42 @@ def test_plan_target_torchaudio_pairs_newest_admitting_release(
 def test_plan_target_torchaudio_pin_within_the_projects_requirement(plan_for, asked, companions):
     result = plan_for("H200", "torch==2.11.0", asked, cuda="cu130")
     assert chosen(result).companions == companions
+
+
+@pytest.mark.parametrize(
+    ("asked", "pin", "companions"),
+    [
+        # the usual pin of an index build: SpecifierSet("==2.10.0+cu128") admits no "2.10.0", so
+        # every release was ruled out ("no torch build fits"); the label names the index build
+        ("torch==2.10.0+cu128", "2.10.0+cu128", ("torchvision==0.25.0+cu128", "torchaudio==2.10.0+cu128")),
+        ("torchaudio==2.10.0+cu128", "2.10.0+cu128", ("torchvision==0.25.0+cu128", "torchaudio==2.10.0+cu128")),
+        ("torchaudio==2.11.0+cu126", "2.14.1+cu126", ("torchvision==0.29.1+cu126", "torchaudio==2.11.0+cu126")),
+    ],
+)  # fmt: skip
+def test_plan_target_local_label_pin_chooses_that_index_build(plan_for, asked, pin, companions):
+    plan = chosen(plan_for("A100", asked))
+    assert plan.torch.pin == pin
+    assert plan.companions == companions
+
+
+def test_plan_target_local_label_of_another_variant_is_said(plan_for):
+    found = error(plan_for("A100", "torchaudio==2.11.0+cu126", cuda="cu128"))
+    assert "the cu128 build is not the +cu126 build: requirements.in:1 asks for" in found.message
+    assert 'set cuda = "12.6" (torch 2.14.1)' in found.fix
+
+
+def test_plan_target_torchaudio_the_project_rules_out_is_named(plan_for):
+    # the cu126 index pairs torch 2.14.1 with torchaudio 2.11.0 only: a project asking for
+    # 2.11.1 gets no torchaudio pin, and is told which one pinner knows (not that it knows none)
+    result = plan_for("A100", "torchaudio==2.11.1", cuda="cu126")
+    plan = chosen(result)
+    assert plan.companions == ("torchvision==0.29.1+cu126",)
+    [warning] = [f for f in result.findings if f.code == "no-torchaudio"]
+    assert "torchaudio==2.11.1 is required" in warning.message
+    assert warning.message.endswith("on the cu126 index is 2.11.0")
+    assert "allow torchaudio 2.11.0" in warning.fix
+    assert "no torchaudio known to pinner" not in step(plan, "companions")
+    assert "pinner knows torchaudio 2.11.0 for it" in step(plan, "companions")
 
 
 # --- companion constraints (facts.md 1b and 7) ---------------------------------------------

@@ -143,6 +143,40 @@ def test_vllm_on_h100_is_bare_uvs_vllm_or_says_what_pin_held_it_back(
 
 @pytest.mark.network
 @pytest.mark.slow
+def test_requirements_held_back_by_the_targets_torch_range_on_a_cold_uv_cache(
+    real_pypi: Path, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """xformers and tensordict on an L4 with torch = "<2.10" (PyPI's torch build), uv's cache
+    empty: the probe reads the pages from the cache the resolution has just filled, and each
+    requirement bare uv takes newer is held back, by the target's range (not the hardware)."""
+    monkeypatch.setenv("UV_CACHE_DIR", str(real_pypi.parent / "uv-cache"))
+    (real_pypi / "pinner.toml").write_text(
+        '[targets.l4]\ngpu = "L4"\ncuda = "auto"\ntorch = "<2.10"\npython = "3.12"\n'
+        'requirements = ["requirements.in"]\n'
+    )
+    (real_pypi / "requirements.in").write_text("xformers\ntensordict\n")
+    result = run_retrying(cli, "lock")
+    assert result.code == 0, result.err
+
+    section = lock_of(real_pypi, "l4")
+    assert section["plan"]["torch"]["on_pypi"] is True
+    packages = {p["name"]: p["version"] for p in section["packages"]}
+    bare = bare_uv("xformers\ntensordict\n", "3.12")
+    notes = [f["message"] for f in section.get("findings", []) if f["code"] == "held-back"]
+    for name in ("xformers", "tensordict"):
+        said = [m for m in notes if m.startswith(f"{name} stays at {packages[name]}: ")]
+        if packages[name] == bare[name]:
+            assert not said, notes
+        else:
+            assert len(said) == 1, notes
+            assert "the target's torch range (<2.10, on pinner.toml: targets.l4)" in said[0]
+    torch = [m for m in notes if m.startswith("torch stays at")]
+    assert len(torch) == 1, notes
+    assert "the target's torch range (<2.10" in torch[0]
+
+
+@pytest.mark.network
+@pytest.mark.slow
 def test_mamba_with_its_causal_conv1d_extra_builds_both_in_the_extension_layer(
     real_pypi: Path, cli: Callable[..., Run]
 ) -> None:

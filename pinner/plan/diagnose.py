@@ -123,6 +123,8 @@ def _fixes(ctx: Context, options: list[Option]) -> str:
             # `_failures` checks extensions only when nothing else fails: check them here
             and (ctx.extension_check is None or ctx.extension_check(o) is None)
         ]
+        if code == "cuda" and ctx.local is not None:  # only the build the local label names
+            fits = [o for o in fits if not o.on_pypi and o.variant == ctx.local[0]]
         if not fits:
             continue
         best = fits[0]
@@ -139,9 +141,26 @@ def _fixes(ctx: Context, options: list[Option]) -> str:
                 f'cuda = "auto" (torch {best.release.version}, {best.variant})'
             )
         elif code == "torch-range":
-            fixes.append(
-                f"widen torch = {ctx.target.torch!r}: torch {best.release.version} would fit"
+            # a release the target's range admits is ruled out by a requirement's bound: that
+            # requirement is what to change; one only `torch =` rules out, that range
+            bound = next((o for o in fits if o.release.version in ctx.spec), None)
+            ranged = next(
+                (
+                    o
+                    for o in fits
+                    if o.release.version not in ctx.spec
+                    and all(o.release.version in spec for _, spec in ctx.bounds)
+                ),
+                None if bound is not None else best,
             )
+            if bound is not None:
+                version = bound.release.version
+                why = _bound_against(ctx, version)
+                fixes.append(f"change the requirement ({why}): torch {version} would fit")
+            if ranged is not None:
+                fixes.append(
+                    f"widen torch = {ctx.target.torch!r}: torch {ranged.release.version} would fit"
+                )
             if ctx.extension_check is not None:  # the nearest releases that have the wheels
                 nearest = list(dict.fromkeys(f"{o.release.version} ({o.variant})" for o in fits))
                 fixes.append(
@@ -159,3 +178,14 @@ def _fixes(ctx: Context, options: list[Option]) -> str:
                 "has wheels for it)"
             )
     return "; ".join(fixes) if fixes else "no torch build in pinner's knowledge fits this target"
+
+
+def _bound_against(ctx: Context, version: str) -> str:
+    """Why a requirement of the project rules out torch `version` ("" when none does), and, for
+    one that no torch release pinner knows meets (a torchaudio pin no release pairs with), so."""
+    for why, spec in ctx.bounds:
+        if version not in spec:
+            if not any(r.version in spec for r in ctx.kb.releases):
+                return f"{why}, which no torch release in pinner's knowledge meets"
+            return why
+    return ""

@@ -28,6 +28,9 @@ class Context:
     extension_check: Callable[[Option], Failure | None] | None = None
     # the project's own torchaudio requirement: the companion pin is chosen within it
     torchaudio: SpecifierSet | None = None
+    # (label, why) of a torch-family pin with a local label (torch==2.10.0+cu128): only the
+    # PyTorch index's build of that variant carries it
+    local: tuple[str, str] | None = None
 
 
 def context(
@@ -49,7 +52,18 @@ def context(
     for req in reqs.items:
         if req.name not in ("torch", "torchvision", "torchaudio") or not req.specifier:
             continue
-        req_spec = SpecifierSet(req.specifier)
+        written = SpecifierSet(req.specifier)
+        req_spec = _public(written)
+        label = next(
+            (
+                x.version.split("+", 1)[1]
+                for x in written
+                if x.operator == "==" and "+" in x.version
+            ),
+            "",
+        )
+        if label and ctx.local is None:
+            ctx.local = (label.lower(), f"{req.origin} asks for {req.text}")
         if req.name == "torchaudio":
             ctx.torchaudio = req_spec if ctx.torchaudio is None else ctx.torchaudio & req_spec
         if req.name == "torch":
@@ -68,6 +82,17 @@ def context(
             )
             ctx.bounds.append((f"{req.origin} asks for {req.text}", pinned))
     return ctx
+
+
+def _public(spec: SpecifierSet) -> SpecifierSet:
+    """`spec` with the local label of each `==` pin dropped: `torch==2.10.0+cu128` names the
+    release 2.10.0 (and the build the plan chooses: the engine holds the pin to its label), which
+    the knowledge lists without labels; SpecifierSet("==2.10.0+cu128") admits no "2.10.0"."""
+    if "+" not in str(spec):
+        return spec
+    return SpecifierSet(
+        ",".join(f"=={s.version.split('+', 1)[0]}" if s.operator == "==" else str(s) for s in spec)
+    )
 
 
 def companions(release: TorchRelease, name: str) -> set[str]:
@@ -96,6 +121,10 @@ def failures(option: Option, ctx: Context) -> list[Failure]:
         )
     if target.cuda not in ("auto", "cpu") and option.variant != target.cuda:
         out.append(Failure("cuda", f"{option.variant} is not the requested {target.cuda}"))
+    elif ctx.local is not None and (option.on_pypi or option.variant != ctx.local[0]):
+        label, asked = ctx.local
+        where = "PyPI's own build" if option.on_pypi else f"the {option.variant} build"
+        out.append(Failure("cuda", f"{where} is not the +{label} build: {asked}"))
     out += hardware_failures(option, ctx)
     if ctx.extension_check is not None and not out:
         failure = ctx.extension_check(option)

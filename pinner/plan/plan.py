@@ -365,17 +365,37 @@ def _companions(
             pins.append(f"torchaudio=={audio}{local}")
     else:
         where = "PyPI" if torch.on_pypi else f"the {torch.variant} index"
-        why += f"; no torchaudio known to pinner admits torch {release.version} on {where}"
+        # one the project's own requirement rules out is known all the same: say so
+        known = release.torchaudio_for(torch.variant, torch.on_pypi)[0] if torchaudio else ""
+        if known:
+            why += (
+                f"; no torchaudio within the project's torchaudio{torchaudio} admits torch "
+                f"{release.version} on {where} (pinner knows torchaudio {known} for it)"
+            )
+        else:
+            why += f"; no torchaudio known to pinner admits torch {release.version} on {where}"
         if "torchaudio" in reqs_names:
+            message = (
+                f"torchaudio{torchaudio} is required, but the torchaudio pinner knows for torch "
+                f"{release.version} on {where} is {known}"
+                if known
+                else f"torchaudio is required, but pinner knows no torchaudio release for "
+                f"torch {release.version} on {where}"
+            )
+            fix = (
+                f"allow torchaudio {known} in the project's requirements, or pin torch to a "
+                "release whose torchaudio they allow"
+                if known
+                else 'use PyPI\'s own torch build (cuda = "auto"), or pin torch to a release '
+                "whose torchaudio is on that index"
+            )
             findings.append(
                 Finding(
                     target=target.name,
                     severity="warning",
                     code="no-torchaudio",
-                    message=f"torchaudio is required, but pinner knows no torchaudio release for "
-                    f"torch {release.version} on {where}",
-                    fix='use PyPI\'s own torch build (cuda = "auto"), or pin torch to a release '
-                    "whose torchaudio is on that index",
+                    message=message,
+                    fix=fix,
                     source=" ".join(c.source for c in release.torchaudio_ranged) or release.source,
                 )
             )

@@ -67,12 +67,12 @@ def project_lock(root: Path, cache: Path) -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise _output_error(e, path if folder.is_dir() else folder, "nothing was changed") from None
+        raise _cache_error(e, path if folder.is_dir() else folder) from None
     try:
         try:
             _os_lock(fd, root)
         except OSError as e:  # no locks on this file system (ENOLCK)
-            raise _output_error(e, path, "nothing was changed") from None
+            raise _cache_error(e, path) from None
         _HELD[str(path)] = [fd, 1]
         try:
             yield
@@ -237,6 +237,22 @@ def _discard(paths: list[Path]) -> None:
     for tmp in paths:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+
+
+def _cache_error(e: OSError, where: Path) -> OutputError:
+    """The project's write lock could not be taken in pinner's cache: the folder to change is
+    the cache's (PINNER_CACHE_DIR), not the output's."""
+    target = e.filename or where
+    if e.errno == errno.ENOSPC:
+        fix = "free some disk space and run the command again"
+    elif e.errno == errno.ENOLCK:
+        fix = "set PINNER_CACHE_DIR to a folder on a file system with locks (a local disk)"
+    else:
+        fix = "set PINNER_CACHE_DIR to a folder pinner can write"
+    return OutputError(
+        f"{target}: cannot take the project's write lock in pinner's cache: "
+        f"{e.strerror or e}; nothing was changed; {fix}"
+    )
 
 
 def _output_error(e: OSError, where: Path, state: str) -> OutputError:

@@ -298,7 +298,14 @@ def _held_note(
     else:
         text, other, spec = conflict
         why = f"{name} {newest.version} requires {text}"
-        if other == "torch" and not _fits(spec, segments):
+        target = locked.plan.target
+        if other == "torch" and not _fits(spec, segments) and _range_excludes(target.torch, spec):
+            # the user's own choice, not the hardware's (as for torch itself: _torch_note)
+            why += (
+                f", and the target's torch range ({target.torch}, on {target.origin}) excludes "
+                "every torch release it admits"
+            )
+        elif other == "torch" and not _fits(spec, segments):
             if torch and spec.contains(_plain(torch), prereleases=True):
                 why += (
                     f", and torch {torch} has no build that fits this target in pinner's knowledge"
@@ -359,6 +366,24 @@ def _newer_than(locked: TargetLock, free: Sequence[ResolvedPin]) -> list[str]:
         except InvalidVersion:
             continue
     return out[:3]
+
+
+def _range_excludes(torch_range: str, spec: SpecifierSet) -> bool:
+    """Whether the target's torch range excludes every torch release in pinner's knowledge that
+    `spec` admits (and `spec` admits one)."""
+    from packaging.specifiers import InvalidSpecifier
+    from packaging.specifiers import SpecifierSet as Specs
+
+    from pinner.knowledge.knowledge import load_knowledge
+
+    try:
+        ranged = Specs(torch_range) if torch_range else None
+    except InvalidSpecifier:
+        return False
+    if ranged is None:
+        return False
+    admitted = [r.version for r in load_knowledge().releases if spec.contains(r.version, True)]
+    return bool(admitted) and not any(ranged.contains(v, prereleases=True) for v in admitted)
 
 
 def _fits(spec: SpecifierSet, segments: Sequence[tuple[str, ...]]) -> bool:

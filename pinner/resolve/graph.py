@@ -32,27 +32,35 @@ class Node:
 
 def requires_of(text: str) -> tuple[str, ...]:
     """The Requires-Dist values of core metadata, as `email`'s HeaderParser reads them (headers
-    up to the first empty line; a folded value keeps its line break), without its cost: the
-    parser took a third of the graph's time on an 81-package lock."""
+    up to the first empty line; lines end at LF, CRLF or a bare CR; a folded value keeps its line
+    break), without its cost: the parser took a third of the graph's time on an 81-package lock.
+    Malformed headers differ: a line that is no header does not end them here."""
+    if "\r" in text:  # CRLF or bare CR line ends: split (and fold) where email does
+        import re
+
+        parts = re.split(r"(\r\n|\r|\n)", text)
+        lines, ends = parts[0::2], parts[1::2]
+    else:
+        stop = text.find("\n\n")
+        lines = text[: stop if stop >= 0 else len(text)].split("\n")
+        ends = []
     out: list[str] = []
-    current: list[str] | None = None
-    ends = [i for i in (text.find("\n\n"), text.find("\n\r\n")) if i >= 0]
-    for raw in text[: min(ends) + 1 if ends else len(text)].split("\n"):
-        line = raw.removesuffix("\r")
+    current: str | None = None
+    for index, line in enumerate(lines):
         if not line:
             break  # the end of the headers: the body (the description) follows
         if line[0] in " \t":
-            if current is not None:
-                current.append(line)
+            if current is not None:  # a folded value keeps its line break
+                current += (ends[index - 1] if ends else "\n") + line
             continue
         if current is not None:
-            out.append("\n".join(current))
+            out.append(current)
             current = None
         name, colon, value = line.partition(":")
         if colon and name.strip().lower() == "requires-dist":
-            current = [value.lstrip(" \t")]
+            current = value.lstrip(" \t")
     if current is not None:
-        out.append("\n".join(current))
+        out.append(current)
     return tuple(out)
 
 
