@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
+INTERRUPTED = 130  # the exit status of a command Ctrl-C stopped (128 + SIGINT), as shells use
+
+
 def _fast_check(args: list[str]) -> bool:
     """Run `check` without typer when its arguments are simple; False to fall back to typer."""
     from pinner.commands.check import run_check
@@ -117,11 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PinnerError as e:
         console.error(str(e))
         return e.exit_code
-    except SystemExit as e:  # typer: --help -> 0, usage errors -> 2
+    except SystemExit as e:  # typer: --help -> 0, usage errors -> 2, Ctrl-C -> 130 (said here)
+        if e.code == INTERRUPTED:
+            print("pinner: interrupted", file=sys.stderr)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt:
         print("pinner: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except (OSError, UnicodeError, RecursionError, MemoryError) as e:
         # The last fence: a fault no stage turned into its own message still ends in one line.
         console.error(_fault(e))

@@ -588,6 +588,7 @@ def _resolve_parallel(
     from pinner.errors import PinnerError
     from pinner.knowledge.knowledge import load_knowledge
     from pinner.resolve.choose import choose
+    from pinner.resolve.job import INTERRUPTED
     from pinner.resolve.shared import Shared
     from pinner.resolve.uv import job_key
 
@@ -647,9 +648,16 @@ def _resolve_parallel(
         if progress:
             progress.done(names, len(locked.pins))
 
+    INTERRUPTED.clear()
     with shared, ThreadPoolExecutor(max_workers=max(1, min(workers, len(groups)))) as pool:
-        for future in [pool.submit(work, g) for g in groups.values()]:
-            future.result()
+        futures = [pool.submit(work, g) for g in groups.values()]
+        try:
+            for future in futures:
+                future.result()
+        except KeyboardInterrupt:  # Ctrl-C: no new engine run; the running ones end with it
+            INTERRUPTED.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return out, failed
 
 

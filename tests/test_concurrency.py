@@ -9,6 +9,7 @@ lock they take turns on lives in pinner's cache, keyed by the project's root, no
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -212,3 +213,64 @@ def test_a_cache_the_write_lock_cannot_live_in_names_the_cache_setting(
         "nothing was changed; set PINNER_CACHE_DIR to a folder pinner can write"
     )
     assert "--out" not in message
+
+
+DRIVER = """
+import sys
+import pinner.resolve.uv as uv
+uv.uv_binary = lambda: sys.argv[1]  # a uv that takes 3 s, as a resolution on the network does
+from pinner.cli import main
+sys.exit(main(["lock", "--jobs", "1"]))
+"""
+MATRIX = """\
+[defaults]
+python = "3.11"
+
+[targets.rtx5090]
+gpu = "RTX 5090"
+requirements = ["a.in"]
+
+[targets.a100]
+gpu = "A100"
+requirements = ["b.in"]
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs process groups")
+def test_ctrl_c_stops_the_lock_run_at_once(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) ends a lock run within a
+    moment: the uv it killed is not taken for a failed resolution (no other segment is tried, no
+    other target started); before, the run went on for every segment of every target."""
+    import signal
+    import time
+
+    fake = tmp_path / "uv"
+    fake.write_text('#!/bin/sh\nsleep 3\necho "error: no answer" >&2\nexit 1\n', encoding="utf-8")
+    fake.chmod(0o755)
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "pinner.toml").write_text(MATRIX, encoding="utf-8")
+    (project / "a.in").write_text("demo-app\n", encoding="utf-8")
+    (project / "b.in").write_text("other-app\n", encoding="utf-8")
+    env = {**os.environ, "PINNER_CACHE_DIR": str(tmp_path / "cache")}
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(fake)],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(1.5)  # the first resolution is running
+    os.killpg(proc.pid, signal.SIGINT)
+    interrupted = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - interrupted
+
+    assert proc.returncode == 130, err
+    assert "pinner: interrupted" in err
+    assert "Traceback" not in err
+    assert took < 2.5, f"{took:.1f} s after Ctrl-C"
+    assert not (project / "pinner.lock").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,6 +30,15 @@ FAMILY_PATTERNS = (
     "cuda-pathfinder",
 )
 PLATFORMS = {"linux-x86_64": "x86_64-manylinux_2_28", "linux-aarch64": "aarch64-manylinux_2_28"}
+
+# set when the user interrupts a lock run (Ctrl-C): the resolver threads start no engine run,
+# and one the interrupt killed is not taken for a failed resolution (no other segment is tried)
+INTERRUPTED = threading.Event()
+
+
+def stop_if_interrupted() -> None:
+    if INTERRUPTED.is_set():
+        raise KeyboardInterrupt
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,7 +24,14 @@ from pathlib import Path
 from pinner.errors import ResolveError
 from pinner.model import File
 from pinner.resolve.environment import resolver_environment
-from pinner.resolve.job import Job, ResolvedPin, canonical, family_closure, is_family_name
+from pinner.resolve.job import (
+    Job,
+    ResolvedPin,
+    canonical,
+    family_closure,
+    is_family_name,
+    stop_if_interrupted,
+)
 from pinner.resolve.output import page_hashes, parse_compiled, probe_index
 from pinner.resolve.resolve import normalize_via
 from pinner.resolve.uv import job_key
@@ -115,6 +122,7 @@ class PipToolsResolver:
         routed = (
             set(job.routed) | {n for n in pinned if is_family_name(n)} if job.torch_index else set()
         )
+        stop_if_interrupted()
         proc = subprocess.run(
             _command(job, work, out, routed),
             cwd=job.root,
@@ -124,6 +132,7 @@ class PipToolsResolver:
             env=resolver_environment(),
         )
         if proc.returncode != 0:
+            stop_if_interrupted()  # killed by the interrupt, not a failed resolution
             tail = "\n    ".join(proc.stderr.strip().splitlines()[-12:])
             msg = f"target {job.target}: no solution (pip-compile):\n    {tail}"
             raise ResolveError(msg)

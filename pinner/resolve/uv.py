@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +32,7 @@ from pinner.lock.fingerprint import sha256
 from pinner.model import File
 from pinner.resolve.answer import Indexes, Located, merge_files, read_pylock
 from pinner.resolve.environment import resolver_environment
-from pinner.resolve.job import PLATFORMS, Job, ResolvedPin
+from pinner.resolve.job import INTERRUPTED, PLATFORMS, Job, ResolvedPin, stop_if_interrupted
 from pinner.resolve.output import probe_index
 
 if TYPE_CHECKING:
@@ -280,6 +279,7 @@ class UvResolver:
         env = resolver_environment()
         last = ""
         for attempt in range(ATTEMPTS):
+            stop_if_interrupted()
             try:
                 proc = subprocess.run(
                     cmd, cwd=job.root, env=env, capture_output=True, text=True, check=False,
@@ -293,10 +293,11 @@ class UvResolver:
                 raise NetworkError(msg) from None
             if proc.returncode == 0:
                 return
+            stop_if_interrupted()  # killed by the interrupt, not a failed resolution
             last = proc.stderr.strip()
             if not any(t.lower() in last.lower() for t in TRANSIENT) or job.offline:
                 break
-            time.sleep(1.5 * (attempt + 1))
+            INTERRUPTED.wait(1.5 * (attempt + 1))
         raise _error(job, last)
 
 
