@@ -216,7 +216,8 @@ def test_a_cache_the_write_lock_cannot_live_in_names_the_cache_setting(
 
 
 DRIVER = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (not a background job)
 import pinner.resolve.uv as uv
 uv.uv_binary = lambda: sys.argv[1]  # a uv that takes 3 s, as a resolution on the network does
 from pinner.cli import main
@@ -245,7 +246,14 @@ def test_ctrl_c_stops_the_lock_run_at_once(tmp_path: Path) -> None:
     import time
 
     fake = tmp_path / "uv"
-    fake.write_text('#!/bin/sh\nsleep 3\necho "error: no answer" >&2\nexit 1\n', encoding="utf-8")
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background job's ignored SIGINT too\n"
+        "time.sleep(3)\n"
+        "sys.exit('error: no answer')\n",
+        encoding="utf-8",
+    )
     fake.chmod(0o755)
     project = tmp_path / "project"
     (project / ".git").mkdir(parents=True)
