@@ -693,27 +693,25 @@ def _start_probe(shared: Shared, work: Work) -> None:
 def beyond_every_build(kb: Knowledge, python: str, builds: Sequence[str]) -> bool:
     """Whether the knowledge's newest torch with a wheel for `python` is above every one of
     `builds` (PyPI keeps its releases: the probe will find that one, or a newer)."""
-    from packaging.version import InvalidVersion, Version
-
-    newest = next((r.version for r in kb.releases if python in r.python), "")
-    try:
-        return bool(newest and builds) and all(Version(newest) > Version(b) for b in builds)
-    except InvalidVersion:
-        return False
+    return _above_every(next((r.version for r in kb.releases if python in r.python), ""), builds)
 
 
 def _comparison_needed(work: Work, newest: tuple[ResolvedPin, ...]) -> Job | None:
     """The comparison run, to start now, when the probe found a torch newer than every fitting
     build: the lock cannot be at it, so the comparison run will be asked for."""
-    from packaging.version import InvalidVersion, Version
-
     torch = next((p.version for p in newest if p.name == "torch"), "")
     builds = [b for s in work.result.segments for b in s]
+    return work.free_job if _above_every(torch, builds) else None
+
+
+def _above_every(torch: str, builds: Sequence[str]) -> bool:
+    """Whether torch `torch` is above every one of `builds` (False when either is unknown)."""
+    from packaging.version import InvalidVersion, Version
+
     try:
-        above = bool(torch and builds) and all(Version(torch) > Version(b) for b in builds)
+        return bool(torch and builds) and all(Version(torch) > Version(b) for b in builds)
     except InvalidVersion:
-        return None
-    return work.free_job if above else None
+        return False
 
 
 def _rebind(locked: TargetLock, plan: Plan, inputs: str) -> TargetLock:

@@ -201,14 +201,14 @@ class UvResolver:
             if job.preferences:
                 (work / "pylock.toml").write_text(_preferences(job), encoding="utf-8")
             interpreter = build_interpreter(job.python)
-            if job.cache_first and not job.offline:
-                cached = replace(job, offline=True)
-                try:  # a fraction of a network run, and no second client on the network
-                    self._run(cached, argv(cached, uv_binary(), work, interpreter))
-                except (ResolveError, NetworkError):
-                    self._run(job, argv(job, uv_binary(), work, interpreter))
+
+            def command(run: Job) -> list[str]:
+                return argv(run, uv_binary(), work, interpreter)
+
+            if job.cache_first:  # a fraction of a network run, and no second client on it
+                self._run_cache_first(job, command)
             else:
-                self._run(job, argv(job, uv_binary(), work, interpreter))
+                self._run(job, command(job))
             if self.on_fetched is not None and job.files_pass:
                 self.on_fetched(job)
             located = read_pylock((work / "pylock.toml").read_text(encoding="utf-8"), _indexes(job))
@@ -262,18 +262,26 @@ class UvResolver:
             "".join(r + "\n" for r in second.requirements), encoding="utf-8"
         )
         (folder / "constraints.txt").write_text("", encoding="utf-8")
-        for cached in (True, False) if not job.offline else (True,):
-            run = replace(second, offline=cached)
+
+        def command(run: Job) -> list[str]:
             cmd = argv(run, uv_binary(), folder, build_interpreter(job.python))
             cmd[cmd.index("--python-platform") + 1] = NEWEST_LINUX[job.platform]
-            try:
-                self._run(run, [*cmd, "--no-deps"])
-                break
-            except (ResolveError, NetworkError):
-                if not cached or job.offline:
-                    raise
+            return [*cmd, "--no-deps"]
+
+        self._run_cache_first(second, command)
         more = read_pylock((folder / "pylock.toml").read_text(encoding="utf-8"), _indexes(job))
         return merge_files(job.target, located, more)
+
+    def _run_cache_first(self, job: Job, command: Callable[[Job], list[str]]) -> None:
+        """Run `job` on uv's cache alone (`--offline`) first, and on the network only when the
+        cache lacks something (an offline job: the cache alone)."""
+        cached = replace(job, offline=True)
+        try:
+            self._run(cached, command(cached))
+        except (ResolveError, NetworkError):
+            if job.offline:
+                raise
+            self._run(job, command(job))
 
     def _run(self, job: Job, cmd: list[str]) -> None:
         env = resolver_environment()
