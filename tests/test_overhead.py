@@ -587,6 +587,23 @@ def test_plain_is_asdict_on_every_value_of_a_real_lock() -> None:
         assert repr(plain(lock)) == repr(dataclasses.asdict(lock))
 
 
+def lock_on_pypi(
+    root: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Run], torch: str = ""
+) -> Run:
+    """`pinner lock` of `packaging` for an RTX 5090 on Python 3.11 against the real PyPI (PyPI's
+    torch build), within the target's `torch` range when one is given."""
+    from tests.support.projects import run_retrying
+
+    matrix = '[targets.rtx5090]\ngpu = "RTX 5090"\npython = "3.11"\n'
+    matrix += f'torch = "{torch}"\n' if torch else ""
+    (root / "pinner.toml").write_text(matrix + 'requirements = ["requirements.in"]\n', "utf-8")
+    (root / "requirements.in").write_text("packaging\n", encoding="utf-8")
+    (root / ".git").mkdir()
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("PINNER_CACHE_DIR", str(root / "cache"))
+    return run_retrying(cli, "lock")
+
+
 @pytest.mark.network
 def test_after_a_pypi_torch_resolution_the_probe_reads_uvs_cache_beside_the_files_pass(
     tmp_path: Path,
@@ -597,18 +614,7 @@ def test_after_a_pypi_torch_resolution_the_probe_reads_uvs_cache_beside_the_file
     """The default path (PyPI's torch build, real PyPI): the probe is not started with the
     resolution but once it has read the indexes, from uv's cache (`--offline`), so one lock
     never has two uv clients on the network at once; nothing is held back, so no comparison."""
-    from tests.support.projects import run_retrying
-
-    (tmp_path / "pinner.toml").write_text(
-        '[targets.rtx5090]\ngpu = "RTX 5090"\npython = "3.11"\nrequirements = ["requirements.in"]\n',
-        encoding="utf-8",
-    )
-    (tmp_path / "requirements.in").write_text("packaging\n", encoding="utf-8")
-    (tmp_path / ".git").mkdir()
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PINNER_CACHE_DIR", str(tmp_path / "cache"))
-
-    result = run_retrying(cli, "lock")
+    result = lock_on_pypi(tmp_path, monkeypatch, cli)
 
     assert result.code == 0, result.err
     resolutions = [
@@ -719,19 +725,7 @@ def test_a_comparison_run_the_knowledge_foresees_starts_with_a_pypi_torch_resolu
 ) -> None:
     """torch < 2.15 leaves PyPI's newest torch out of every fitting build: the probe will ask for
     the comparison run, so it starts with the resolution (real PyPI)."""
-    from tests.support.projects import run_retrying
-
-    (tmp_path / "pinner.toml").write_text(
-        '[targets.rtx5090]\ngpu = "RTX 5090"\npython = "3.11"\ntorch = ">=2.13,<2.15"\n'
-        'requirements = ["requirements.in"]\n',
-        encoding="utf-8",
-    )
-    (tmp_path / "requirements.in").write_text("packaging\n", encoding="utf-8")
-    (tmp_path / ".git").mkdir()
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PINNER_CACHE_DIR", str(tmp_path / "cache"))
-
-    result = run_retrying(cli, "lock")
+    result = lock_on_pypi(tmp_path, monkeypatch, cli, torch=">=2.13,<2.15")
 
     assert result.code == 0, result.err
     comparisons = [r for r in runs if not r[1].files_pass and not r[1].no_deps]
